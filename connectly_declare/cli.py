@@ -1,0 +1,111 @@
+"""The command line. The only module that imports click: it parses options into plain
+arguments, calls the core, prints what it returns and maps errors to exit codes
+(0 ok / no changes, 1 error, 2 changes present with --detailed-exitcode, 3 internal error,
+130 interrupted)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from connectly_declare import __version__
+from connectly_declare.errors import DeclareError
+
+PROG = "connectly-declare"
+EXIT_INTERNAL = 3
+CRASH_LOG = ".declare-crash.log"
+
+
+class Context:
+    """Options shared by every command."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+
+    @property
+    def start(self) -> Path:
+        return self.directory if self.directory is not None else Path.cwd()
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-C",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run as if started in DIR (the workspace is found from there upward).",
+)
+@click.version_option(__version__, prog_name=PROG)
+@click.pass_context
+def cli(ctx: click.Context, directory: Path | None) -> None:
+    """Connectly campaign sendouts as code: validate, plan, apply.
+
+    Type `connectly-declare`, not `declare`: in bash and zsh `declare` is a shell
+    builtin that silently wins over this program.
+    """
+    ctx.obj = Context(directory)
+
+
+def _report_error(err: DeclareError) -> None:
+    for problem in err.problems:
+        click.echo(f"error: {problem}" if not str(problem.location) else str(problem), err=True)
+
+
+def _write_crash_log(exc: BaseException) -> str:
+    path = Path.cwd() / CRASH_LOG
+    text = (
+        f"{PROG} {__version__} crashed at {datetime.now(UTC).isoformat()}\n"
+        f"python {sys.version.split()[0]} args {sys.argv[1:]!r}\n\n"
+        + "".join(traceback.format_exception(exc))
+    )
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError:
+        return "(could not write a crash log)"
+    return str(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `connectly-declare` / `declare` / `python -m connectly_declare`."""
+    try:
+        result: Any = cli.main(args=list(argv) if argv is not None else None,
+                               prog_name=PROG, standalone_mode=False)
+    except DeclareError as err:
+        _report_error(err)
+        return err.exit_code
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    except click.ClickException as err:
+        err.show()
+        return 1 if err.exit_code == 2 else err.exit_code
+    except click.exceptions.Exit as err:
+        return err.exit_code
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if os.environ.get("DECLARE_DEBUG"):
+            raise
+        log = _write_crash_log(exc)
+        click.echo(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            f"This is a bug in {PROG} {__version__}; details were written to {log}.",
+            err=True,
+        )
+        return EXIT_INTERNAL
+    return int(result or 0)
+
+
+# Commands are registered below, one section per feature module. Each command turns its
+# options into plain arguments, calls one function of the core and returns an exit code.
