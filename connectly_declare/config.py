@@ -1,0 +1,114 @@
+"""`declare.yaml`: the workspace configuration, as a pydantic model.
+
+The file never holds secrets: the API key and the PostgreSQL connection string are named
+by the environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+CONFIG_FILE = "declare.yaml"
+FORMAT_VERSION = 1
+DEFAULT_MANIFEST_GLOBS = ("**/*.yaml", "**/*.yml")
+ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+EnvVarName = Annotated[str, Field(pattern=ENV_VAR_PATTERN)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalState(_Strict):
+    """The default ledger: a JSON Lines file inside the workspace."""
+
+    backend: Literal["local"] = "local"
+    path: str = ".declare/ledger.jsonl"
+
+
+class PostgresState(_Strict):
+    """A ledger shared by many pipelines, in PostgreSQL."""
+
+    backend: Literal["postgres"]
+    dsn_env: EnvVarName = "DECLARE_PG_DSN"
+    schema_name: str = Field(default="connectly_declare", alias="schema")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+StateConfig = Annotated[LocalState | PostgresState, Field(discriminator="backend")]
+
+
+class Target(_Strict):
+    """Where and as whom to send: the parts an environment may override."""
+
+    business_id: str | None = None
+    business_id_env: EnvVarName | None = None
+    base_url: str | None = None
+    api_key_env: EnvVarName | None = None
+    state: StateConfig | None = None
+
+
+class WorkspaceConfig(_Strict):
+    """The contents of `declare.yaml`."""
+
+    version: Literal[1] = 1
+    business_id: str | None = None
+    business_id_env: EnvVarName | None = None
+    base_url: str = "https://api.connectly.ai"
+    api_key_env: EnvVarName = "CONNECTLY_API_KEY"
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = 100
+    requests_per_second: Annotated[float, Field(gt=0, le=200)] = 200.0
+    concurrency: Annotated[int, Field(ge=1, le=256)] = 16
+    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    manifests: list[str] = Field(default_factory=lambda: list(DEFAULT_MANIFEST_GLOBS))
+    exclude: list[str] = Field(default_factory=list)
+    default_region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "US"
+    state: StateConfig = Field(default_factory=LocalState)
+    template_env: list[EnvVarName] = Field(default_factory=list)
+    environments: dict[str, Target] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_business_source(self) -> WorkspaceConfig:
+        if self.business_id is not None and self.business_id_env is not None:
+            raise ValueError("give business_id or business_id_env, not both")
+        return self
+
+    def for_environment(self, name: str | None) -> ResolvedTarget:
+        """The effective target for environment `name` (None: no environment)."""
+        if name is None:
+            return ResolvedTarget(
+                environment=None,
+                business_id=self.business_id,
+                business_id_env=self.business_id_env,
+                base_url=self.base_url,
+                api_key_env=self.api_key_env,
+                state=self.state,
+            )
+        if name not in self.environments:
+            known = ", ".join(sorted(self.environments)) or "none are defined"
+            raise KeyError(f"unknown environment {name!r} (known: {known})")
+        env = self.environments[name]
+        has_own_business = env.business_id is not None or env.business_id_env is not None
+        return ResolvedTarget(
+            environment=name,
+            business_id=env.business_id if has_own_business else self.business_id,
+            business_id_env=env.business_id_env if has_own_business else self.business_id_env,
+            base_url=env.base_url or self.base_url,
+            api_key_env=env.api_key_env or self.api_key_env,
+            state=env.state or self.state,
+        )
+
+
+class ResolvedTarget(_Strict):
+    """One environment's effective settings (the top level when no environment is chosen)."""
+
+    environment: str | None
+    business_id: str | None
+    business_id_env: str | None
+    base_url: str
+    api_key_env: str
+    state: StateConfig

@@ -1,0 +1,91 @@
+"""An entry: one (sendout, recipient) pair after rendering, exactly what the API's
+`entries[]` item will carry, with its ledger key and fingerprint.
+
+Keys: the server's duplicate check is per (campaign, client) across versions and sendouts,
+so that is the key; a sendout that allows multiple sends adds its own name (the *scope*),
+so two such sendouts, or a renamed one, are separate histories. The business id is part of
+every key through the ledger itself: one ledger is bound to one business (its header
+records it and apply refuses a ledger of another business).
+
+The fingerprint hashes what the entry would send (version, variables, scheduledAt) and the
+sendout's `round`; it does not depend on how the templates were written, only on what they
+rendered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+KEY_SEPARATOR = "\x1f"
+
+
+def make_key(campaign: str, client: str, scope: str = "") -> str:
+    """The ledger key of (campaign, E.164 client[, sendout scope])."""
+    return f"{campaign}{KEY_SEPARATOR}{client}{KEY_SEPARATOR}{scope}"
+
+
+def split_key(key: str) -> tuple[str, str, str]:
+    """(campaign, client, scope) of a key made by :func:`make_key`."""
+    campaign, client, scope = key.split(KEY_SEPARATOR)
+    return campaign, client, scope
+
+
+def fingerprint(
+    version: str | None,
+    variables: Mapping[str, str],
+    scheduled_at: str | None,
+    round_: int,
+) -> str:
+    """A stable 32-hex-digit hash of what an entry sends."""
+    canonical = json.dumps(
+        [version, sorted(variables.items()), scheduled_at, round_],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.blake2b(canonical.encode("utf-8"), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One rendered (sendout, recipient) pair."""
+
+    sendout: str
+    campaign: str
+    version: str | None
+    client: str  # E.164
+    variables: Mapping[str, str]
+    scheduled_at: str | None  # ISO 8601 with offset, exactly as sent
+    round: int
+    allow_multiple: bool
+    fingerprint: str
+    source: str = field(default="", compare=False)  # "data/vip.csv:12" (row) for messages
+
+    @property
+    def scope(self) -> str:
+        return self.sendout if self.allow_multiple else ""
+
+    @property
+    def key(self) -> str:
+        return make_key(self.campaign, self.client, self.scope)
+
+    def to_api(self) -> dict[str, Any]:
+        """The API's `entries[]` item."""
+        item: dict[str, Any] = {"client": self.client, "campaignName": self.campaign}
+        if self.version is not None:
+            item["campaignVersion"] = self.version
+        if self.variables:
+            item["variables"] = dict(self.variables)
+        if self.scheduled_at is not None:
+            item["scheduledAt"] = self.scheduled_at
+        return item
+
+
+def mask_phone(client: str) -> str:
+    """`+16505551234` -> `+1650•••1234`: enough to recognise, not enough to reuse."""
+    if len(client) <= 8:
+        return client[:2] + "•" * max(len(client) - 2, 0)
+    return f"{client[:5]}•••{client[-4:]}"

@@ -1,0 +1,1 @@
+"""The ledger: every intent and outcome, append-only, per key. See `base` for the interface."""

@@ -1,0 +1,158 @@
+"""The ledger interface every backend implements, and the records it holds.
+
+Records are plain data, appended and never rewritten:
+
+- ``header``     format version, lineage id, environment, business id, created time
+- ``intent``     a batch about to be sent: batch id, sendout, campaign, version, options,
+                 scope, and (client, fingerprint) per entry. Durable *before* its request.
+- ``outcome``    what the API said about that batch (one group per request: apply never
+                 mixes groups in one request): accepted / rejected / partial / unknown,
+                 counts, sendoutId, error.
+- ``resolution`` a person's verdict on an unknown/partial key (`state resolve`).
+
+Folding the records gives one :class:`KeyState` per key. ``serial`` counts appended
+records, so a saved plan can tell whether the ledger moved on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+FORMAT_VERSION = 1
+
+KeyStatus = Literal["accepted", "rejected", "partial", "unknown"]
+OutcomeStatus = Literal["accepted", "rejected", "partial", "unknown"]
+RecordType = Literal["header", "intent", "outcome", "resolution"]
+
+
+@dataclass(frozen=True, slots=True)
+class IntentEntry:
+    client: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    lineage: str
+    created_at: str
+    environment: str | None = None
+    business_id: str | None = None
+    format_version: int = FORMAT_VERSION
+    type: Literal["header"] = "header"
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    batch_id: str
+    at: str
+    sendout: str
+    campaign: str
+    version: str | None
+    scope: str  # "" under allow_one, the sendout's name under allow_multiple
+    options: dict[str, str]
+    entries: tuple[IntentEntry, ...]
+    type: Literal["intent"] = "intent"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    batch_id: str
+    at: str
+    status: OutcomeStatus
+    accepted_count: int = 0
+    rejected_count: int = 0
+    sendout_id: str | None = None
+    http_status: int | None = None
+    error: dict[str, Any] | None = None  # the API's error object, or {"message": ...}
+    type: Literal["outcome"] = "outcome"
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    campaign: str
+    client: str
+    scope: str
+    resolved_as: Literal["accepted", "unsent"]
+    by: str
+    at: str
+    reason: str = ""
+    type: Literal["resolution"] = "resolution"
+
+
+Record = Header | Intent | Outcome | Resolution
+
+
+@dataclass(slots=True)
+class KeyState:
+    """The folded status of one key."""
+
+    key: str
+    status: KeyStatus
+    fingerprint: str
+    sendout: str
+    version: str | None
+    batch_id: str
+    first_at: str
+    last_at: str
+    sendout_id: str | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class LedgerState:
+    """The whole ledger folded: where it comes from and one state per key."""
+
+    lineage: str | None  # None: the ledger does not exist yet
+    serial: int
+    keys: dict[str, KeyState] = field(default_factory=dict)
+    environment: str | None = None
+    business_id: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class LockInfo:
+    """Who holds the writer lock."""
+
+    lock_id: str
+    owner: str  # user@host
+    pid: int
+    command: str
+    created_at: str
+
+    def describe(self) -> str:
+        return (f"lock {self.lock_id} held by {self.owner} (pid {self.pid}, "
+                f"`{self.command}`) since {self.created_at}")
+
+
+class Ledger(Protocol):
+    """A ledger backend. Reading never blocks on a writer; appending needs the lock."""
+
+    def describe(self) -> str:
+        """Where the ledger lives, for messages (never includes secrets)."""
+        ...
+
+    def read(self) -> LedgerState:
+        """Fold every record. Raises LedgerCorrupt for damage other than a torn last line."""
+        ...
+
+    def records(self) -> Iterator[Record]:
+        """Every record in append order (for export and migration)."""
+        ...
+
+    def append(self, records: Sequence[Record]) -> int:
+        """Append atomically and durably (fsync / commit) before returning the new serial.
+        Creates the ledger (header first) when it does not exist yet."""
+        ...
+
+    def lock(self, command: str, timeout: float = 0.0) -> AbstractContextManager[LockInfo]:
+        """Hold the single-writer lock; waits up to `timeout` s, then raises LedgerLocked
+        naming the holder."""
+        ...
+
+    def unlock(self, lock_id: str) -> None:
+        """Force-remove a stale lock by its id (`state unlock`)."""
+        ...

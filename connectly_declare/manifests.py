@@ -1,0 +1,215 @@
+"""The manifest language: Campaign, Audience and Sendout documents as pydantic models.
+
+Models only check a document's own shape; references between documents (a Sendout's
+campaign, version and audience, audience cycles, variable names) are checked across files
+by the workspace loader.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+)
+
+# Audience and Sendout names become part of ledger keys and CLI arguments, so they are
+# plain slugs; campaign names are the vendor's and may be any Unicode text.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+VARIABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN, description="a slug: letters, digits, . _ -")]
+VariableName = Annotated[str, Field(pattern=VARIABLE_PATTERN)]
+CampaignName = Annotated[str, Field(min_length=1, max_length=256)]
+Region = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166 region, e.g. US")]
+OnInvalid = Literal["error", "skip"]
+Scalar = str | int | float | bool | None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- Campaign -------------------------------------------------------------------------
+
+
+class CampaignVersion(_Strict):
+    """One finalized version of a campaign and the flow variables it needs."""
+
+    version: Annotated[str, Field(min_length=1, description="version label (v1.0) or id")]
+    variables: list[VariableName] = Field(default_factory=list)
+
+
+class Campaign(_Strict):
+    """A Connectly campaign, by its exact name in the vendor's inbox."""
+
+    kind: Literal["Campaign"]
+    name: CampaignName
+    description: str | None = None
+    variables: list[VariableName] = Field(
+        default_factory=list,
+        description="variables needed by sendouts that name no version "
+        "(the server then uses the latest active sendout)",
+    )
+    versions: list[CampaignVersion] = Field(default_factory=list)
+
+    def variables_for(self, version: str | None) -> list[str] | None:
+        """The variable names a send of `version` needs; None when the version is unknown."""
+        if version is None:
+            return list(self.variables)
+        for v in self.versions:
+            if v.version == version:
+                return list(v.variables)
+        return None
+
+
+# --- Audience -------------------------------------------------------------------------
+
+
+class CsvSource(_Strict):
+    """Recipients from a CSV file with a header row (path relative to the workspace)."""
+
+    csv: Annotated[str, Field(min_length=1)]
+    phone_column: str | None = Field(
+        default=None, description="column holding the phone number (default: phone or client)"
+    )
+    delimiter: Annotated[str, Field(min_length=1, max_length=1)] | None = Field(
+        default=None, description="field delimiter (default: sniffed)"
+    )
+    region: Region | None = None
+    on_invalid: OnInvalid = "error"
+
+
+class JsonlSource(_Strict):
+    """Recipients from a JSON Lines file, one object per line."""
+
+    jsonl: Annotated[str, Field(min_length=1)]
+    phone_field: str | None = Field(default=None, description="default: phone or client")
+    region: Region | None = None
+    on_invalid: OnInvalid = "error"
+
+
+InlineRecipient = str | dict[str, Scalar]
+
+
+class InlineSource(_Strict):
+    """Recipients written in the manifest: a phone string, or a mapping with `client`."""
+
+    inline: list[InlineRecipient]
+    region: Region | None = None
+    on_invalid: OnInvalid = "error"
+
+
+class AudienceRef(_Strict):
+    """All recipients of another Audience, by name."""
+
+    audience: Name
+
+
+def _source_tag(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for tag in ("csv", "jsonl", "inline", "audience"):
+            if tag in value:
+                return tag
+        return None
+    for tag, cls in (("csv", CsvSource), ("jsonl", JsonlSource), ("inline", InlineSource),
+                     ("audience", AudienceRef)):
+        if isinstance(value, cls):
+            return tag
+    return None
+
+
+Source = Annotated[
+    Annotated[CsvSource, Tag("csv")]
+    | Annotated[JsonlSource, Tag("jsonl")]
+    | Annotated[InlineSource, Tag("inline")]
+    | Annotated[AudienceRef, Tag("audience")],
+    Discriminator(
+        _source_tag,
+        custom_error_type="source_kind",
+        custom_error_message="a source needs exactly one of: csv, jsonl, inline, audience",
+    ),
+]
+
+
+class AudienceSpec(_Strict):
+    """Who: sources, minus exclusions, kept where the filter holds."""
+
+    sources: Annotated[list[Source], Field(min_length=1)]
+    exclude: list[Source] = Field(default_factory=list)
+    where: str | None = Field(
+        default=None, description="Jinja expression over `recipient`; keeps those where true"
+    )
+
+
+class Audience(AudienceSpec):
+    """Named, reusable recipients."""
+
+    kind: Literal["Audience"]
+    name: Name
+    description: str | None = None
+
+
+# --- Sendout --------------------------------------------------------------------------
+
+
+class SendOptions(_Strict):
+    """The API's own `options`, by its own names and values."""
+
+    if_duplicate_check_unspecified: Literal["allow_one", "allow_multiple"] = "allow_one"
+    if_version_unspecified: Literal["reuse_last_active"] | None = None
+
+    @property
+    def allow_multiple(self) -> bool:
+        return self.if_duplicate_check_unspecified == "allow_multiple"
+
+    def as_api(self) -> dict[str, str]:
+        """The request's `options` object (only the values that are set)."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class Sendout(_Strict):
+    """One campaign (and version) to one audience, with variables and a schedule."""
+
+    kind: Literal["Sendout"]
+    name: Name
+    description: str | None = None
+    campaign: CampaignName
+    version: str | None = None
+    audience: Name | AudienceSpec
+    options: SendOptions = Field(default_factory=SendOptions)
+    schedule: AwareDatetime | None = Field(
+        default=None, description="ISO 8601 with a time zone offset; sent as scheduledAt"
+    )
+    vars: dict[str, Scalar] = Field(default_factory=dict)
+    variables: dict[VariableName, str] = Field(
+        default_factory=dict, description="campaign variable name -> Jinja template"
+    )
+    round: Annotated[int, Field(ge=1)] = 1
+    max_recipients: Annotated[int, Field(ge=0)] | None = None
+    enabled: bool = True
+
+
+Manifest = Annotated[Campaign | Audience | Sendout, Field(discriminator="kind")]
+KINDS = ("Campaign", "Audience", "Sendout")
+
+__all__ = [
+    "KINDS",
+    "Audience",
+    "AudienceRef",
+    "AudienceSpec",
+    "Campaign",
+    "CampaignVersion",
+    "CsvSource",
+    "InlineSource",
+    "JsonlSource",
+    "Manifest",
+    "SendOptions",
+    "Sendout",
+    "Source",
+]
