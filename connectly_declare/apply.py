@@ -1,0 +1,375 @@
+"""The apply engine: sends a plan's batches and records every outcome in the ledger.
+
+Per batch, in this order: a rate-limit token is taken; the batch's `intent` is appended
+and durable; the request is made; its `outcome` is appended. A crash between any two steps
+leaves the ledger saying at worst "unknown" for that batch, never "not sent" for something
+that was. Ledger appends are group-committed (one append, one fsync, for every record that
+is waiting), so many workers share each fsync.
+
+Under `allow_one`, batches whose outcome is unknown are re-sent within the run (a bounded
+number of rounds): the server's duplicate check makes that safe, and `outcomes` maps the
+re-send's answer honestly. Under `allow_multiple` they stay unknown (the next plan shows
+them `blocked`).
+
+Stopping (`stop` set, e.g. by Ctrl-C): no new batch starts; those in flight get `grace`
+seconds to finish and record their outcomes; any still running after that are cancelled
+and stay unknown in the ledger.
+
+The caller holds the ledger lock and has checked the plan is fresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections import Counter
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from connectly_declare.batching import Batch, PlannedLike, SendoutLike, make_batches, new_batch_id
+from connectly_declare.client import SendResult
+from connectly_declare.ledger.base import Ledger, Record
+from connectly_declare.outcomes import map_result
+
+
+class Sender(Protocol):
+    """What the engine needs of a client (`client.ConnectlyClient` fits)."""
+
+    async def send(self, entries: Sequence[Mapping[str, Any]], options: Mapping[str, str] | None,
+                   *, before_request: Callable[[], Awaitable[None]] | None = None
+                   ) -> SendResult: ...
+
+
+class ProgressSink(Protocol):
+    """Where progress goes (`progress.Progress` fits)."""
+
+    def advance(self, entries: int) -> None: ...
+
+
+class _NoProgress:
+    def advance(self, entries: int) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    batch_size: int = 100
+    concurrency: int = 16
+    unknown_retry_rounds: int = 3  # allow_one only
+    unknown_retry_delay: float = 1.0  # seconds before each retry round (doubles)
+    grace_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SendoutSummary:
+    """What happened to one sendout's entries in this run (counts are entries)."""
+
+    sendout: str
+    campaign: str
+    planned: int
+    sent: int
+    accepted: int
+    rejected: int
+    partial: int
+    unknown: int
+    not_sent: int  # planned but never put in a request (stopped early)
+    rejected_codes: tuple[tuple[str, int], ...] = ()
+    sendout_ids: tuple[str, ...] = ()
+    partial_counts: tuple[int, int] = (0, 0)  # accepted, rejected inside partial groups
+
+    @property
+    def ok(self) -> bool:
+        return self.accepted == self.planned
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    sendouts: tuple[SendoutSummary, ...]
+    requests: int
+    throttled: int  # 429s waited out
+    interrupted: bool = False
+    stopped_by: str | None = None  # why sending stopped early, in words
+    serial: int | None = None  # the ledger's serial after the last append
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and self.stopped_by is None and all(
+            s.ok for s in self.sendouts)
+
+    def total(self, name: str) -> int:
+        return sum(int(getattr(s, name)) for s in self.sendouts)
+
+
+@dataclass(slots=True)
+class _Tally:
+    sendout: str
+    campaign: str
+    planned: int = 0
+    sent: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    partial: int = 0
+    unknown: int = 0
+    partial_accepted: int = 0
+    partial_rejected: int = 0
+    codes: Counter[str] = field(default_factory=Counter)
+    sendout_ids: list[str] = field(default_factory=list)
+
+    def freeze(self) -> SendoutSummary:
+        done = self.accepted + self.rejected + self.partial + self.unknown
+        return SendoutSummary(
+            self.sendout, self.campaign, self.planned, self.sent, self.accepted,
+            self.rejected, self.partial, self.unknown, max(self.planned - done, 0),
+            tuple(sorted(self.codes.items())), tuple(self.sendout_ids),
+            (self.partial_accepted, self.partial_rejected))
+
+
+class LedgerWriter:
+    """Group commit: every record waiting when the previous append finished goes into the
+    next append (one fsync). Appends run one at a time on a dedicated thread."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ledger")
+        self._waiting: list[tuple[Sequence[Record], asyncio.Future[int]]] = []
+        self._busy = False
+        self.serial: int | None = None
+
+    async def write(self, records: Sequence[Record]) -> int:
+        """Return once `records` are durable; raises what the ledger raised."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting.append((records, future))
+        if not self._busy:
+            self._busy = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._waiting:
+                taken, self._waiting = self._waiting, []
+                records = [r for recs, _ in taken for r in recs]
+                try:
+                    serial = await loop.run_in_executor(self._pool, self._ledger.append, records)
+                except BaseException as exc:  # handed to every waiter, who stops sending
+                    for _, fut in taken:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                self.serial = serial
+                for _, fut in taken:
+                    if not fut.done():
+                        fut.set_result(serial)
+        finally:
+            self._busy = False
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+class _Stopped(Exception):
+    """Raised before a request starts when apply is stopping."""
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Engine:
+    """One apply run. `run()` returns the summary; it never raises for API answers,
+    only for a ledger that cannot be written (then nothing more is sent)."""
+
+    def __init__(
+        self,
+        sends: Iterable[tuple[SendoutLike, PlannedLike]],
+        ledger: Ledger,
+        sender: Sender,
+        *,
+        settings: EngineSettings = EngineSettings(),
+        in_doubt: Collection[str] = frozenset(),
+        stop: asyncio.Event | None = None,
+        progress: ProgressSink | None = None,
+        now: Callable[[], str] = _utc_now,
+        new_id: Callable[[], str] = new_batch_id,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self._sender = sender
+        self._writer = LedgerWriter(ledger)
+        self._stop = stop or asyncio.Event()
+        self._progress = progress or _NoProgress()
+        self._now = now
+        self._new_id = new_id
+        self._sleep = sleep
+        self._tallies: dict[str, _Tally] = {}
+        self._batches = self._count(make_batches(sends, batch_size=settings.batch_size,
+                                                 in_doubt=in_doubt, new_id=new_id))
+        self._retry: list[Batch] = []
+        self._in_flight: set[str] = set()
+        self._finalized: set[str] = set()  # batch ids whose entries the summary counted
+        self.stopped_by: str | None = None
+        self._fatal: BaseException | None = None
+
+    def _count(self, batches: Iterator[Batch]) -> Iterator[Batch]:
+        for batch in batches:
+            tally = self._tallies.get(batch.sendout)
+            if tally is None:
+                tally = self._tallies[batch.sendout] = _Tally(batch.sendout, batch.campaign)
+            tally.planned += len(batch.entries)
+            yield batch
+
+    def _plan_all(self) -> None:
+        """Make sure every planned entry is counted, even those never sent (stopped early)."""
+        for _ in self._batches:
+            pass
+
+    def stop(self, reason: str | None = None) -> None:
+        if reason and self.stopped_by is None:
+            self.stopped_by = reason
+        self._stop.set()
+
+    async def run(self) -> ApplyResult:
+        try:
+            await self._round(self._batches)
+            delay = self.settings.unknown_retry_delay
+            for _ in range(self.settings.unknown_retry_rounds):
+                if not self._retry or self._stop.is_set():
+                    break
+                await self._sleep(delay)
+                delay *= 2
+                again = [b.again(self._new_id()) for b in self._retry]
+                self._retry = []
+                await self._round(iter(again))
+                # Re-sends never started (stopping) stay unknown, as the ledger says.
+                retrying = {b.batch_id for b in self._retry}
+                for batch in again:
+                    if batch.batch_id not in self._finalized | retrying:
+                        self._final(batch, "unknown", 0, 0, None, None)
+        finally:
+            self._writer.close()
+        for batch in self._retry:  # still unknown after the last round
+            self._final(batch, "unknown", 0, 0, None, None)
+        self._retry = []
+        self._plan_all()
+        if self._fatal is not None:
+            raise self._fatal
+        return ApplyResult(
+            tuple(t.freeze() for t in self._tallies.values()),
+            requests=int(getattr(self._sender, "requests", 0)),
+            throttled=int(getattr(self._sender, "throttled", 0)),
+            interrupted=self._stop.is_set() and self.stopped_by is None,
+            stopped_by=self.stopped_by,
+            serial=self._writer.serial,
+        )
+
+    async def _round(self, batches: Iterator[Batch]) -> None:
+        workers = [asyncio.create_task(self._worker(batches))
+                   for _ in range(self.settings.concurrency)]
+        stopping = asyncio.create_task(self._stop.wait())
+        pending: set[asyncio.Task[Any]] = set(workers)
+        while pending:
+            done, pending = await asyncio.wait(pending | {stopping},
+                                               return_when=asyncio.FIRST_COMPLETED)
+            pending.discard(stopping)
+            if stopping in done:
+                break
+        if pending:  # stopping: let the in-flight requests finish, within the grace period
+            _, late = await asyncio.wait(pending, timeout=self.settings.grace_seconds)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+        stopping.cancel()
+        for task in workers:
+            if not task.cancelled() and task.exception() is not None and self._fatal is None:
+                self._fatal = task.exception()
+
+    async def _worker(self, batches: Iterator[Batch]) -> None:
+        while not self._stop.is_set():
+            batch = next(batches, None)
+            if batch is None:
+                return
+            try:
+                await self._send(batch)
+            except _Stopped:
+                return
+            except asyncio.CancelledError:
+                # Cut off after the grace period: the intent is in the ledger, the outcome
+                # is not, so the ledger folds it to unknown; the summary says the same.
+                if batch.batch_id in self._in_flight:
+                    self._final(batch, "unknown", 0, 0, None, None)
+                raise
+            except BaseException as exc:
+                self._fatal = self._fatal or exc
+                self.stop("the ledger could not be written: nothing more was sent")
+                return
+
+    async def _send(self, batch: Batch) -> None:
+        async def before_request() -> None:
+            if self._stop.is_set():
+                raise _Stopped
+            await self._writer.write([batch.intent(self._now())])
+            self._in_flight.add(batch.batch_id)
+            if batch.attempt == 1:
+                self._tallies[batch.sendout].sent += len(batch.entries)
+
+        result = await self._sender.send(batch.to_api(), batch.options,
+                                         before_request=before_request)
+        if batch.batch_id not in self._in_flight:
+            # before_request never ran: the client gave up before any attempt (not sent).
+            return
+        mapped = map_result(batch, result, self._now())
+        await self._writer.write([mapped.outcome])
+        self._in_flight.discard(batch.batch_id)
+        outcome = mapped.outcome
+        if result.kind == "unauthorized":
+            self.stop("the API key was refused (HTTP 401): no more requests were made")
+        if outcome.status == "unknown" and not batch.allow_multiple:
+            self._retry.append(batch)  # counted when it is final
+        else:
+            self._final(batch, outcome.status, outcome.accepted_count, outcome.rejected_count,
+                        outcome.sendout_id, mapped.error_code)
+
+    def _final(self, batch: Batch, status: str, accepted: int, rejected: int,
+               sendout_id: str | None, code: str | None) -> None:
+        if batch.batch_id in self._finalized:
+            return
+        self._finalized.add(batch.batch_id)
+        tally = self._tallies[batch.sendout]
+        n = len(batch.entries)
+        self._progress.advance(n)
+        if status == "accepted":
+            tally.accepted += n
+        elif status == "rejected":
+            tally.rejected += n
+            tally.codes[code or "error"] += n
+        elif status == "partial":
+            tally.partial += n
+            tally.partial_accepted += accepted
+            tally.partial_rejected += rejected
+            if code:
+                tally.codes[code] += rejected
+        else:
+            tally.unknown += n
+        if sendout_id and sendout_id not in tally.sendout_ids:
+            tally.sendout_ids.append(sendout_id)
+
+
+async def run_engine(sends: Iterable[tuple[SendoutLike, PlannedLike]], ledger: Ledger,
+                     sender: Sender, **kwargs: Any) -> ApplyResult:
+    """Convenience: build an :class:`Engine` and run it."""
+    return await Engine(sends, ledger, sender, **kwargs).run()
+
+
+__all__ = [
+    "ApplyResult",
+    "Engine",
+    "EngineSettings",
+    "LedgerWriter",
+    "Sender",
+    "SendoutSummary",
+    "run_engine",
+]

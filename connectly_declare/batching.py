@@ -1,0 +1,147 @@
+"""Cutting a plan's sends into requests.
+
+One request holds one group: entries of one sendout with the same (campaign, version,
+options), at most `batch_size` of them. The server answers one result per
+(campaign, version) group, so a request of one group has exactly one result to map back,
+and entries with different options (which are per request in the API) never share one.
+
+Entries the ledger holds as in doubt (an earlier attempt's outcome is unknown) are batched
+apart from fresh ones: when such a batch is rejected as "already received", that tells us
+the earlier attempt delivered it (see `outcomes`), which a mixed batch could not say.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from connectly_declare.entry import Entry
+from connectly_declare.ledger.base import Intent, IntentEntry
+
+DEFAULT_BATCH_SIZE = 100
+SENDING_ACTIONS = ("send", "resend", "retry")
+
+
+class SendoutLike(Protocol):
+    """What batching reads of a plan's sendout (`plan.SendoutPlan` fits)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def options(self) -> dict[str, str]: ...
+    @property
+    def allow_multiple(self) -> bool: ...
+
+
+class PlannedLike(Protocol):
+    """What batching reads of a planned entry (`plan.PlannedEntry` fits)."""
+
+    @property
+    def action(self) -> str: ...
+    @property
+    def entry(self) -> Entry: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One request's worth of entries, plus what the ledger's intent record needs."""
+
+    batch_id: str
+    sendout: str
+    campaign: str
+    version: str | None
+    scope: str
+    options: Mapping[str, str]
+    allow_multiple: bool
+    entries: tuple[Entry, ...]
+    in_doubt: bool = False  # every entry's last attempt ended unknown
+    attempt: int = 1  # 2+ for automatic re-sends of an unknown batch within one run
+
+    def to_api(self) -> list[dict[str, object]]:
+        return [e.to_api() for e in self.entries]
+
+    def intent(self, at: str) -> Intent:
+        return Intent(
+            batch_id=self.batch_id,
+            at=at,
+            sendout=self.sendout,
+            campaign=self.campaign,
+            version=self.version,
+            scope=self.scope,
+            options=dict(self.options),
+            entries=tuple(IntentEntry(e.client, e.fingerprint) for e in self.entries),
+        )
+
+    def again(self, new_id: str) -> Batch:
+        """The same entries as a new request (its own intent), after an unknown outcome."""
+        return Batch(new_id, self.sendout, self.campaign, self.version, self.scope,
+                     self.options, self.allow_multiple, self.entries, True, self.attempt + 1)
+
+
+_Group = tuple[str, str, str | None, str, tuple[tuple[str, str], ...], bool]
+
+
+def new_batch_id() -> str:
+    return uuid.uuid4().hex
+
+
+def make_batches(
+    sends: Iterable[tuple[SendoutLike, PlannedLike]],
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    in_doubt: Collection[str] = frozenset(),
+    new_id: Callable[[], str] = new_batch_id,
+) -> Iterator[Batch]:
+    """Batches in plan order. `in_doubt` holds ledger keys whose last outcome is unknown.
+
+    Streams: holds at most one open batch per group, so memory follows the number of
+    groups, not the number of entries.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    open_: dict[_Group, tuple[SendoutLike, list[Entry], set[str]]] = {}
+    for sendout, planned in sends:
+        if planned.action not in SENDING_ACTIONS:
+            continue
+        entry = planned.entry
+        doubt = entry.key in in_doubt
+        group = (sendout.name, entry.campaign, entry.version, entry.scope,
+                 tuple(sorted(sendout.options.items())), doubt)
+        current = open_.get(group)
+        # A client twice in one request would be two entries the server may treat as one;
+        # the plan should never produce that, but a new request keeps it unambiguous.
+        if current is not None and (len(current[1]) >= batch_size or entry.client in current[2]):
+            yield _close(current, group, new_id)
+            current = None
+        if current is None:
+            current = open_[group] = (sendout, [], set())
+        current[1].append(entry)
+        current[2].add(entry.client)
+    for group, current in open_.items():
+        if current[1]:
+            yield _close(current, group, new_id)
+
+
+def _close(current: tuple[SendoutLike, list[Entry], set[str]], group: _Group,
+           new_id: Callable[[], str]) -> Batch:
+    sendout, entries, _clients = current
+    first = entries[0]
+    batch = Batch(
+        batch_id=new_id(),
+        sendout=sendout.name,
+        campaign=first.campaign,
+        version=first.version,
+        scope=first.scope,
+        options=dict(sendout.options),
+        allow_multiple=sendout.allow_multiple,
+        entries=tuple(entries),
+        in_doubt=bool(group[-1]),
+    )
+    entries.clear()
+    current[2].clear()
+    return batch
+
+
+__all__ = ["DEFAULT_BATCH_SIZE", "Batch", "PlannedLike", "SendoutLike", "make_batches"]
