@@ -34,7 +34,16 @@ class PostgresState(_Strict):
 
     backend: Literal["postgres"]
     dsn_env: EnvVarName = "DECLARE_PG_DSN"
-    schema_name: str = Field(default="connectly_declare", alias="schema")
+    schema_name: str = Field(default="connectly_declare", alias="schema",
+                             pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    # The writer lock (connectly_declare/ledger/pg_lock.py): `session` holds an advisory
+    # lock on a dedicated connection, freed the moment it dies; `lease` works through a
+    # transaction-pooling proxy only (pgbouncer pool_mode=transaction) and frees a killed
+    # run's lock when its lease runs out. `lock_dsn_env` may name a direct connection for
+    # the session lock while `dsn_env` goes through the pooler.
+    lock: Literal["session", "lease"] = "session"
+    lock_dsn_env: EnvVarName | None = None
+    lease_seconds: Annotated[float, Field(ge=5, le=3600)] = 60.0
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

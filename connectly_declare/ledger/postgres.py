@@ -1,0 +1,396 @@
+"""The `postgres` ledger: the same records as the local JSON Lines file, in PostgreSQL, so
+many pipelines share one ledger per (workspace schema, environment).
+
+- The connection string comes from the environment variable named by ``state.dsn_env``;
+  it is never stored, and every message that could carry it (psycopg's errors can quote
+  the DSN) is redacted. ``describe()`` names host, port and database only.
+- Tables are created and versioned by the tool on first write (`pg_schema`); reading a
+  ledger that does not exist yet creates nothing, so a pull request's `plan` can run with
+  read-only credentials.
+- One transaction per appended batch; records are copied in with COPY and numbered
+  gaplessly under a transaction-scoped advisory lock, which also fences writers that lost
+  the single-writer lock (`pg_lock`).
+- Reads are plain MVCC snapshots (REPEATABLE READ, READ ONLY) streamed through a
+  server-side cursor: they take no lock and never wait for a writer.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+from urllib.parse import unquote, urlsplit
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from connectly_declare.config import PostgresState
+from connectly_declare.errors import LedgerCorrupt, LedgerError, LedgerLocked, Location
+from connectly_declare.ledger import codec, pg_lock
+from connectly_declare.ledger.base import Header, LedgerState, LockInfo, Record
+from connectly_declare.ledger.pg_schema import NewerSchema, ensure_schema, installed_version
+
+DEFAULT_LEDGER_NAME = "default"  # the ledger of a workspace without environments
+_FETCH_ROWS = 2000
+CONFIG_LOCATION = Location("declare.yaml")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _owner() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+class _Redactor:
+    """Removes connection strings and passwords from text that may be shown."""
+
+    def __init__(self, dsns: Sequence[str]) -> None:
+        secrets: set[str] = set()
+        for dsn in dsns:
+            secrets.add(dsn)
+            password = _password_of(dsn)
+            if password:
+                secrets.update({password, unquote(password)})
+        self._secrets = sorted((s for s in secrets if s), key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+
+def _password_of(dsn: str) -> str | None:
+    if "://" in dsn:
+        try:
+            return urlsplit(dsn).password
+        except ValueError:
+            return None
+    try:
+        return conninfo_to_dict(dsn).get("password")  # type: ignore[return-value]
+    except psycopg.Error:
+        return None
+
+
+def _where(dsn: str) -> str:
+    """host:port/dbname of a DSN, or a placeholder when it cannot be parsed."""
+    try:
+        parts: Mapping[str, Any] = conninfo_to_dict(dsn)
+    except psycopg.Error:
+        return "(unparsable connection string)"
+    host = str(parts.get("host") or parts.get("hostaddr") or "localhost")
+    port = str(parts.get("port") or 5432)
+    return f"{host}:{port}/{parts.get('dbname') or parts.get('user') or '?'}"
+
+
+class _Reconnect(Exception):
+    """The data connection was dead before an append began."""
+
+
+class PostgresLedger:
+    """A ledger in PostgreSQL implementing :class:`connectly_declare.ledger.base.Ledger`."""
+
+    def __init__(self, *, dsn: str, schema: str, name: str | None = None,
+                 environment: str | None = None, business_id: str | None = None,
+                 lock_mode: pg_lock.LockMode = "session", lock_dsn: str | None = None,
+                 lease_seconds: float = 60.0, now: Callable[[], str] = _now,
+                 owner: Callable[[], str] = _owner) -> None:
+        self._dsn, self._lock_dsn = dsn, lock_dsn or dsn
+        self.schema = schema
+        self.name = name or environment or DEFAULT_LEDGER_NAME
+        self.environment, self.business_id = environment, business_id
+        self.lock_mode, self.lease_seconds = lock_mode, lease_seconds
+        self._now, self._owner = now, owner
+        self._redact = _Redactor([dsn, self._lock_dsn])
+        self._locks = pg_lock.LockTable(schema, self.name)
+        self._ident = sql.Identifier(schema)
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._schema_ready = False
+        self._held: pg_lock.Held | None = None
+        # One data connection, used by one transaction at a time: apply may append from
+        # several threads, and psycopg would interleave their transactions otherwise.
+        self._mutex = threading.RLock()
+
+    # -- connections and errors ------------------------------------------------------
+    def describe(self) -> str:
+        env = f" (environment {self.environment})" if self.environment else ""
+        return (f"postgres ledger {self.name!r}{env} in schema {self.schema!r} "
+                f"at {_where(self._dsn)}")
+
+    def _fail(self, what: str, err: BaseException) -> NoReturn:
+        message = self._redact(str(err).strip()) or type(err).__name__
+        raise LedgerError(
+            f"{self.describe()}: {what} failed: {message}", location=CONFIG_LOCATION,
+            hint="check the server and the connection string in the environment variable "
+                 "named by state.dsn_env") from None
+
+    @contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except NewerSchema as err:
+            raise LedgerError(
+                f"{self.describe()}: its tables are at layout version {err.found}, newer "
+                f"than this connectly-declare supports", location=CONFIG_LOCATION,
+                hint="upgrade connectly-declare in this pipeline") from None
+        except psycopg.Error as err:
+            self._drop_connection()
+            self._fail(what, err)
+
+    def _connect(self, dsn: str, application_name: str = "connectly-declare"
+                 ) -> psycopg.Connection[tuple[object, ...]]:
+        # prepare_threshold=None: no server-side prepared statements, which a
+        # transaction-pooling proxy cannot route back to the connection that made them.
+        try:
+            return psycopg.connect(dsn, autocommit=True, prepare_threshold=None,
+                                   application_name=application_name, connect_timeout=15)
+        except psycopg.Error as err:
+            self._fail("connecting", err)
+
+    def _data(self) -> psycopg.Connection[tuple[object, ...]]:
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect(self._dsn)
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        if self._held is not None:
+            self._held.release()
+            self._held = None
+        self._drop_connection()
+
+    # -- reading ---------------------------------------------------------------------
+    def records(self) -> Iterator[Record]:
+        with self._mutex, self._guard("reading"):
+            conn = self._data()
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                if installed_version(conn, self.schema) is None:
+                    return
+                cursor = conn.cursor(name="connectly_declare_records")
+                cursor.itersize = _FETCH_ROWS
+                cursor.execute(sql.SQL("SELECT seq, payload FROM {}.records WHERE ledger = %s"
+                                       " ORDER BY seq").format(self._ident), (self.name,))
+                for seq, payload in cursor:
+                    yield self._decode(int(str(seq)), str(payload))
+
+    def _decode(self, seq: int, payload: str) -> Record:
+        try:
+            return codec.decode(payload)
+        except codec.NewerFormat as err:
+            raise LedgerError(f"{self.describe()}: {err}",
+                              hint="upgrade connectly-declare") from None
+        except ValueError as err:
+            raise LedgerCorrupt(f"{self.describe()}: record {seq} is damaged: {err}",
+                                hint="restore it from a backup; records are append-only"
+                                ) from None
+
+    def read(self) -> LedgerState:
+        from connectly_declare.ledger.fold import fold
+
+        state = fold(self.records())
+        if state.lineage is not None:
+            self._check_environment(state.environment)
+        else:
+            state.environment = self.environment
+        return state
+
+    def _check_environment(self, recorded: str | None) -> None:
+        if recorded != self.environment:
+            raise LedgerError(
+                f"{self.describe()} belongs to environment {recorded or '(none)'}, "
+                f"not {self.environment or '(none)'}", location=CONFIG_LOCATION,
+                hint="choose the right environment with --env / DECLARE_ENV, or give this "
+                     "environment its own state settings in declare.yaml")
+
+    # -- writing ---------------------------------------------------------------------
+    def _ready(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        if not self._schema_ready:
+            ensure_schema(conn, self.schema)
+            self._schema_ready = True
+
+    def append(self, records: Sequence[Record]) -> int:
+        with self._mutex:
+            try:
+                return self._append(list(records))
+            except _Reconnect:
+                # The connection had died before this transaction began (a server restart, a
+                # pooler recycling it, an idle timeout): nothing was written, so once more.
+                return self._append(list(records))
+
+    def _append(self, batch: list[Record]) -> int:
+        with self._guard("appending"):
+            conn = self._data()
+            try:
+                conn.execute("SELECT 1")
+            except psycopg.OperationalError:
+                self._drop_connection()
+                raise _Reconnect() from None
+            self._ready(conn)
+            with conn.transaction():
+                self._locks.serialise(conn)
+                self._fence(conn)
+                serial = self._serial(conn)
+                if serial == 0:
+                    batch = self._start(conn, batch)
+                else:
+                    self._check_environment(self._recorded_environment(conn))
+                    if any(isinstance(r, Header) for r in batch):
+                        raise LedgerCorrupt(
+                            f"{self.describe()}: refusing a second header record")
+                with conn.cursor().copy(sql.SQL(
+                        "COPY {}.records (ledger, seq, type, payload) FROM STDIN"
+                ).format(self._ident)) as copy:
+                    for offset, record in enumerate(batch, start=1):
+                        copy.write_row((self.name, serial + offset, record.type,
+                                        codec.encode(record)))
+            return serial + len(batch)
+
+    def _serial(self, conn: psycopg.Connection[tuple[object, ...]]) -> int:
+        row = conn.execute(sql.SQL("SELECT coalesce(max(seq), 0) FROM {}.records"
+                                   " WHERE ledger = %s").format(self._ident),
+                           (self.name,)).fetchone()
+        return int(str(row[0])) if row else 0
+
+    def _recorded_environment(self, conn: psycopg.Connection[tuple[object, ...]]
+                              ) -> str | None:
+        row = conn.execute(sql.SQL("SELECT environment FROM {}.ledgers WHERE name = %s")
+                           .format(self._ident), (self.name,)).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
+    def _start(self, conn: psycopg.Connection[tuple[object, ...]], batch: list[Record]
+               ) -> list[Record]:
+        """The first append: a header first (the caller's, e.g. when migrating, or new)."""
+        if not batch or not isinstance(batch[0], Header):
+            batch.insert(0, Header(lineage=uuid.uuid4().hex, created_at=self._now(),
+                                   environment=self.environment,
+                                   business_id=self.business_id))
+        header = batch[0]
+        assert isinstance(header, Header)
+        self._check_environment(header.environment)
+        conn.execute(sql.SQL("INSERT INTO {}.ledgers (name, lineage, environment, business_id,"
+                             " created_at) VALUES (%s, %s, %s, %s, %s)").format(self._ident),
+                     (self.name, header.lineage, header.environment, header.business_id,
+                      header.created_at))
+        return batch
+
+    def _fence(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        found = self._locks.current(conn)
+        mine = self._held.info.lock_id if self._held is not None else None
+        if mine is not None:
+            if found is None or found[0].lock_id != mine:
+                now = f"; it is now {found[0].describe()}" if found else ""
+                raise LedgerLocked(
+                    f"{self.describe()}: this run's writer lock {mine} was lost{now}; "
+                    f"nothing more was written", location=CONFIG_LOCATION,
+                    hint="the last batch may be unknown: run `connectly-declare plan` to see "
+                         "what remains")
+            return
+        if found is None:
+            return
+        holder, mode, expired = found
+        stale = expired if mode == "lease" else not pg_lock.session_holder_alive(
+            conn, pg_lock.lock_key(self.schema, self.name))
+        if not stale:
+            raise LedgerLocked(f"{self.describe()} is locked: {holder.describe()}",
+                               location=CONFIG_LOCATION, hint=self._unlock_hint(holder))
+
+    # -- the writer lock -------------------------------------------------------------
+    def _unlock_hint(self, holder: LockInfo | None) -> str:
+        lock_id = holder.lock_id if holder else "LOCK_ID"
+        return (f"wait for it to finish; if that run is gone for good, run "
+                f"`connectly-declare state unlock {lock_id}` (a killed run's lock is freed by "
+                f"PostgreSQL when its connection closes"
+                + (f", or after its {self.lease_seconds:g} s lease" if self.lock_mode == "lease"
+                   else "") + ")")
+
+    def lock(self, command: str, timeout: float = 0.0) -> AbstractContextManager[LockInfo]:
+        return self._lock(command, timeout)
+
+    @contextmanager
+    def _lock(self, command: str, timeout: float) -> Iterator[LockInfo]:
+        info = LockInfo(lock_id=uuid.uuid4().hex, owner=self._owner(), pid=os.getpid(),
+                        command=command, created_at=self._now())
+        with self._guard("locking"):
+            with self._mutex:
+                self._ready(self._data())
+            try:
+                held = pg_lock.acquire(self._lock_connect, self._locks, info,
+                                       mode=self.lock_mode, lease_seconds=self.lease_seconds,
+                                       timeout=timeout)
+            except pg_lock.Busy as busy:
+                who = busy.holder.describe() if busy.holder else "another run (starting up)"
+                raise LedgerLocked(f"{self.describe()} is locked: {who}",
+                                   location=CONFIG_LOCATION,
+                                   hint=self._unlock_hint(busy.holder)) from None
+        self._held = held
+        try:
+            yield held.info
+        finally:
+            self._held = None
+            held.release()
+
+    def _lock_connect(self, application_name: str) -> psycopg.Connection[tuple[object, ...]]:
+        return self._connect(self._lock_dsn, application_name)
+
+    def holder(self) -> LockInfo | None:
+        """Who holds the writer lock now (None: nobody), for `state` commands."""
+        with self._mutex, self._guard("reading the lock"):
+            conn = self._data()
+            if installed_version(conn, self.schema) is None:
+                return None
+            with conn.transaction():
+                return self._locks.holder(conn)
+
+    def unlock(self, lock_id: str) -> None:
+        with self._mutex, self._guard("unlocking"):
+            if installed_version(self._data(), self.schema) is None:
+                removed, current = False, None
+            else:
+                removed, current = pg_lock.force_unlock(self._lock_connect, self._locks,
+                                                        lock_id)
+        if not removed:
+            now = f"; the lock is {current.describe()}" if current else "; it is not locked"
+            raise LedgerError(f"{self.describe()}: no lock {lock_id}{now}",
+                              hint="copy the lock id from the message that named the holder")
+
+
+def open_postgres(state: PostgresState, *, environment: str | None, business_id: str | None,
+                  environ: Mapping[str, str]) -> PostgresLedger:
+    """The postgres ledger `state` describes, its DSN read from `environ`."""
+    dsn = environ.get(state.dsn_env, "").strip()
+    if not dsn:
+        raise LedgerError(
+            f"environment variable {state.dsn_env} is not set: it must hold the PostgreSQL "
+            f"connection string of the ledger", location=CONFIG_LOCATION,
+            hint=f"export {state.dsn_env}=postgresql://USER:PASSWORD@HOST:5432/DB (state.dsn_env "
+                 f"in declare.yaml names this variable)")
+    lock_dsn = None
+    lock_env = state.lock_dsn_env
+    if lock_env:
+        lock_dsn = environ.get(lock_env, "").strip() or None
+        if lock_dsn is None:
+            raise LedgerError(f"environment variable {lock_env} (state.lock_dsn_env) is not set",
+                              location=CONFIG_LOCATION,
+                              hint="set it to a direct (not pooled) connection string, or "
+                                   "remove lock_dsn_env from declare.yaml")
+    return PostgresLedger(dsn=dsn, schema=state.schema_name, environment=environment,
+                          business_id=business_id, lock_mode=state.lock,
+                          lock_dsn=lock_dsn,
+                          lease_seconds=state.lease_seconds)

@@ -1,0 +1,17 @@
+"""Small record builders shared by the postgres tests."""
+
+from __future__ import annotations
+
+from connectly_declare.ledger.base import Intent, IntentEntry, Outcome
+
+
+def intent(batch: str, *clients: str, campaign: str = "spring promo") -> Intent:
+    return Intent(batch_id=batch, at="2026-11-26T10:00:00Z", sendout="spring",
+                  campaign=campaign, version="v1", scope="",
+                  options={"if_duplicate_check_unspecified": "allow_one"},
+                  entries=tuple(IntentEntry(c, f"fp-{c}") for c in clients))
+
+
+def outcome(batch: str, status: str = "accepted", accepted: int = 1) -> Outcome:
+    return Outcome(batch_id=batch, at="2026-11-26T10:00:01Z", status=status,  # type: ignore[arg-type]
+                   accepted_count=accepted, sendout_id="so-1", http_status=200)
