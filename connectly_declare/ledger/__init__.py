@@ -1,1 +1,57 @@
-"""The ledger: every intent and outcome, append-only, per key. See `base` for the interface."""
+"""The ledger: every intent and outcome, append-only, per key. See `base` for the interface.
+
+:func:`open_ledger` picks the backend `declare.yaml` (or the environment) names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from connectly_declare.config import LocalState, ResolvedTarget
+from connectly_declare.errors import DeclareError, Location
+from connectly_declare.ledger.base import Ledger
+
+
+def resolve_business_id(target: ResolvedTarget, environ: Mapping[str, str]) -> str | None:
+    """The business id of `target`: given directly, or read from the variable it names
+    (None when that variable is unset: planning needs no business id)."""
+    if target.business_id is not None:
+        return target.business_id
+    if target.business_id_env:
+        return environ.get(target.business_id_env) or None
+    return None
+
+
+def local_ledger_path(root: Path, state: LocalState) -> Path:
+    """Where the local ledger of a workspace lives (inside the workspace, always)."""
+    path = (root / state.path).resolve()
+    base = root.resolve()
+    if path != base and base not in path.parents:
+        raise DeclareError(
+            f"state.path {state.path!r} points outside the workspace",
+            location=Location("declare.yaml"),
+            hint="give a path relative to the workspace root, e.g. .declare/ledger.jsonl",
+        )
+    return path
+
+
+def open_ledger(root: Path, target: ResolvedTarget, *,
+                environ: Mapping[str, str] = os.environ) -> Ledger:
+    """The ledger of `target` in the workspace at `root`, bound to its environment and
+    business (appending to a ledger of another business or environment is refused)."""
+    business_id = resolve_business_id(target, environ)
+    state = target.state
+    if isinstance(state, LocalState):
+        from connectly_declare.ledger.local import LocalLedger
+
+        return LocalLedger(local_ledger_path(root, state), environment=target.environment,
+                           business_id=business_id, display=state.path)
+    from connectly_declare.ledger.postgres import open_postgres
+
+    return open_postgres(state, environment=target.environment, business_id=business_id,
+                         environ=environ)
+
+
+__all__ = ["local_ledger_path", "open_ledger", "resolve_business_id"]

@@ -99,6 +99,11 @@ class KeyState:
     last_at: str
     sendout_id: str | None = None
     error: str | None = None
+    # The fingerprint the server last accepted for this key, kept apart from the latest
+    # attempt: a resend that ends unknown must not hide that an earlier send was delivered
+    # (plan shows `blocked`), and `state resolve --as unsent` falls back to it.
+    accepted_fingerprint: str | None = None
+    resolved_by: str | None = None  # who last resolved this key (`state resolve`)
 
 
 @dataclass(slots=True)

@@ -1,0 +1,202 @@
+"""Ledger records <-> JSON objects, shared by every backend.
+
+One record is one JSON object (one line in the local backend, one row's document in
+PostgreSQL). Field names are the dataclasses' own; an intent's entries are stored as
+``[client, fingerprint]`` pairs because an intent of 1,000 entries is written on every
+request and read on every plan, and pairs halve its size against objects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, cast
+
+from connectly_declare.ledger.base import (
+    FORMAT_VERSION,
+    Header,
+    Intent,
+    IntentEntry,
+    Outcome,
+    Record,
+    Resolution,
+)
+
+_OUTCOME_STATUSES = ("accepted", "rejected", "partial", "unknown")
+_RESOLUTIONS = ("accepted", "unsent")
+
+
+class NewerFormat(ValueError):
+    """A header written by a newer connectly-declare (carries the version)."""
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+        super().__init__(
+            f"ledger format version {version} is newer than this connectly-declare "
+            f"supports ({FORMAT_VERSION})"
+        )
+
+
+def to_json(record: Record) -> dict[str, Any]:
+    """The JSON object of a record (keys in a fixed order, so lines diff cleanly in Git)."""
+    if isinstance(record, Intent):
+        return {
+            "type": "intent",
+            "batch_id": record.batch_id,
+            "at": record.at,
+            "sendout": record.sendout,
+            "campaign": record.campaign,
+            "version": record.version,
+            "scope": record.scope,
+            "options": dict(record.options),
+            "entries": [[e.client, e.fingerprint] for e in record.entries],
+        }
+    if isinstance(record, Outcome):
+        return {
+            "type": "outcome",
+            "batch_id": record.batch_id,
+            "at": record.at,
+            "status": record.status,
+            "accepted_count": record.accepted_count,
+            "rejected_count": record.rejected_count,
+            "sendout_id": record.sendout_id,
+            "http_status": record.http_status,
+            "error": record.error,
+        }
+    if isinstance(record, Resolution):
+        return {
+            "type": "resolution",
+            "campaign": record.campaign,
+            "client": record.client,
+            "scope": record.scope,
+            "resolved_as": record.resolved_as,
+            "by": record.by,
+            "at": record.at,
+            "reason": record.reason,
+        }
+    return {
+        "type": "header",
+        "format_version": record.format_version,
+        "lineage": record.lineage,
+        "created_at": record.created_at,
+        "environment": record.environment,
+        "business_id": record.business_id,
+    }
+
+
+def encode(record: Record) -> str:
+    """One compact JSON line (no trailing newline)."""
+    return json.dumps(to_json(record), ensure_ascii=False, separators=(",", ":"))
+
+
+def _str(obj: Mapping[str, Any], name: str) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str):
+        raise ValueError(f"field {name!r} must be a string")
+    return value
+
+
+def _opt_str(obj: Mapping[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"field {name!r} must be a string or null")
+    return value
+
+
+def _int(obj: Mapping[str, Any], name: str, default: int | None = None) -> int:
+    value = obj.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"field {name!r} must be an integer")
+    return value
+
+
+def _entries(value: Any) -> tuple[IntentEntry, ...]:
+    if not isinstance(value, list):
+        raise ValueError("field 'entries' must be a list of [client, fingerprint] pairs")
+    out = []
+    for pair in value:
+        if (not isinstance(pair, list) or len(pair) != 2
+                or not isinstance(pair[0], str) or not isinstance(pair[1], str)):
+            raise ValueError("field 'entries' must be a list of [client, fingerprint] pairs")
+        out.append(IntentEntry(pair[0], pair[1]))
+    return tuple(out)
+
+
+def from_json(obj: Any) -> Record:
+    """The record of a decoded JSON object; ValueError naming what is wrong.
+
+    A header of a newer format raises :class:`NewerFormat` (a ValueError) so callers can
+    tell "upgrade" from "damaged".
+    """
+    if not isinstance(obj, dict):
+        raise ValueError("a record must be a JSON object")
+    kind = obj.get("type")
+    if kind == "intent":
+        options = obj.get("options") or {}
+        if not isinstance(options, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in options.items()
+        ):
+            raise ValueError("field 'options' must map strings to strings")
+        return Intent(
+            batch_id=_str(obj, "batch_id"),
+            at=_str(obj, "at"),
+            sendout=_str(obj, "sendout"),
+            campaign=_str(obj, "campaign"),
+            version=_opt_str(obj, "version"),
+            scope=_str(obj, "scope"),
+            options=cast(dict[str, str], options),
+            entries=_entries(obj.get("entries")),
+        )
+    if kind == "outcome":
+        status = obj.get("status")
+        if status not in _OUTCOME_STATUSES:
+            raise ValueError(f"field 'status' must be one of {', '.join(_OUTCOME_STATUSES)}")
+        error = obj.get("error")
+        if error is not None and not isinstance(error, dict):
+            raise ValueError("field 'error' must be an object or null")
+        http_status = obj.get("http_status")
+        if http_status is not None:
+            http_status = _int(obj, "http_status")
+        return Outcome(
+            batch_id=_str(obj, "batch_id"),
+            at=_str(obj, "at"),
+            status=status,
+            accepted_count=_int(obj, "accepted_count", 0),
+            rejected_count=_int(obj, "rejected_count", 0),
+            sendout_id=_opt_str(obj, "sendout_id"),
+            http_status=http_status,
+            error=error,
+        )
+    if kind == "resolution":
+        resolved_as = obj.get("resolved_as")
+        if resolved_as not in _RESOLUTIONS:
+            raise ValueError("field 'resolved_as' must be accepted or unsent")
+        return Resolution(
+            campaign=_str(obj, "campaign"),
+            client=_str(obj, "client"),
+            scope=_str(obj, "scope"),
+            resolved_as=resolved_as,
+            by=_str(obj, "by"),
+            at=_str(obj, "at"),
+            reason=_opt_str(obj, "reason") or "",
+        )
+    if kind == "header":
+        version = _int(obj, "format_version")
+        if version > FORMAT_VERSION:
+            raise NewerFormat(version)
+        return Header(
+            lineage=_str(obj, "lineage"),
+            created_at=_str(obj, "created_at"),
+            environment=_opt_str(obj, "environment"),
+            business_id=_opt_str(obj, "business_id"),
+            format_version=version,
+        )
+    raise ValueError(f"unknown record type {kind!r}")
+
+
+def decode(line: str | bytes) -> Record:
+    """The record of one JSON line; ValueError (incl. JSONDecodeError) when damaged."""
+    return from_json(json.loads(line))
+
+
+__all__ = ["NewerFormat", "decode", "encode", "from_json", "to_json"]

@@ -1,0 +1,175 @@
+"""Folding ledger records into one status per key, independent of the backend.
+
+The rules, in the order records were appended:
+
+- ``intent``: each of its keys becomes ``unknown`` (in flight) with the intent's
+  fingerprint, sendout and batch. Exception: an ``allow_one`` key (empty scope) that was
+  already accepted stays ``accepted``: the server delivers a campaign to a client at most
+  once, so a later attempt cannot have delivered it again.
+- ``outcome``: the keys of its batch take its status (accepted / rejected / partial /
+  unknown), its sendoutId and error, unless a later intent already superseded the key.
+  ``accepted`` also records the *accepted fingerprint*, kept apart from the latest
+  attempt: under ``allow_multiple`` a resend that ends unknown makes the key ``unknown``
+  (plan: ``blocked``, the person may have it twice otherwise) while remembering that the
+  earlier version was delivered.
+- ``resolution``: ``accepted`` marks the latest attempt delivered; ``unsent`` says the
+  latest attempt was not delivered: the key falls back to its accepted fingerprint if an
+  earlier attempt was delivered, otherwise it leaves the state (plan: ``send`` again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from connectly_declare.entry import KEY_SEPARATOR, make_key
+from connectly_declare.ledger.base import (
+    Header,
+    Intent,
+    KeyState,
+    LedgerState,
+    Outcome,
+    Record,
+    Resolution,
+)
+
+
+def error_text(error: dict[str, Any] | None, http_status: int | None = None) -> str | None:
+    """A one-line summary of an outcome's error object (code first: it is what users grep)."""
+    if not error and http_status is None:
+        return None
+    parts = []
+    if error:
+        for name in ("code", "type", "message"):
+            value = error.get(name)
+            if value:
+                parts.append(str(value))
+    if http_status is not None:
+        parts.append(f"HTTP {http_status}")
+    return ": ".join(parts) if parts else None
+
+
+class Folder:
+    """Accumulates records into key states; feed with :meth:`add`, finish with :meth:`state`."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, KeyState] = {}
+        self.header: Header | None = None
+        self.count = 0
+        self.warnings: list[str] = []
+        # intents without an outcome yet: batch id -> (intent, its keys)
+        self._pending: dict[str, tuple[Intent, list[str]]] = {}
+
+    def add(self, record: Record) -> None:
+        self.count += 1
+        if isinstance(record, Intent):
+            self._intent(record)
+        elif isinstance(record, Outcome):
+            self._outcome(record)
+        elif isinstance(record, Resolution):
+            self._resolution(record)
+        elif self.header is None:
+            self.header = record
+
+    def _intent(self, intent: Intent) -> None:
+        keys = self.keys
+        prefix = intent.campaign + KEY_SEPARATOR
+        suffix = KEY_SEPARATOR + intent.scope
+        allow_one = intent.scope == ""
+        at, sendout, version, batch = intent.at, intent.sendout, intent.version, intent.batch_id
+        batch_keys = []
+        for entry in intent.entries:
+            key = prefix + entry.client + suffix
+            batch_keys.append(key)
+            state = keys.get(key)
+            if state is None:
+                keys[key] = KeyState(key, "unknown", entry.fingerprint, sendout, version,
+                                     batch, at, at)
+            elif allow_one and state.status == "accepted":
+                state.last_at = at
+            else:
+                state.status = "unknown"
+                state.fingerprint = entry.fingerprint
+                state.sendout = sendout
+                state.version = version
+                state.batch_id = batch
+                state.last_at = at
+        self._pending[batch] = (intent, batch_keys)
+
+    def _outcome(self, outcome: Outcome) -> None:
+        pending = self._pending.pop(outcome.batch_id, None)
+        if pending is None:
+            self.warnings.append(
+                f"outcome of batch {outcome.batch_id} has no intent before it; ignored"
+            )
+            return
+        intent, batch_keys = pending
+        status = outcome.status
+        error = None if status == "accepted" else error_text(outcome.error, outcome.http_status)
+        keys = self.keys
+        for key, entry in zip(batch_keys, intent.entries, strict=True):
+            state = keys.get(key)
+            if state is None:
+                if status != "accepted":
+                    continue
+                # resolved `unsent` while in flight, and then the server said it was
+                # delivered after all: the server's word wins.
+                state = keys[key] = KeyState(key, "accepted", entry.fingerprint,
+                                             intent.sendout, intent.version,
+                                             intent.batch_id, intent.at, outcome.at)
+            if status == "accepted":
+                state.accepted_fingerprint = entry.fingerprint
+            if state.batch_id != outcome.batch_id:
+                continue  # a later intent superseded this key; its own outcome decides
+            if state.status == "accepted" and intent.scope == "" and status != "accepted":
+                continue
+            state.status = status
+            state.last_at = outcome.at
+            state.error = error
+            if outcome.sendout_id is not None:
+                state.sendout_id = outcome.sendout_id
+
+    def _resolution(self, resolution: Resolution) -> None:
+        key = make_key(resolution.campaign, resolution.client, resolution.scope)
+        state = self.keys.get(key)
+        if state is None:
+            self.warnings.append(
+                f"resolution of {resolution.campaign!r} for a client not in the ledger; ignored"
+            )
+            return
+        state.resolved_by = resolution.by
+        state.last_at = resolution.at
+        state.error = None
+        if resolution.resolved_as == "accepted":
+            state.status = "accepted"
+            state.accepted_fingerprint = state.fingerprint
+        elif state.accepted_fingerprint is not None:
+            state.status = "accepted"
+            state.fingerprint = state.accepted_fingerprint
+        else:
+            del self.keys[key]
+
+    def state(self, *, serial: int | None = None) -> LedgerState:
+        header = self.header
+        return LedgerState(
+            lineage=header.lineage if header else None,
+            serial=self.count if serial is None else serial,
+            keys=self.keys,
+            environment=header.environment if header else None,
+            business_id=header.business_id if header else None,
+            warnings=list(self.warnings),
+        )
+
+
+def fold(records: Iterable[Record], *, serial: int | None = None) -> LedgerState:
+    """Fold records (header first) into a :class:`LedgerState`.
+
+    ``serial`` defaults to the number of records folded (the header included).
+    """
+    folder = Folder()
+    for record in records:
+        folder.add(record)
+    return folder.state(serial=serial)
+
+
+__all__ = ["Folder", "error_text", "fold"]
