@@ -87,8 +87,8 @@ def test_resolution_unsent_falls_back_to_the_earlier_delivery() -> None:
 
 
 def test_superseded_outcome_does_not_overwrite_a_later_attempt() -> None:
-    state = fold([HEADER, intent("b1", [A], fp="x", scope="s"), intent("b2", [A], fp="y", scope="s"),
-                  outcome("b1", "rejected")])
+    state = fold([HEADER, intent("b1", [A], fp="x", scope="s"),
+                  intent("b2", [A], fp="y", scope="s"), outcome("b1", "rejected")])
     assert state.keys[make_key("Welcome", A, "s")].status == "unknown"
 
 

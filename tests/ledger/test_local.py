@@ -132,7 +132,7 @@ def test_header_must_come_first_and_only_once(ledger: LocalLedger) -> None:
     ledger.path.parent.mkdir(parents=True)
     ledger.path.write_text('{"type":"outcome","batch_id":"b","at":"x","status":"accepted"}\n'
                            '{"type":"outcome","batch_id":"c","at":"x","status":"accepted"}\n')
-    with pytest.raises(LedgerCorrupt, match="ledger.jsonl:1: .*not a header"):
+    with pytest.raises(LedgerCorrupt, match=r"ledger.jsonl:1: .*not a header"):
         ledger.read()
 
 
