@@ -207,9 +207,19 @@ class PostgresLedger:
         state = fold(self.records())
         if state.lineage is not None:
             self._check_environment(state.environment)
+            self._check_business(state.business_id)
         else:
             state.environment = self.environment
         return state
+
+    def _check_business(self, recorded: str | None) -> None:
+        if recorded is not None and self.business_id is not None \
+                and recorded != self.business_id:
+            raise LedgerError(
+                f"{self.describe()} belongs to business {recorded}, not {self.business_id}",
+                location=CONFIG_LOCATION,
+                hint="check --env and the business id, or give this environment its own "
+                     "state settings in declare.yaml")
 
     def _check_environment(self, recorded: str | None) -> None:
         if recorded != self.environment:
@@ -250,7 +260,7 @@ class PostgresLedger:
                 if serial == 0:
                     batch = self._start(conn, batch)
                 else:
-                    self._check_environment(self._recorded_environment(conn))
+                    self._check_binding(conn)
                     if any(isinstance(r, Header) for r in batch):
                         raise LedgerCorrupt(
                             f"{self.describe()}: refusing a second header record")
@@ -268,11 +278,13 @@ class PostgresLedger:
                            (self.name,)).fetchone()
         return int(str(row[0])) if row else 0
 
-    def _recorded_environment(self, conn: psycopg.Connection[tuple[object, ...]]
-                              ) -> str | None:
-        row = conn.execute(sql.SQL("SELECT environment FROM {}.ledgers WHERE name = %s")
-                           .format(self._ident), (self.name,)).fetchone()
-        return None if row is None or row[0] is None else str(row[0])
+    def _check_binding(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        row = conn.execute(sql.SQL("SELECT environment, business_id FROM {}.ledgers"
+                                   " WHERE name = %s").format(self._ident),
+                           (self.name,)).fetchone()
+        if row is not None:
+            self._check_environment(None if row[0] is None else str(row[0]))
+            self._check_business(None if row[1] is None else str(row[1]))
 
     def _start(self, conn: psycopg.Connection[tuple[object, ...]], batch: list[Record]
                ) -> list[Record]:
@@ -284,6 +296,7 @@ class PostgresLedger:
         header = batch[0]
         assert isinstance(header, Header)
         self._check_environment(header.environment)
+        self._check_business(header.business_id)
         conn.execute(sql.SQL("INSERT INTO {}.ledgers (name, lineage, environment, business_id,"
                              " created_at) VALUES (%s, %s, %s, %s, %s)").format(self._ident),
                      (self.name, header.lineage, header.environment, header.business_id,
@@ -302,14 +315,8 @@ class PostgresLedger:
                     hint="the last batch may be unknown: run `connectly-declare plan` to see "
                          "what remains")
             return
-        if found is None:
-            return
-        holder, mode, expired = found
-        stale = expired if mode == "lease" else not pg_lock.session_holder_alive(
-            conn, pg_lock.lock_key(self.schema, self.name))
-        if not stale:
-            raise LedgerLocked(f"{self.describe()} is locked: {holder.describe()}",
-                               location=CONFIG_LOCATION, hint=self._unlock_hint(holder))
+        raise LedgerError("appending to the ledger needs the writer lock",
+                          hint="call Ledger.lock() around append (a bug in the caller)")
 
     # -- the writer lock -------------------------------------------------------------
     def _unlock_hint(self, holder: LockInfo | None) -> str:
@@ -349,7 +356,7 @@ class PostgresLedger:
     def _lock_connect(self, application_name: str) -> psycopg.Connection[tuple[object, ...]]:
         return self._connect(self._lock_dsn, application_name)
 
-    def holder(self) -> LockInfo | None:
+    def lock_holder(self) -> LockInfo | None:
         """Who holds the writer lock now (None: nobody), for `state` commands."""
         with self._mutex, self._guard("reading the lock"):
             conn = self._data()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from connectly_declare.ledger.base import Intent, IntentEntry, Outcome
+from collections.abc import Sequence
+
+from connectly_declare.ledger.base import Intent, IntentEntry, Ledger, Outcome, Record
 
 
 def intent(batch: str, *clients: str, campaign: str = "spring promo") -> Intent:
@@ -15,3 +17,9 @@ def intent(batch: str, *clients: str, campaign: str = "spring promo") -> Intent:
 def outcome(batch: str, status: str = "accepted", accepted: int = 1) -> Outcome:
     return Outcome(batch_id=batch, at="2026-11-26T10:00:01Z", status=status,  # type: ignore[arg-type]
                    accepted_count=accepted, sendout_id="so-1", http_status=200)
+
+
+def put(ledger: Ledger, records: Sequence[Record]) -> int:
+    """Append under the writer lock, as every writer must."""
+    with ledger.lock("test", timeout=30):
+        return ledger.append(records)

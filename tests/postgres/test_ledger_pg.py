@@ -15,7 +15,7 @@ from connectly_declare.errors import LedgerCorrupt, LedgerError
 from connectly_declare.ledger.base import Header, Outcome, Resolution
 from connectly_declare.ledger.pg_schema import SCHEMA_VERSION
 from connectly_declare.ledger.postgres import PostgresLedger, open_postgres
-from tests.postgres.helpers import intent, outcome
+from tests.postgres.helpers import intent, outcome, put
 from tests.support.pg import PgServer
 
 Make = Callable[..., PostgresLedger]
@@ -33,8 +33,8 @@ def test_a_new_ledger_reads_empty_and_creates_nothing(make_ledger: Make, pg_dsn:
 
 def test_append_creates_tables_header_and_folds(make_ledger: Make) -> None:
     ledger = make_ledger()
-    assert ledger.append([intent("b1", "+16505550001", "+16505550002")]) == 2
-    assert ledger.append([outcome("b1", accepted=2)]) == 3
+    assert put(ledger, [intent("b1", "+16505550001", "+16505550002")]) == 2
+    assert put(ledger, [outcome("b1", accepted=2)]) == 3
     state = make_ledger().read()  # a second connection sees the committed records
     assert state.serial == 3 and state.lineage is not None
     assert state.environment == "staging" and state.business_id == "biz-1"
@@ -54,47 +54,47 @@ def test_records_round_trip_every_kind_exactly(make_ledger: Make) -> None:
                   Resolution(campaign="campaña ✓", client="+16505550001", scope="",
                              resolved_as="unsent", by="ana@ci", at="t", reason="checked")]
     ledger = make_ledger()
-    assert ledger.append(everything) == 4
+    assert put(ledger, everything) == 4
     assert list(make_ledger().records()) == everything
     assert make_ledger().read().lineage == "lin-1"
 
 
 def test_a_second_header_is_refused(make_ledger: Make) -> None:
     ledger = make_ledger()
-    ledger.append([intent("b1", "+16505550001")])
+    put(ledger, [intent("b1", "+16505550001")])
     with pytest.raises(LedgerCorrupt, match="second header"):
-        ledger.append([Header(lineage="x", created_at="t", environment="staging")])
+        put(ledger, [Header(lineage="x", created_at="t", environment="staging")])
     assert make_ledger().read().serial == 2  # nothing partial
 
 
 def test_the_ledger_refuses_another_environment(make_ledger: Make) -> None:
-    make_ledger(name="shared", environment="staging").append([intent("b1", "+16505550001")])
+    put(make_ledger(name="shared", environment="staging"), [intent("b1", "+16505550001")])
     other = make_ledger(name="shared", environment="production")
     with pytest.raises(LedgerError, match="belongs to environment staging, not production"):
         other.read()
     with pytest.raises(LedgerError, match="belongs to environment staging"):
-        other.append([intent("b2", "+16505550002")])
+        put(other, [intent("b2", "+16505550002")])
     # ...and a header of another environment cannot start a ledger either.
     with pytest.raises(LedgerError, match="belongs to environment production"):
-        make_ledger(name="fresh", environment="staging").append(
+        put(make_ledger(name="fresh", environment="staging"),
             [Header(lineage="l", created_at="t", environment="production")])
 
 
 def test_environments_are_separate_ledgers_in_one_schema(make_ledger: Make) -> None:
-    make_ledger(environment="staging").append([intent("b1", "+16505550001")])
+    put(make_ledger(environment="staging"), [intent("b1", "+16505550001")])
     production = make_ledger(environment="production")
     assert production.read().lineage is None
-    production.append([intent("b9", "+16505550009")])
+    put(production, [intent("b9", "+16505550009")])
     assert set(production.read().keys) == {make_key("spring promo", "+16505550009")}
 
 
 def test_a_newer_table_layout_is_refused(make_ledger: Make, pg_dsn: str,
                                          pg_schema: str) -> None:
-    make_ledger().append([intent("b1", "+16505550001")])
+    put(make_ledger(), [intent("b1", "+16505550001")])
     with psycopg.connect(pg_dsn) as conn:
         conn.execute(sql.SQL("INSERT INTO {}.schema_version (version) VALUES (%s)")
                      .format(sql.Identifier(pg_schema)), (SCHEMA_VERSION + 1,))
-    for action in (lambda led: led.read(), lambda led: led.append([intent("b2", "+1650555")])):
+    for action in (lambda led: led.read(), lambda led: put(led, [intent("b2", "+1650555")])):
         with pytest.raises(LedgerError, match="newer than this connectly-declare") as err:
             action(make_ledger())
         assert "upgrade" in err.value.problem.hint
@@ -102,7 +102,7 @@ def test_a_newer_table_layout_is_refused(make_ledger: Make, pg_dsn: str,
 
 def test_a_damaged_row_is_reported_with_its_serial(make_ledger: Make, pg_dsn: str,
                                                    pg_schema: str) -> None:
-    make_ledger().append([intent("b1", "+16505550001")])
+    put(make_ledger(), [intent("b1", "+16505550001")])
     with psycopg.connect(pg_dsn) as conn:
         conn.execute(sql.SQL("UPDATE {}.records SET payload = '{{\"type\": 1' WHERE seq = 2")
                      .format(sql.Identifier(pg_schema)))
@@ -116,7 +116,7 @@ def test_concurrent_first_uses_create_the_tables_once(make_ledger: Make) -> None
 
     def first_use(name: str) -> None:
         try:
-            make_ledger(environment=name).append([intent("b", "+16505550001")])
+            put(make_ledger(environment=name), [intent("b", "+16505550001")])
         except BaseException as err:
             errors.append(err)
 
@@ -136,7 +136,7 @@ def test_the_dsn_comes_from_the_named_variable(pg_dsn: str, pg_schema: str) -> N
     ledger = open_postgres(state, environment=None, business_id="b",
                            environ={"MY_LEDGER_DSN": pg_dsn})
     try:
-        ledger.append([intent("b1", "+16505550001")])
+        put(ledger, [intent("b1", "+16505550001")])
         assert ledger.read().serial == 2 and ledger.name == "default"
     finally:
         ledger.close()
@@ -149,7 +149,7 @@ def test_secrets_never_reach_messages(pg_server: PgServer, pg_schema: str) -> No
     ledger = PostgresLedger(dsn=wrong, schema=pg_schema)
     assert password not in ledger.describe() and "127.0.0.1" in ledger.describe()
     with pytest.raises(LedgerError) as err:
-        ledger.append([intent("b1", "+16505550001")])
+        put(ledger, [intent("b1", "+16505550001")])
     assert "password authentication failed" in str(err.value)
     assert password[::-1] not in str(err.value) and password not in str(err.value)
     # A malformed key=value DSN makes libpq quote it back: still redacted.
@@ -158,3 +158,12 @@ def test_secrets_never_reach_messages(pg_server: PgServer, pg_schema: str) -> No
         PostgresLedger(dsn=broken, schema=pg_schema).read()
     assert password not in str(err2.value)
     assert password not in PostgresLedger(dsn=broken, schema=pg_schema).describe()
+
+
+def test_the_ledger_refuses_another_business(make_ledger: Make) -> None:
+    put(make_ledger(business_id="biz-1"), [intent("b1", "+16505550001")])
+    with pytest.raises(LedgerError, match="belongs to business biz-1, not biz-2"):
+        put(make_ledger(business_id="biz-2"), [intent("b2", "+16505550002")])
+    with pytest.raises(LedgerError, match="belongs to business biz-1"):
+        make_ledger(business_id="biz-2").read()
+    assert make_ledger(business_id=None).read().serial == 2  # plan needs no business id
