@@ -26,8 +26,10 @@ CRASH_LOG = ".declare-crash.log"
 class Context:
     """Options shared by every command."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, environment: str | None = None) -> None:
         self.directory = directory
+        # --env NAME / DECLARE_ENV; resolve with environments.resolve_target(config, it)
+        self.environment = environment
 
     @property
     def start(self) -> Path:
@@ -45,15 +47,24 @@ pass_ctx = click.make_pass_decorator(Context)
     default=None,
     help="Run as if started in DIR (the workspace is found from there upward).",
 )
+@click.option(
+    "--env",
+    "environment",
+    metavar="NAME",
+    envvar="DECLARE_ENV",
+    default=None,
+    help="The environment of declare.yaml to work on (staging, production...) "
+         "[env: DECLARE_ENV].",
+)
 @click.version_option(__version__, prog_name=PROG)
 @click.pass_context
-def cli(ctx: click.Context, directory: Path | None) -> None:
+def cli(ctx: click.Context, directory: Path | None, environment: str | None) -> None:
     """Connectly campaign sendouts as code: validate, plan, apply.
 
     Type `connectly-declare`, not `declare`: in bash and zsh `declare` is a shell
     builtin that silently wins over this program.
     """
-    ctx.obj = Context(directory)
+    ctx.obj = Context(directory, (environment or "").strip() or None)
 
 
 def _report_error(err: DeclareError) -> None:
@@ -162,3 +173,68 @@ def sim_command(port: int, host: str, catalog: Path | None, api_key: str | None,
                          rate_limit=rate_limit or None, burst=burst, faults=faults,
                          access_log=access_log)
     return serve(options, echo=click.echo)
+
+
+# --- validate, init, schema: the workspace (workspace.py, init.py, schema.py) ----------
+
+
+@cli.command("validate")
+@pass_ctx
+def validate_command(ctx: Context) -> int:
+    """Check declare.yaml and every manifest, offline; exit 0 when valid, 1 when not.
+
+    Every problem is printed as FILE:LINE:COL: message (paths relative to the workspace
+    root). Example: connectly-declare -C campaigns validate
+    """
+    from connectly_declare.errors import ManifestErrors
+    from connectly_declare.workspace import load_workspace
+
+    try:
+        ws = load_workspace(ctx.start)
+    except ManifestErrors as err:
+        for problem in err.problems:
+            click.echo(str(problem), err=True)
+        count = len(err.problems)
+        click.echo(f"{count} problem{'s' if count != 1 else ''} found; nothing is valid "
+                   "until all are fixed", err=True)
+        return 1
+    disabled = sum(1 for s in ws.sendouts.values() if not s.enabled)
+    click.echo(f"valid: {len(ws.campaigns)} campaigns, {len(ws.audiences)} audiences, "
+               f"{len(ws.sendouts)} sendouts ({disabled} disabled) in {len(ws.files)} files")
+    return 0
+
+
+@cli.command("init")
+@click.argument("directory", required=False, default=".",
+                type=click.Path(file_okay=False, path_type=Path))
+def init_command(directory: Path) -> int:
+    """Scaffold a working example workspace in DIRECTORY (new or empty; default: here).
+
+    Never overwrites: refuses a folder that is not empty. Example:
+    connectly-declare init my-sendouts
+    """
+    from connectly_declare.init import init_workspace
+
+    result = init_workspace(directory)
+    click.echo(f"Created a workspace in {result.root} ({len(result.files)} files):")
+    for name in result.files:
+        click.echo(f"  {name}")
+    click.echo("Next steps:")
+    for step in result.next_steps:
+        click.echo(f"  {step}")
+    return 0
+
+
+@cli.command("schema")
+@click.option("--kind", type=click.Choice(["manifests", "config"]), default="manifests",
+              show_default=True, help="manifests: Campaign/Audience/Sendout; config: "
+              "declare.yaml.")
+def schema_command(kind: str) -> int:
+    """Print the JSON Schema of the manifests (or of declare.yaml).
+
+    Example: connectly-declare schema > schema/manifests.schema.json
+    """
+    from connectly_declare.schema import render
+
+    click.echo(render(kind), nl=False)
+    return 0
