@@ -163,7 +163,7 @@ class Simulator:
     async def _stats(self, request: Request) -> Response:
         state = self.state
         return JSONResponse(state.stats.as_json() | {
-            "deliveries": len(state.deliveries), "sendouts": state.sendout_count})
+            "deliveries": state.delivery_count, "sendouts": state.sendout_count})
 
     async def _catalog(self, request: Request) -> Response:
         # API keys are secrets even in a simulator's output.

@@ -24,6 +24,7 @@ decided there; points neither settles are decided here and marked "sim:"):
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
@@ -111,6 +112,8 @@ class Delivery(NamedTuple):
 
 _Item = tuple[str, dict[str, str] | None, str | None]  # client, variables, scheduledAt
 _Groups = dict[tuple[str, str | None], list[_Item]]
+# request, business, campaign, campaign id, version label, version id, sendout id
+_Head = tuple[int, str, str, str, str, str, str]
 
 
 @dataclass(frozen=True)
@@ -124,11 +127,11 @@ def _type_name(value: Any) -> str:
                                          bool: "boolean"}.get(type(value), "number")
 
 
-def _optional_str(entry: dict[str, Any], name: str, where: str) -> str | None:
-    value = entry.get(name)
-    if value is None or isinstance(value, str):
-        return value
-    raise BadRequest(f"{where}.{name}: expected a string, got {_type_name(value)}")
+def _not_a_string(index: int, name: str, value: Any) -> str:
+    return f"entries[{index}].{name}: expected a string, got {_type_name(value)}"
+
+
+_STR = itertools.repeat(str)  # all(map(isinstance, values, _STR)): a loop in C
 
 
 def _parse_options(options: Any) -> bool:
@@ -177,12 +180,15 @@ def parse_request(raw: bytes) -> ParsedRequest:
                              + ("" if got is None else f", got {_type_name(got)}"))
         variables = entry.get("variables")
         if variables is not None and not (
-            isinstance(variables, dict) and all(isinstance(v, str) for v in variables.values())
+            isinstance(variables, dict) and all(map(isinstance, variables.values(), _STR))
         ):
             raise BadRequest(f"entries[{i}].variables: expected an object of strings")
-        where = f"entries[{i}]"
-        version = _optional_str(entry, "campaignVersion", where)
-        scheduled = _optional_str(entry, "scheduledAt", where)
+        version = entry.get("campaignVersion")
+        scheduled = entry.get("scheduledAt")
+        if not (version is None or isinstance(version, str)):
+            raise BadRequest(_not_a_string(i, "campaignVersion", version))
+        if not (scheduled is None or isinstance(scheduled, str)):
+            raise BadRequest(_not_a_string(i, "scheduledAt", scheduled))
         key = (name, version)
         group = groups.get(key)
         if group is None:
@@ -209,12 +215,12 @@ class _Campaign:
     spec: SimCampaign
     versions: dict[str, SimVersion]  # by label and by id
     latest: SimVersion
-    unversioned: tuple[str, ...]
+    unversioned: frozenset[str]
 
     @classmethod
     def of(cls, spec: SimCampaign) -> _Campaign:
         versions = {v.label: v for v in spec.versions} | {v.id: v for v in spec.versions}
-        return cls(spec, versions, spec.versions[-1], tuple(spec.variables))
+        return cls(spec, versions, spec.versions[-1], frozenset(spec.variables))
 
 
 @dataclass
@@ -257,7 +263,10 @@ class SimState:
 
     def reset(self) -> None:
         """Forget every sendout, delivery and counter (the catalog stays)."""
-        self.deliveries: list[Delivery] = []
+        # Accepted entries kept per group as (the group's Delivery fields, time, [(client,
+        # variables, scheduledAt)]), expanded into Delivery rows only when inspected: the
+        # hot path stays cheap.
+        self._batches: list[tuple[_Head, float, list[_Item]]] = []
         self.stats = Stats()
         self._sendouts: dict[tuple[str, str, str], str] = {}  # (business, campaign, version)
         self._latest: dict[tuple[str, str], tuple[str, SimVersion]] = {}  # (business, campaign)
@@ -310,7 +319,7 @@ class SimState:
                 return _failed(spec.id, spec.name, version_ref, VERSION_NOT_FOUND, len(items))
             version = found
             sendout_id = self._sendouts.get((business, spec.id, version.id))
-            required = tuple(version.variables)
+            required = frozenset(version.variables)
         if sendout_id in fresh:
             sendout_id = None  # the page: each group of a request gets its own sendout
 
@@ -321,8 +330,7 @@ class SimState:
         for item in items:
             client, variables, scheduled = item
             if (client in seen or not E164.match(client)
-                    or (required and (variables is None
-                                      or not all(r in variables for r in required)))
+                    or (required and (variables is None or not required <= variables.keys()))
                     or (scheduled is not None and not valid_timestamp(scheduled))):
                 invalid += 1
                 seen.add(client)
@@ -350,21 +358,29 @@ class SimState:
             fresh.add(sendout_id)
             self._sendouts[(business, spec.id, version.id)] = sendout_id
             self._latest[(business, spec.id)] = (sendout_id, version)
-        self.deliveries.extend(
-            Delivery(number, business, spec.name, spec.id, version.label, version.id,
-                     sendout_id, client, variables, scheduled, now)
-            for client, variables, scheduled in accepted
-        )
+        self._batches.append(((number, business, spec.name, spec.id, version.label,
+                               version.id, sendout_id), now, accepted))
         return result
+
+    @property
+    def delivery_count(self) -> int:
+        return self.stats.accepted
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """Every accepted entry, in the order accepted."""
+        return list(self.find())
 
     def find(self, *, business: str | None = None, campaign: str | None = None,
              client: str | None = None) -> Iterator[Delivery]:
-        """The deliveries matching every filter given."""
-        for d in self.deliveries:
-            if ((business is None or d.business == business)
-                    and (campaign is None or d.campaign == campaign)
-                    and (client is None or d.client == client)):
-                yield d
+        """The accepted entries matching every filter given, in the order accepted."""
+        for head, at, items in self._batches:
+            if (business is not None and head[1] != business) or (
+                    campaign is not None and head[2] != campaign):
+                continue
+            for c, variables, scheduled in items:
+                if client is None or c == client:
+                    yield Delivery(*head, c, variables, scheduled, at)
 
 
 def _failed(campaign_id: str | None, name: str, version: str | None, error: dict[str, str],
