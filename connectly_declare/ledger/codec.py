@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, cast
 
 from connectly_declare.ledger.base import (
@@ -110,16 +111,31 @@ def _int(obj: Mapping[str, Any], name: str, default: int | None = None) -> int:
     return value
 
 
-def _entries(value: Any) -> tuple[IntentEntry, ...]:
-    if not isinstance(value, list):
+def intent_from_json(obj: dict[str, Any]) -> tuple[Intent, list[Any]]:
+    """An intent without its entries, and its validated ``[client, fingerprint]`` pairs:
+    the fold's fast path (:meth:`Folder.add_intent`) needs no IntentEntry per entry."""
+    intent = Intent(
+        batch_id=_str(obj, "batch_id"),
+        at=_str(obj, "at"),
+        sendout=_str(obj, "sendout"),
+        campaign=_str(obj, "campaign"),
+        version=_opt_str(obj, "version"),
+        scope=_str(obj, "scope"),
+        options={},
+        entries=(),
+    )
+    options = obj.get("options") or {}
+    if not isinstance(options, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in options.items()
+    ):
+        raise ValueError("field 'options' must map strings to strings")
+    pairs = obj.get("entries")
+    if not isinstance(pairs, list) or not all(
+        type(p) is list and len(p) == 2 and type(p[0]) is str and type(p[1]) is str
+        for p in pairs
+    ):
         raise ValueError("field 'entries' must be a list of [client, fingerprint] pairs")
-    out = []
-    for pair in value:
-        if (not isinstance(pair, list) or len(pair) != 2
-                or not isinstance(pair[0], str) or not isinstance(pair[1], str)):
-            raise ValueError("field 'entries' must be a list of [client, fingerprint] pairs")
-        out.append(IntentEntry(pair[0], pair[1]))
-    return tuple(out)
+    return replace(intent, options=cast(dict[str, str], options)), pairs
 
 
 def from_json(obj: Any) -> Record:
@@ -132,21 +148,8 @@ def from_json(obj: Any) -> Record:
         raise ValueError("a record must be a JSON object")
     kind = obj.get("type")
     if kind == "intent":
-        options = obj.get("options") or {}
-        if not isinstance(options, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in options.items()
-        ):
-            raise ValueError("field 'options' must map strings to strings")
-        return Intent(
-            batch_id=_str(obj, "batch_id"),
-            at=_str(obj, "at"),
-            sendout=_str(obj, "sendout"),
-            campaign=_str(obj, "campaign"),
-            version=_opt_str(obj, "version"),
-            scope=_str(obj, "scope"),
-            options=cast(dict[str, str], options),
-            entries=_entries(obj.get("entries")),
-        )
+        intent, pairs = intent_from_json(obj)
+        return replace(intent, entries=tuple(IntentEntry(c, f) for c, f in pairs))
     if kind == "outcome":
         status = obj.get("status")
         if status not in _OUTCOME_STATUSES:
@@ -199,4 +202,4 @@ def decode(line: str | bytes) -> Record:
     return from_json(json.loads(line))
 
 
-__all__ = ["NewerFormat", "decode", "encode", "from_json", "to_json"]
+__all__ = ["NewerFormat", "decode", "encode", "from_json", "intent_from_json", "to_json"]

@@ -21,14 +21,15 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from connectly_declare.errors import LedgerCorrupt, LedgerError, Location
 from connectly_declare.ledger import codec
-from connectly_declare.ledger.base import Header, LedgerState, LockInfo, Record
-from connectly_declare.ledger.fold import Folder
+from connectly_declare.ledger.base import Header, Intent, IntentEntry, LedgerState, LockInfo, Record
+from connectly_declare.ledger.fold import Folder, no_gc
 from connectly_declare.ledger.lock import LocalLock
 
 TORN = "torn"
@@ -60,6 +61,13 @@ class _Scan:
         )
 
     def records(self) -> Iterator[Record]:
+        for record, pairs in self.items():
+            if pairs is not None and isinstance(record, Intent):
+                record = replace(record, entries=tuple(IntentEntry(c, f) for c, f in pairs))
+            yield record
+
+    def items(self) -> Iterator[tuple[Record, list[Any] | None]]:
+        """(record, None), or (intent without entries, its [client, fingerprint] pairs)."""
         pending: tuple[int, str] | None = None  # a damaged line waiting for its explanation
         seen_header = False
         number = 0
@@ -80,7 +88,12 @@ class _Scan:
                         )
                         pending = None
                         continue
-                    record = codec.from_json(obj)
+                    record: Record
+                    pairs = None
+                    if isinstance(obj, dict) and obj.get("type") == "intent":
+                        record, pairs = codec.intent_from_json(obj)
+                    else:
+                        record = codec.from_json(obj)
                 except codec.NewerFormat as err:
                     raise LedgerError(
                         str(err), location=Location(self.display, number),
@@ -97,7 +110,7 @@ class _Scan:
                     why = "a second header" if seen_header else "the first record is not a header"
                     raise self._corrupt(number, why)
                 seen_header = True
-                yield record
+                yield record, pairs
         if pending is not None:
             self.warnings.append(
                 f"{self.display}:{pending[0]}: the last line is damaged "
@@ -184,27 +197,27 @@ class LocalLedger:
                 hint="check --env and the business id, or point state.path at the right ledger",
             )
 
-    def _scan(self) -> tuple[_Scan, Iterator[Record]]:
-        scan = _Scan(self.path, self.display)
-        return scan, scan.records()
-
     def read(self) -> LedgerState:
         if not self.path.exists():
             return LedgerState(lineage=None, serial=0, environment=self.environment,
                                business_id=self.business_id)
-        scan, records = self._scan()
+        scan = _Scan(self.path, self.display)
         folder = Folder()
-        for record in records:
-            if isinstance(record, Header):
-                self._check_binding(record)
-            folder.add(record)
+        with no_gc():
+            for record, pairs in scan.items():
+                if pairs is not None and isinstance(record, Intent):
+                    folder.add_intent(record, pairs)
+                    continue
+                if isinstance(record, Header):
+                    self._check_binding(record)
+                folder.add(record)
         state = folder.state(serial=scan.serial)
         state.warnings[:0] = scan.warnings
         return state
 
     def records(self) -> Iterator[Record]:
         if self.path.exists():
-            yield from self._scan()[1]
+            yield from _Scan(self.path, self.display).records()
 
     def lock(self, command: str,
              timeout: float = 0.0) -> contextlib.AbstractContextManager[LockInfo]:
