@@ -65,6 +65,29 @@ def cli(ctx: click.Context, directory: Path | None, environment: str | None) -> 
     builtin that silently wins over this program.
     """
     ctx.obj = Context(directory, (environment or "").strip() or None)
+    global _CURRENT
+    _CURRENT = ctx.obj
+
+
+_CURRENT: Context | None = None  # the running command's options, for error annotations
+
+
+def _github_annotate(problems: Sequence[Any]) -> None:
+    """In a GitHub Actions job, repeat problems as `::error file=…,line=…::` annotations
+    (stdout), so a pull request shows them on the lines they are about."""
+    from connectly_declare import github
+
+    if not github.in_github_actions(os.environ):
+        return
+    root: Path | None = None
+    try:
+        from connectly_declare.workspace import find_workspace
+
+        root = find_workspace(_CURRENT.start if _CURRENT else Path.cwd())
+    except DeclareError:
+        pass
+    for line in github.annotation_lines(problems, workspace_root=root, title=PROG):
+        click.echo(line)
 
 
 def _report_error(err: DeclareError) -> None:
@@ -93,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                prog_name=PROG, standalone_mode=False)
     except DeclareError as err:
         _report_error(err)
+        _github_annotate(err.problems)
         return err.exit_code
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
@@ -131,7 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Loopback address to listen on; other addresses are refused.")
 @click.option("--catalog", "catalog", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Catalog file (YAML or JSON): businesses, API keys, campaigns.")
+              default=None, help="Catalog file (YAML or JSON): businesses, API keys, campaigns "
+              "[default: the workspace's Campaign manifests].")
 @click.option("--api-key", envvar="DECLARE_SIM_API_KEY", default=None,
               help="An API key every business accepts too [env: DECLARE_SIM_API_KEY].")
 @click.option("--rate-limit", type=click.FloatRange(min=0), default=200.0, show_default=True,
@@ -154,13 +179,19 @@ def main(argv: Sequence[str] | None = None) -> int:
               help="Share of requests accepted, then dropped without an answer.")
 @click.option("--seed", type=int, default=None, help="Seed of the faults and generated ids.")
 @click.option("--access-log/--no-access-log", default=False, help="Log every request.")
-def sim_command(port: int, host: str, catalog: Path | None, api_key: str | None,
+@pass_ctx
+def sim_command(ctx: Context, port: int, host: str, catalog: Path | None, api_key: str | None,
                 rate_limit: float, burst: int | None, latency_ms: float, jitter_ms: float,
                 fail_rate: float, rate_429: float, timeout_rate: float, hang_seconds: float,
                 drop_rate: float, seed: int | None, access_log: bool) -> int:
     """Serve a local Connectly simulator on loopback until Ctrl-C.
 
-    Example: connectly-declare sim --catalog sim-catalog.yaml --port 8765
+    Its campaigns come from --catalog FILE, or else from the workspace's Campaign
+    manifests. Examples:
+
+      connectly-declare sim --catalog sim-catalog.yaml --port 8765
+
+      connectly-declare -C campaigns sim --drop-rate 0.05 --seed 1
     """
     from connectly_declare.sim.faults import FaultConfig
     from connectly_declare.sim.run import SimOptions, serve
@@ -169,8 +200,8 @@ def sim_command(port: int, host: str, catalog: Path | None, api_key: str | None,
                          error_429_rate=rate_429, timeout_after_accept_rate=timeout_rate,
                          drop_after_accept_rate=drop_rate, hang_seconds=hang_seconds,
                          seed=seed)
-    options = SimOptions(catalog=catalog, host=host, port=port, api_key=api_key,
-                         rate_limit=rate_limit or None, burst=burst, faults=faults,
+    options = SimOptions(catalog=catalog, workspace=ctx.start, host=host, port=port,
+                         api_key=api_key, rate_limit=rate_limit or None, burst=burst, faults=faults,
                          access_log=access_log)
     return serve(options, echo=click.echo)
 
@@ -194,6 +225,7 @@ def validate_command(ctx: Context) -> int:
     except ManifestErrors as err:
         for problem in err.problems:
             click.echo(str(problem), err=True)
+        _github_annotate(err.problems)
         count = len(err.problems)
         click.echo(f"{count} problem{'s' if count != 1 else ''} found; nothing is valid "
                    "until all are fixed", err=True)
