@@ -16,6 +16,9 @@ from connectly_declare.sim.server import check_loopback, run_server
 
 API_KEY_ENV = "DECLARE_SIM_API_KEY"
 DEFAULT_PORT = 8765
+# The key a catalog built from a workspace accepts when none is given: a documented demo
+# value, not a secret.
+DEMO_API_KEY = "sim-demo-key"
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class SimOptions:
     """What `connectly-declare sim` was asked for, as plain data."""
 
     catalog: Path | None = None
+    workspace: Path | None = None  # where to look for declare.yaml without --catalog
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     api_key: str | None = None
@@ -39,19 +43,36 @@ def with_extra_key(catalog: Catalog, api_key: str) -> Catalog:
     ]})
 
 
-def build_catalog(options: SimOptions, environ: Mapping[str, str]) -> Catalog:
-    """The catalog file of `--catalog`, plus the key of --api-key / DECLARE_SIM_API_KEY."""
-    if options.catalog is None:
-        # TODO(workspace): build the catalog from the workspace's Campaign manifests once
-        # the workspace loader exists (catalog_from_campaigns takes the plain data).
-        raise DeclareError("no simulator catalog given",
-                           hint="pass --catalog FILE (YAML or JSON; see README.md, Simulator)")
-    catalog = load_catalog(options.catalog)
+def build_catalog(options: SimOptions, environ: Mapping[str, str]) -> tuple[Catalog, str]:
+    """The catalog, and where its API key comes from (said, never shown).
+
+    With --catalog: the file, plus the key of --api-key / DECLARE_SIM_API_KEY if given.
+    Without: the workspace's campaigns, accepting that key, else the key in the variable
+    declare.yaml names (`api_key_env`, so `apply` works unchanged), else DEMO_API_KEY."""
     api_key = options.api_key or environ.get(API_KEY_ENV)
-    return with_extra_key(catalog, api_key) if api_key else catalog
+    if options.catalog is not None:
+        catalog = load_catalog(options.catalog)
+        if api_key:
+            return with_extra_key(catalog, api_key), f"the catalog's, and --api-key/${API_KEY_ENV}"
+        return catalog, "the catalog's"
+    from connectly_declare.sim.workspace import catalog_from_workspace
+    from connectly_declare.workspace import find_workspace, load_workspace
+
+    try:
+        root = find_workspace(options.workspace or Path.cwd())
+    except DeclareError as err:
+        raise DeclareError(f"no --catalog given, and {err.problem.message}",
+                           hint="pass --catalog FILE, or run in a workspace (or -C DIR)") from err
+    workspace = load_workspace(root, environ=environ)
+    source = f"--api-key/${API_KEY_ENV}"
+    if not api_key and environ.get(workspace.config.api_key_env):
+        api_key, source = environ[workspace.config.api_key_env], f"${workspace.config.api_key_env}"
+    if not api_key:
+        api_key, source = DEMO_API_KEY, f"the demo key {DEMO_API_KEY!r}"
+    return catalog_from_workspace(workspace, api_key, environ=environ), source
 
 
-def describe(catalog: Catalog, options: SimOptions, url: str) -> list[str]:
+def describe(catalog: Catalog, options: SimOptions, url: str, key_source: str) -> list[str]:
     """What the command prints once listening: the URL, businesses and campaigns, never
     the API keys."""
     lines = [f"Connectly simulator listening on {url}"]
@@ -59,6 +80,7 @@ def describe(catalog: Catalog, options: SimOptions, url: str) -> list[str]:
         names = ", ".join(c.name for c in b.campaigns) or "no campaigns"
         lines.append(f"  business {b.id}: {url}/v1/businesses/{b.id}/send/campaigns "
                      f"({len(b.api_keys)} API key(s); campaigns: {names})")
+    lines.append(f"  API key: {key_source}")
     limit = f"{options.rate_limit:g} requests/s per key" if options.rate_limit else "off"
     lines.append(f"  rate limit: {limit}; inspect: {url}/_sim/stats, {url}/_sim/deliveries")
     if options.faults.any:
@@ -75,12 +97,12 @@ def serve(options: SimOptions, *, echo: Callable[[str], None] = _print,
           environ: Mapping[str, str] = os.environ) -> int:
     """Serve the simulator until SIGINT/SIGTERM; return the exit code (0 on a clean stop)."""
     check_loopback(options.host)
-    catalog = build_catalog(options, environ)
+    catalog, key_source = build_catalog(options, environ)
     simulator = Simulator(catalog, faults=options.faults, rate_limit=options.rate_limit,
                           burst=options.burst)
 
     def ready(url: str) -> None:
-        for line in describe(catalog, options, url):
+        for line in describe(catalog, options, url, key_source):
             echo(line)
 
     stopped_by = run_server(simulator.app, options.host, options.port, on_ready=ready,
