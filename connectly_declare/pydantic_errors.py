@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from connectly_declare.config import ENV_VAR_PATTERN
+from connectly_declare.config import ENV_VAR_PATTERN, WorkspaceConfig
 from connectly_declare.errors import Problem
 from connectly_declare.manifests import NAME_PATTERN, VARIABLE_PATTERN
 from connectly_declare.yamlmarks import Document, YamlPath, dotted
@@ -28,9 +28,9 @@ _PATTERNS = {
                   "(starting with a letter or digit, at most 128)",
     VARIABLE_PATTERN: "must be a variable name: letters, digits and '_', "
                       "not starting with a digit",
-    ENV_VAR_PATTERN: "must be an environment variable name: letters, digits and '_'",
     r"^[A-Z]{2}$": "must be a two-letter region code in capitals, e.g. US or GB",
 }
+_ENV_VAR_RULE = "must be an environment variable name: letters, digits and '_'"
 _WANTED = {"str": "text", "constrained-str": "text", "int": "a number",
            "float": "a number", "bool": "true/false", "none": "null"}
 _WANTED_ORDER = ("text", "a number", "true/false", "null", "a list", "a mapping")
@@ -147,15 +147,21 @@ def _problem(error: ErrorDetails, path: YamlPath, doc: Document,
         else:
             hint = ""
         return Problem(doc.location(doc.key_mark(path)), f"{where}: unknown field", hint)
-    return Problem(doc.location(doc.mark(path)), f"{where}: {_message(error)}")
+    message = _message(error, model)
+    if not path:  # a whole-model rule, e.g. "give business_id or business_id_env, not both"
+        return Problem(doc.location(doc.start), message)
+    return Problem(doc.location(doc.mark(path)), f"{where}: {message}")
 
 
-def _message(error: ErrorDetails) -> str:
+def _message(error: ErrorDetails, model: type[BaseModel]) -> str:
     kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
     if kind == "literal_error":
         return f"{value!r} is not allowed; expected {ctx.get('expected')}"
     if kind == "string_pattern_mismatch":
-        rule = _PATTERNS.get(str(ctx.get("pattern")), f"must match {ctx.get('pattern')}")
+        pattern = str(ctx.get("pattern"))
+        # The same regex checks campaign variables and (in declare.yaml) env var names.
+        rule = _ENV_VAR_RULE if pattern == ENV_VAR_PATTERN and model is WorkspaceConfig \
+            else _PATTERNS.get(pattern, f"must match {pattern}")
         return f"{rule}, got {value!r}"
     if kind == "timezone_aware":
         return f"needs a time zone offset, got {value!r}; {_SCHEDULE_HINT}"
@@ -168,6 +174,9 @@ def _message(error: ErrorDetails) -> str:
                   "list_type": "a list"}.get(kind, "a mapping")
         return f"expected {wanted}, got {_type_name(value)}"
     message = error["msg"]
+    if kind in ("less_than", "less_than_equal", "greater_than", "greater_than_equal",
+                "too_short", "too_long", "string_too_short", "string_too_long"):
+        message += f", got {value!r}" if not isinstance(value, list | dict) else ""
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
     return message[:1].lower() + message[1:]
