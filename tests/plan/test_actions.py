@@ -1,0 +1,196 @@
+"""Each action of DESIGN.md's table, and the guards a plan enforces."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from connectly_declare.entry import make_key
+from connectly_declare.errors import Location, PlanError, StalePlan
+from connectly_declare.ledger.base import LedgerState
+from connectly_declare.plan import Plan, PlanOptions, check_fresh, make_plan
+
+from .conftest import NOW, desired, entry, history, spec
+
+A, B, C, D = "+16505550001", "+16505550002", "+16505550003", "+16505550004"
+
+
+def plan_of(*items: object, state: LedgerState | None = None, **options: object) -> Plan:
+    return make_plan(items, state or LedgerState(None, 0),  # type: ignore[arg-type]
+                     PlanOptions(**options), now=NOW)  # type: ignore[arg-type]
+
+
+def actions(plan: Plan) -> dict[str, str]:
+    out = {}
+    for s in plan.sendouts:
+        for p in s.samples:
+            out[p.entry.client] = p.action
+    return out
+
+
+def test_send_when_the_key_is_not_in_the_ledger() -> None:
+    plan = plan_of(desired(spec(), [entry(A), entry(B)]))
+    assert plan.total("send") == 2 and plan.has_changes
+    assert [p.entry.client for _, p in plan.iter_sends()] == [A, B]
+    assert plan.sendouts[0].audience_stats == {"recipients": 2}
+    assert (plan.lineage, plan.serial) == (None, 0)
+
+
+def test_noop_when_accepted_with_the_same_fingerprint() -> None:
+    state = history(([entry(A)], "accepted"))
+    plan = plan_of(desired(spec(), [entry(A), entry(B)]), state=state)
+    assert plan.sendouts[0].counts["noop"] == 1 and plan.total("send") == 1
+    assert actions(plan) == {A: "noop", B: "send"}
+    assert [p.entry.client for _, p in plan.iter_sends()] == [B]
+
+
+def test_drift_under_allow_one_sends_nothing_and_warns() -> None:
+    state = history(([entry(A)], "accepted"))
+    plan = plan_of(desired(spec(), [entry(A, name="Anna")]), state=state)
+    assert actions(plan) == {A: "drift"} and not plan.has_changes
+    assert any(n.startswith("drift: 1 client received 'Welcome'") for n in
+               plan.sendouts[0].notes)
+
+
+def test_resend_under_allow_multiple_when_the_fingerprint_changed() -> None:
+    old = entry(A, allow_multiple=True, round_=1)
+    state = history(([old], "accepted"))
+    s = spec(allow_multiple=True)
+    plan = plan_of(desired(s, [entry(A, allow_multiple=True, round_=2)]), state=state)
+    assert actions(plan) == {A: "resend"} and plan.total("resend") == 1
+    same = plan_of(desired(s, [old]), state=state)
+    assert actions(same) == {A: "noop"}
+
+
+@pytest.mark.parametrize("status", ["rejected", "unknown", "partial", "none"])
+def test_retry_after_rejection_or_unknown_under_allow_one(status: str) -> None:
+    state = history(([entry(A)], status))
+    plan = plan_of(desired(spec(), [entry(A)]), state=state)
+    assert actions(plan) == {A: "retry"} and plan.total("retry") == 1
+    assert plan.sendouts[0].to_send[0].reason.startswith(
+        "rejected before" if status == "rejected" else "outcome")
+
+
+def test_retry_after_rejection_under_allow_multiple() -> None:
+    e = entry(A, allow_multiple=True)
+    plan = plan_of(desired(spec(allow_multiple=True), [e]), state=history(([e], "rejected")))
+    assert actions(plan) == {A: "retry"}
+
+
+@pytest.mark.parametrize("status", ["unknown", "partial", "none"])
+def test_blocked_when_unknown_under_allow_multiple(status: str) -> None:
+    e = entry(A, allow_multiple=True)
+    plan = plan_of(desired(spec(allow_multiple=True), [e, entry(B, allow_multiple=True)]),
+                   state=history(([e], status)))
+    assert actions(plan) == {A: "blocked", B: "send"}
+    assert [p.entry.client for _, p in plan.iter_sends()] == [B]
+    assert any("state resolve" in n for n in plan.sendouts[0].notes)
+
+
+def test_resend_ending_unknown_blocks_even_though_earlier_delivery_is_known() -> None:
+    first, second = entry(A, allow_multiple=True), entry(A, allow_multiple=True, round_=2)
+    state = history(([first], "accepted"), ([second], "unknown"))
+    plan = plan_of(desired(spec(allow_multiple=True), [second]), state=state)
+    assert actions(plan) == {A: "blocked"}
+
+
+def test_orphan_when_no_longer_declared() -> None:
+    state = history(([entry(A), entry(B)], "accepted"),
+                    ([entry(C, sendout="gone", campaign="Old")], "accepted"))
+    plan = plan_of(desired(spec(), [entry(A)]), state=state)
+    assert plan.sendouts[0].counts["orphan"] == 1
+    assert [(o.sendout, o.campaign, o.count) for o in plan.orphans] == [
+        ("gone", "Old", 1), ("welcome", "Welcome", 1)]
+    assert any("via sendout gone, which is no longer declared" in w for w in plan.warnings)
+    assert not plan.has_changes
+
+
+def test_disabled_sendout_plans_nothing_and_its_keys_are_not_orphans() -> None:
+    state = history(([entry(A)], "accepted"))
+    plan = plan_of(desired(spec(enabled=False), [entry(A), entry(B)]), state=state)
+    assert plan.orphans == () and not plan.has_changes
+    assert plan.sendouts[0].enabled is False
+
+
+def test_client_who_received_the_campaign_via_another_sendout_is_a_noop_naming_it() -> None:
+    state = history(([entry(A, sendout="launch")], "accepted"))
+    plan = plan_of(desired(spec(), [entry(A)]), state=state)
+    s = plan.sendouts[0]
+    assert s.counts["noop"] == 1
+    assert s.samples[0].reason == "already received via sendout launch"
+    assert any("already received 'Welcome' via sendout launch" in n for n in s.notes)
+
+
+def test_two_allow_one_sendouts_sending_to_the_same_clients_is_a_plan_error() -> None:
+    one = desired(spec("a-promo"), [entry(A, sendout="a-promo"), entry(B, sendout="a-promo")])
+    two = desired(spec("b-promo", location=Location("sendouts.yaml", 12)),
+                  [entry(B, sendout="b-promo"), entry(A, sendout="b-promo"),
+                   entry(C, sendout="b-promo")])
+    with pytest.raises(PlanError) as err:
+        plan_of(one, two)
+    assert str(err.value).startswith(
+        "sendouts.yaml:12: sendouts a-promo and b-promo would both send campaign 'Welcome' "
+        "to the same 2 clients under allow_one")
+
+
+def test_a_client_twice_in_one_sendout_is_refused() -> None:
+    with pytest.raises(PlanError, match="holds 1 client more than once"):
+        plan_of(desired(spec(), [entry(A), entry(A)]))
+
+
+def test_targets_limit_the_plan_and_its_orphans() -> None:
+    state = history(([entry(C, sendout="gone")], "accepted"))
+    plan = plan_of(desired(spec("a"), [entry(A, sendout="a")]),
+                   desired(spec("b"), [entry(B, sendout="b")]), state=state, targets=("b",))
+    assert [s.name for s in plan.sendouts] == ["b"] and plan.orphans == ()
+    with pytest.raises(PlanError, match="--target names no sendout: nope"):
+        plan_of(desired(spec("a"), []), targets=("nope",))
+
+
+def test_max_recipients_of_the_run_and_of_the_sendout() -> None:
+    entries = [entry(x) for x in (A, B, C)]
+    assert plan_of(desired(spec(), entries), max_recipients=3).total("send") == 3
+    with pytest.raises(PlanError, match="would send 3 entries, more than --max-recipients 2"):
+        plan_of(desired(spec(), entries), max_recipients=2)
+    with pytest.raises(PlanError, match="would send 3 entries, more than its max_recipients 1"):
+        plan_of(desired(spec(max_recipients=1), entries))
+    # already-sent entries do not count against the guard
+    state = history(([entry(A), entry(B)], "accepted"))
+    assert plan_of(desired(spec(max_recipients=1), entries), state=state).total("send") == 1
+
+
+def test_past_schedule_is_an_error_unless_allowed() -> None:
+    past = [entry(A, scheduled_at="2026-11-01T09:00:00+01:00")]
+    with pytest.raises(PlanError, match=r"schedule 2026-11-01T09:00:00\+01:00 is in the past"):
+        plan_of(desired(spec(), past))
+    assert plan_of(desired(spec(), past), allow_past_schedule=True).total("send") == 1
+    future = [entry(A, scheduled_at="2026-12-01T09:00:00+00:00")]
+    assert plan_of(desired(spec(), future)).total("send") == 1
+    # once sent, a passed schedule is no error: nothing would be sent
+    assert plan_of(desired(spec(), past), state=history((past, "accepted"))).total("noop") == 1
+
+
+def test_all_guard_failures_are_reported_at_once() -> None:
+    entries = [entry(A, scheduled_at="2026-11-01T09:00:00+00:00"), entry(B)]
+    with pytest.raises(PlanError) as err:
+        plan_of(desired(spec(max_recipients=1), entries), max_recipients=1)
+    assert len(err.value.problems) == 3
+
+
+def test_check_fresh_refuses_a_plan_when_the_ledger_moved_on() -> None:
+    state = history(([entry(A)], "accepted"))
+    plan = plan_of(desired(spec(), [entry(B)]), state=state)
+    assert (plan.lineage, plan.serial) == ("L1", 3)
+    check_fresh(plan, state)
+    with pytest.raises(StalePlan, match="at serial 3, but the ledger is now L1 at serial 4"):
+        check_fresh(plan, replace(state, serial=4))
+    with pytest.raises(StalePlan):
+        check_fresh(plan, replace(state, lineage="L2"))
+
+
+def test_key_is_campaign_and_client_under_allow_one() -> None:
+    # a sendout renamed under allow_one keeps its history (noop), under allow_multiple not
+    state = history(([entry(A, sendout="old")], "accepted"))
+    assert state.keys[make_key("Welcome", A)].sendout == "old"
+    assert plan_of(desired(spec(), [entry(A)]), state=state).total("noop") == 1
