@@ -135,7 +135,10 @@ def _number(value: str) -> int | float | None:
     if len(digits) > 1 and digits[0] == "0" and digits[1].isdigit():
         return None  # 0612345678, 02134: identifiers, not quantities
     if _INT.match(value):
-        return int(value)
+        # Past CPython's int/str conversion limit (4,300 digits) int() raises ValueError;
+        # such a "number" is no quantity a manifest needs, so it stays text and the model
+        # reports it where a number is wanted (issue 8: hostile manifests).
+        return int(value) if len(digits) <= 4000 else None
     if _FLOAT.match(value):
         return float(value)
     if value.lower() in (".inf", "-.inf", ".nan"):
