@@ -27,17 +27,23 @@ Decisions where DESIGN.md is silent:
 
 from __future__ import annotations
 
+import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
 
 from connectly_declare import __version__
 from connectly_declare.entry import Entry, split_key
 from connectly_declare.errors import Location, PlanError, Problem, StalePlan
-from connectly_declare.ledger.base import KeyState, LedgerState
+from connectly_declare.ledger.base import KeyState, Ledger, LedgerState
 from connectly_declare.ledger.fold import no_gc
+
+if TYPE_CHECKING:
+    from connectly_declare.manifests import Sendout
+    from connectly_declare.workspace import Workspace
 
 Action = Literal["send", "noop", "resend", "drift", "retry", "blocked", "orphan"]
 ACTIONS: tuple[Action, ...] = ("send", "resend", "retry", "noop", "drift", "blocked", "orphan")
@@ -68,6 +74,15 @@ class SendoutSpec:
     enabled: bool = True
     location: Location = field(default_factory=Location)  # the manifest, for errors
 
+    @classmethod
+    def of(cls, sendout: Sendout, location: Location | None = None) -> SendoutSpec:
+        """The spec of a Sendout manifest."""
+        return cls(name=sendout.name, campaign=sendout.campaign, version=sendout.version,
+                   options=sendout.options.as_api(),
+                   allow_multiple=sendout.options.allow_multiple,
+                   max_recipients=sendout.max_recipients, enabled=sendout.enabled,
+                   location=location or Location())
+
 
 @dataclass(frozen=True)
 class DesiredSendout:
@@ -76,7 +91,9 @@ class DesiredSendout:
 
     spec: SendoutSpec
     entries: Iterable[Entry] = ()
-    audience_stats: Mapping[str, int] = field(default_factory=dict)
+    # a mapping, or a function returning one (called once the entries are consumed)
+    audience_stats: Mapping[str, int] | Callable[[], Mapping[str, int]] = field(
+        default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -406,7 +423,8 @@ def make_plan(
             add = planner.add
             for entry in item.entries:
                 add(entry)
-            stats[item.spec.name] = item.audience_stats
+            got = item.audience_stats
+            stats[item.spec.name] = got() if callable(got) else got
         orphans = _orphans(state, seen, planners, disabled, options.targets)
     problems = _conflict_problems(list(planners.values()))
     for planner in planners.values():
@@ -439,10 +457,48 @@ def make_plan(
     )
 
 
+STAT_FIELDS = ("read", "yielded", "invalid_skipped", "duplicates_dropped", "excluded",
+               "filtered_out")
+
+
+def build_plan(ws: Workspace, ledger: Ledger, options: PlanOptions, *,
+               environ: Mapping[str, str] = os.environ, now: datetime) -> Plan:
+    """Plan a loaded workspace against `ledger`: entries are produced lazily per sendout
+    (connectly_declare.entries) and streamed through :func:`make_plan`. Reads the ledger
+    without locking."""
+    from connectly_declare.audiences import AudienceStats
+    from connectly_declare.entries import iter_entries
+
+    state = ledger.read()
+    targets = set(options.targets)
+
+    def desired() -> Iterator[DesiredSendout]:
+        for name in sorted(ws.sendouts):
+            sendout = ws.sendouts[name]
+            spec = SendoutSpec.of(sendout, ws.location("Sendout", name))
+            if not sendout.enabled or (targets and name not in targets):
+                yield DesiredSendout(spec)  # no entries are produced for it
+                continue
+            stats = AudienceStats()
+            yield DesiredSendout(spec, iter_entries(ws, sendout, environ=environ, stats=stats),
+                                 partial(_stats_dict, stats))
+
+    # the ledger was opened for the run's environment and business (ledger.open_ledger)
+    environment: str | None = getattr(ledger, "environment", state.environment)
+    business: str | None = getattr(ledger, "business_id", None) or state.business_id
+    return make_plan(desired(), state, options, now=now, workspace_digest=ws.digest,
+                     environment=environment, business_id=business)
+
+
+def _stats_dict(stats: object) -> dict[str, int]:
+    return {name: int(getattr(stats, name)) for name in STAT_FIELDS}
+
+
 __all__ = [
     "ACTIONS",
     "PLAN_FORMAT_VERSION",
     "SENDING_ACTIONS",
+    "STAT_FIELDS",
     "Action",
     "DesiredSendout",
     "OrphanCount",
@@ -452,6 +508,7 @@ __all__ = [
     "PlannedEntry",
     "SendoutPlan",
     "SendoutSpec",
+    "build_plan",
     "check_fresh",
     "make_plan",
 ]
