@@ -215,7 +215,11 @@ def validate_command(ctx: Context) -> int:
     """Check declare.yaml and every manifest, offline; exit 0 when valid, 1 when not.
 
     Every problem is printed as FILE:LINE:COL: message (paths relative to the workspace
-    root). Example: connectly-declare -C campaigns validate
+    root).
+
+    \b
+    Example:
+      connectly-declare -C campaigns validate
     """
     from connectly_declare.errors import ManifestErrors
     from connectly_declare.workspace import load_workspace
@@ -242,8 +246,11 @@ def validate_command(ctx: Context) -> int:
 def init_command(directory: Path) -> int:
     """Scaffold a working example workspace in DIRECTORY (new or empty; default: here).
 
-    Never overwrites: refuses a folder that is not empty. Example:
-    connectly-declare init my-sendouts
+    Never overwrites: refuses a folder that is not empty.
+
+    \b
+    Example:
+      connectly-declare init my-sendouts
     """
     from connectly_declare.init import init_workspace
 
@@ -264,7 +271,9 @@ def init_command(directory: Path) -> int:
 def schema_command(kind: str) -> int:
     """Print the JSON Schema of the manifests (or of declare.yaml).
 
-    Example: connectly-declare schema > schema/manifests.schema.json
+    \b
+    Example:
+      connectly-declare schema > schema/manifests.schema.json
     """
     from connectly_declare.schema import render
 

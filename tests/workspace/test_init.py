@@ -1,0 +1,63 @@
+"""`connectly-declare init`: a working workspace in an empty folder, never an overwrite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connectly_declare.errors import DeclareError
+from connectly_declare.init import init_workspace, scaffold_files
+from connectly_declare.schema import render
+from connectly_declare.workspace import load_workspace
+
+from .conftest import RunCli
+
+
+def test_init_scaffolds_a_valid_workspace(tmp_path: Path, run_cli: RunCli) -> None:
+    result = run_cli("init", "new-workspace", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    root = tmp_path / "new-workspace"
+    ws = load_workspace(root)
+    assert list(ws.sendouts) == ["welcome-customers"]
+    assert (root / "schema/manifests.schema.json").read_text(encoding="utf-8") == render()
+    assert "connectly-declare -C new-workspace validate" in result.stdout
+    check = run_cli("validate", cwd=root)
+    assert check.returncode == 0, check.stderr
+
+
+def test_init_in_the_current_empty_folder(tmp_path: Path, run_cli: RunCli) -> None:
+    result = run_cli("init", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "declare.yaml").is_file()
+    assert "  connectly-declare validate" in result.stdout
+
+
+def test_init_refuses_an_existing_workspace(tmp_path: Path, run_cli: RunCli) -> None:
+    (tmp_path / "declare.yaml").write_text("business_id: mine\n", encoding="utf-8")
+    result = run_cli("init", str(tmp_path))
+    assert result.returncode == 1
+    assert "already exists; init never overwrites" in result.stderr
+    assert (tmp_path / "declare.yaml").read_text(encoding="utf-8") == "business_id: mine\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["declare.yaml"]
+
+
+def test_init_refuses_a_non_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(DeclareError, match="not empty"):
+        init_workspace(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_init_fails_cleanly_when_the_folder_cannot_be_made(tmp_path: Path) -> None:
+    target = tmp_path / "ws"
+    target.mkdir()
+    blocker = tmp_path / "ws-blocked"
+    blocker.mkdir()
+    (blocker / "data").write_text("a file where a folder must go", encoding="utf-8")
+    with pytest.raises(DeclareError):
+        init_workspace(blocker / "data" / "inner")
+    assert sorted(p.name for p in blocker.iterdir()) == ["data"]
+    init_workspace(target)
+    assert sorted(scaffold_files()) == sorted(
+        p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
