@@ -244,7 +244,16 @@ class PostgresLedger:
                 # pooler recycling it, an idle timeout): nothing was written, so once more.
                 return self._append(list(records))
 
-    def _append(self, batch: list[Record]) -> int:
+    def import_records(self, records: Sequence[Record]) -> int:
+        """Copy a whole ledger (its header first) into this empty one, in one transaction
+        that reads the rows back and compares them before committing (`state migrate`)."""
+        batch = list(records)
+        if not batch or not isinstance(batch[0], Header):
+            raise LedgerError("a ledger to import must start with its header")
+        with self._mutex:
+            return self._append(batch, fresh=True)
+
+    def _append(self, batch: list[Record], fresh: bool = False) -> int:
         with self._guard("appending"):
             conn = self._data()
             try:
@@ -257,6 +266,9 @@ class PostgresLedger:
                 self._locks.serialise(conn)
                 self._fence(conn)
                 serial = self._serial(conn)
+                if fresh and serial:
+                    raise LedgerError(f"{self.describe()} is not empty ({serial} records)",
+                                      hint="migrate into an empty schema or environment")
                 if serial == 0:
                     batch = self._start(conn, batch)
                 else:
@@ -270,7 +282,24 @@ class PostgresLedger:
                     for offset, record in enumerate(batch, start=1):
                         copy.write_row((self.name, serial + offset, record.type,
                                         codec.encode(record)))
+                if fresh:
+                    self._compare_rows(conn, batch)
             return serial + len(batch)
+
+    def _compare_rows(self, conn: psycopg.Connection[tuple[object, ...]],
+                      batch: list[Record]) -> None:
+        """Inside the importing transaction: every row decodes to the record it came from."""
+        cursor = conn.execute(sql.SQL("SELECT seq, payload FROM {}.records WHERE ledger = %s"
+                                      " ORDER BY seq").format(self._ident), (self.name,))
+        count = 0
+        for count, (seq, payload) in enumerate(cursor, start=1):
+            if count > len(batch) or self._decode(int(str(seq)), str(payload)) != batch[count - 1]:
+                raise LedgerCorrupt(f"{self.describe()}: record {count} did not read back "
+                                    f"as written; nothing was imported",
+                                    hint="report this as a bug")
+        if count != len(batch):
+            raise LedgerCorrupt(f"{self.describe()}: {count} of {len(batch)} records read back; "
+                                f"nothing was imported", hint="report this as a bug")
 
     def _serial(self, conn: psycopg.Connection[tuple[object, ...]]) -> int:
         row = conn.execute(sql.SQL("SELECT coalesce(max(seq), 0) FROM {}.records"

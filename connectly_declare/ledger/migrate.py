@@ -1,0 +1,83 @@
+"""`connectly-declare state migrate --to postgres`: copy a local ledger into PostgreSQL,
+verified record for record.
+
+Both ledgers are locked for the whole copy, so no apply can write to either meanwhile.
+The copy is one transaction that reads its own rows back and compares them with the
+source before it commits; after the commit a fresh snapshot is compared again, record by
+record and key by key. A target that already holds records of another lineage is refused
+(two histories must never be merged); one that already holds exactly this ledger is
+reported as migrated, so running the command twice is harmless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from connectly_declare.errors import LedgerCorrupt, LedgerError
+from connectly_declare.ledger.base import Header, Ledger, Record
+from connectly_declare.ledger.postgres import PostgresLedger
+
+
+@dataclass(frozen=True)
+class MigrateResult:
+    source: str  # describe() of both: no secrets
+    target: str
+    lineage: str
+    records: int
+    keys: int
+    already: bool  # the target already held exactly this ledger
+
+
+def migrate_to_postgres(source: Ledger, target: PostgresLedger, *, lock_timeout: float = 0.0,
+                        command: str = "connectly-declare state migrate") -> MigrateResult:
+    """Copy `source` into the empty `target` and verify it (see the module docstring)."""
+    with source.lock(command, timeout=lock_timeout), \
+            target.lock(command, timeout=lock_timeout):
+        records = list(source.records())
+        if not records or not isinstance(records[0], Header):
+            raise LedgerError(f"{source.describe()} has no records to migrate",
+                              hint="nothing to do: a new postgres ledger starts itself")
+        lineage = records[0].lineage
+        existing = list(target.records())
+        already = False
+        if existing:
+            first = existing[0]
+            theirs = first.lineage if isinstance(first, Header) else "(no header)"
+            if theirs != lineage:
+                raise LedgerError(
+                    f"{target.describe()} already holds ledger {theirs}, not {lineage}: "
+                    f"refusing to mix two histories",
+                    hint="migrate into another schema (state.schema) or another environment")
+            if existing != records:
+                raise LedgerError(
+                    f"{target.describe()} already holds ledger {lineage} with "
+                    f"{len(existing)} records that differ from the {len(records)} of "
+                    f"{source.describe()}",
+                    hint="it has been written to since an earlier migration: keep using "
+                         "the postgres ledger; do not migrate again")
+            already = True
+        else:
+            target.import_records(records)
+        _verify(records, target)
+        source_keys = source.read().keys
+        target_keys = target.read().keys
+        if source_keys != target_keys:
+            raise LedgerCorrupt(f"{target.describe()}: the folded keys differ from "
+                                f"{source.describe()} after the copy",
+                                hint="report this as a bug; the local ledger is unchanged")
+    return MigrateResult(source.describe(), target.describe(), lineage, len(records),
+                         len(target_keys), already)
+
+
+def _verify(records: list[Record], target: PostgresLedger) -> None:
+    count = 0
+    for count, got in enumerate(target.records(), start=1):
+        if count > len(records) or records[count - 1] != got:
+            raise LedgerCorrupt(f"{target.describe()}: record {count} differs from the source "
+                                f"after the copy", hint="report this as a bug")
+    if count != len(records):
+        raise LedgerCorrupt(f"{target.describe()}: {count} records read back, "
+                            f"{len(records)} copied", hint="report this as a bug")
+
+
+__all__ = ["MigrateResult", "migrate_to_postgres"]
