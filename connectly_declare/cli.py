@@ -279,3 +279,54 @@ def schema_command(kind: str) -> int:
 
     click.echo(render(kind), nl=False)
     return 0
+
+
+# --- apply: sending a plan (connectly_declare/apply_run.py, apply.py, client.py) -----------
+
+
+def _ask_yes(question: str) -> bool:
+    """Only the word `yes` proceeds (Terraform's rule: `y` or Enter are not enough)."""
+    answer: str = click.prompt(question, default="", show_default=False, err=True)
+    return answer.strip() == "yes"
+
+
+@cli.command("apply")
+@click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--env", "environment", default=None,
+              help="Environment of declare.yaml to apply to (a saved plan records its own).")
+@click.option("--auto-approve", is_flag=True,
+              help="Send without asking (pipelines). Without a terminal this is required.")
+@click.option("--sim", is_flag=True,
+              help="Apply against a simulator started in-process on loopback, with a "
+                   "throwaway API key and its own ledger (.declare/sim-ledger.jsonl).")
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=None,
+              help="Entries per request (default: declare.yaml's batch_size, 100).")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Seconds to wait for another apply's ledger lock before giving up.")
+@click.option("--show-recipients", is_flag=True,
+              help="Show phone numbers unmasked in the plan.")
+@pass_ctx
+def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
+                  auto_approve: bool, sim: bool, batch_size: int | None, lock_timeout: float,
+                  show_recipients: bool) -> int:
+    """Plan, show the plan, ask, then send it in batches and record every outcome.
+
+    With PLAN_FILE (from `connectly-declare plan -out FILE`) sends exactly that saved plan,
+    without reading manifests; a plan the ledger has moved past is refused as stale.
+
+    Examples:
+
+      connectly-declare -C campaigns apply --sim --auto-approve
+
+      connectly-declare apply --auto-approve reviewed.plan.gz
+
+    Exit codes: 0 everything accepted (or nothing to send), 1 anything rejected, partial,
+    unknown or an error, 130 interrupted (Ctrl-C / SIGTERM; a second Ctrl-C exits at once).
+    """
+    from connectly_declare.apply_run import ApplyRequest, run_apply
+
+    request = ApplyRequest(start=ctx.start, plan_file=plan_file, environment=environment,
+                           auto_approve=auto_approve, sim=sim, batch_size=batch_size,
+                           lock_timeout=lock_timeout, show_recipients=show_recipients)
+    confirm = _ask_yes if sys.stdin.isatty() else None
+    return run_apply(request, out=sys.stdout, err=sys.stderr, confirm=confirm)

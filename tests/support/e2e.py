@@ -119,7 +119,8 @@ def sim_process(catalog_data: Mapping[str, Any], *, args: Sequence[str] = (),
 
 def write_recipients(path: Path, count: int, *, start: int = 0) -> list[str]:
     """A CSV audience of `count` distinct US numbers; returns their E.164 forms."""
-    clients = [f"+1415{(start + i) % 10**7:07d}" for i in range(count)]
+    # Exchange 200 onwards: valid US numbers (phonenumbers refuses exchanges 0xx/1xx).
+    clients = [f"+1415{2_000_000 + (start + i) % 8_000_000:07d}" for i in range(count)]
     lines = ["phone,name"] + [f"{c},Person {start + i}" for i, c in enumerate(clients)]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,0 +1,443 @@
+"""Running an apply: from a plan (fresh or saved) to a summary, with the ledger lock held,
+signals handled and, for `--sim`, the simulator started in-process.
+
+`cli.py` parses options into an :class:`ApplyRequest` and calls :func:`run_apply`; the
+work (loading, planning, confirming, sending) is here and in `apply.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import secrets
+import signal
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from connectly_declare.apply import ApplyResult, Engine, EngineSettings
+from connectly_declare.batching import PlannedLike, SendoutLike
+from connectly_declare.client import ClientSettings, ConnectlyClient, Secret
+from connectly_declare.config import CONFIG_FILE, LocalState, ResolvedTarget, WorkspaceConfig
+from connectly_declare.errors import DeclareError, Location, ManifestErrors, StalePlan
+from connectly_declare.ledger import open_ledger, resolve_business_id
+from connectly_declare.ledger.base import Ledger, LedgerState
+from connectly_declare.progress import Progress
+
+SIM_LEDGER = ".declare/sim-ledger.jsonl"
+SIM_BUSINESS = "sim-business"
+IN_DOUBT = ("unknown", "partial")
+EXIT_INTERRUPTED = 130
+
+
+class SendoutPlanLike(SendoutLike, Protocol):
+    @property
+    def campaign(self) -> str: ...
+
+
+class PlanLike(Protocol):
+    """What apply reads of a plan (`plan.Plan` fits)."""
+
+    @property
+    def lineage(self) -> str | None: ...
+    @property
+    def serial(self) -> int: ...
+    @property
+    def environment(self) -> str | None: ...
+    @property
+    def business_id(self) -> str | None: ...
+    @property
+    def has_changes(self) -> bool: ...
+    def iter_sends(self) -> Iterator[tuple[Any, Any]]: ...
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    """What `connectly-declare apply` was asked for, as plain data."""
+
+    start: Path
+    plan_file: Path | None = None
+    environment: str | None = None
+    auto_approve: bool = False
+    sim: bool = False
+    batch_size: int | None = None
+    lock_timeout: float = 0.0
+    show_recipients: bool = False
+    plan_options: Mapping[str, Any] = field(default_factory=dict)  # plan's own options
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where this apply sends and records: everything resolved before the lock is taken."""
+
+    root: Path
+    config: WorkspaceConfig
+    resolved: ResolvedTarget
+    business_id: str
+    base_url: str
+    api_key: Secret
+    sim: bool
+
+
+def check_fresh(plan: PlanLike, state: LedgerState, ledger: Ledger) -> None:
+    """Refuse a saved plan made against another ledger lineage, or before later appends."""
+    if plan.lineage != state.lineage or plan.serial != state.serial:
+        was = f"lineage {plan.lineage or '(new ledger)'} serial {plan.serial}"
+        now = f"lineage {state.lineage or '(none)'} serial {state.serial}"
+        raise StalePlan(
+            f"the saved plan is stale: it was made against {was}, the {ledger.describe()} "
+            f"is now at {now}",
+            hint="make a new plan (`connectly-declare plan -out FILE`) and review it again")
+
+
+def load_config_only(start: Path) -> tuple[Path, WorkspaceConfig]:
+    """declare.yaml alone (a saved plan is applied without reading any manifest)."""
+    from connectly_declare.loader import load_config
+    from connectly_declare.workspace import find_workspace
+
+    root = find_workspace(start)
+    try:
+        raw = (root / CONFIG_FILE).read_bytes()
+    except OSError as exc:
+        raise DeclareError(f"cannot read {CONFIG_FILE}: {exc.strerror}",
+                           location=Location(CONFIG_FILE)) from exc
+    config, _doc, problems = load_config(raw, CONFIG_FILE)
+    if problems or config is None:
+        raise ManifestErrors(problems)
+    return root, config
+
+
+def resolve_target(root: Path, config: WorkspaceConfig, environment: str | None, *,
+                   sim: bool, environ: Mapping[str, str]) -> Target:
+    """Business id, base URL and API key, each checked before anything is sent."""
+    try:
+        resolved = config.for_environment(environment)
+    except KeyError as exc:
+        raise DeclareError(str(exc.args[0]), location=Location(CONFIG_FILE),
+                           hint="pick one of the environments in declare.yaml") from exc
+    if sim:
+        # A separate ledger: sim runs must never mix with the real history.
+        sim_business = resolve_business_id(resolved, environ) or SIM_BUSINESS
+        resolved = resolved.model_copy(update={"state": LocalState(path=SIM_LEDGER),
+                                               "business_id": sim_business,
+                                               "business_id_env": None})
+        return Target(root, config, resolved, sim_business, "", Secret(
+            "sim-" + secrets.token_urlsafe(24)), True)
+    business = resolve_business_id(resolved, environ)
+    if not business:
+        hint = (f"set the environment variable {resolved.business_id_env}"
+                if resolved.business_id_env else "set business_id in declare.yaml")
+        raise DeclareError("no business id to send for", location=Location(CONFIG_FILE),
+                           hint=hint)
+    key = environ.get(resolved.api_key_env, "")
+    if not key:
+        raise DeclareError(
+            f"the API key variable {resolved.api_key_env} is not set (or empty)",
+            location=Location(CONFIG_FILE),
+            hint=f"export {resolved.api_key_env}=... (declare.yaml's api_key_env names it); "
+                 "or try `apply --sim` to apply against the local simulator")
+    resolved = resolved.model_copy(update={"business_id": business, "business_id_env": None})
+    return Target(root, config, resolved, business, resolved.base_url, Secret(key), False)
+
+
+def in_doubt_keys(state: LedgerState) -> frozenset[str]:
+    return frozenset(k for k, s in state.keys.items() if s.status in IN_DOUBT)
+
+
+def client_settings(target: Target, base_url: str) -> ClientSettings:
+    c = target.config
+    return ClientSettings(base_url=base_url, business_id=target.business_id,
+                          api_key=target.api_key, requests_per_second=c.requests_per_second,
+                          concurrency=c.concurrency, timeout_seconds=c.timeout_seconds)
+
+
+class _Signals:
+    """First SIGINT/SIGTERM: stop gracefully. Second: exit at once (intents are on disk)."""
+
+    def __init__(self, engine: Engine, err: TextIO, grace: float) -> None:
+        self.engine = engine
+        self.err = err
+        self.grace = grace
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+        if self.count == 1:
+            print(f"\nStopping: no new requests; waiting up to {self.grace:g} s for those in "
+                  "flight. Press Ctrl-C again to exit at once.", file=self.err, flush=True)
+            self.engine.stop()
+            return
+        print("Exiting now. The ledger holds an intent for every request made; the next plan "
+              "shows what is in doubt.", file=self.err, flush=True)
+        os._exit(EXIT_INTERRUPTED)
+
+    @contextmanager
+    def installed(self, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+        sigs = (signal.SIGINT, signal.SIGTERM)
+        for sig in sigs:
+            loop.add_signal_handler(sig, self)
+        try:
+            yield
+        finally:
+            for sig in sigs:
+                loop.remove_signal_handler(sig)
+
+
+def send_plan(plan: PlanLike, ledger: Ledger, target: Target, base_url: str, *,
+              in_doubt: frozenset[str], batch_size: int, err: TextIO,
+              settings: EngineSettings | None = None, total: int,
+              handle_signals: bool = True) -> ApplyResult:
+    """Send every planned entry (the caller holds the lock); return the summary."""
+    engine_settings = settings or EngineSettings(batch_size=batch_size,
+                                                 concurrency=target.config.concurrency)
+
+    async def go() -> ApplyResult:
+        progress = Progress(total, err)
+        client = ConnectlyClient(client_settings(target, base_url))
+        sends: Iterator[tuple[SendoutLike, PlannedLike]] = plan.iter_sends()
+        engine = Engine(sends, ledger, client, settings=engine_settings, in_doubt=in_doubt,
+                        progress=progress)
+        handler = _Signals(engine, err, engine_settings.grace_seconds)
+        guard = handler.installed(asyncio.get_running_loop()) if handle_signals else nullcontext()
+        try:
+            with guard:
+                async with client:
+                    return await engine.run()
+        finally:
+            progress.close()
+
+    return asyncio.run(go())
+
+
+def summary_lines(result: ApplyResult) -> list[str]:
+    """The per-sendout summary printed after an apply (no phone numbers in it)."""
+    lines = []
+    for s in result.sendouts:
+        parts = [f"sent {s.sent}", f"accepted {s.accepted}"]
+        if s.rejected:
+            codes = ", ".join(f"{code} {n}" for code, n in s.rejected_codes)
+            parts.append(f"rejected {s.rejected} ({codes})" if codes else f"rejected {s.rejected}")
+        if s.partial:
+            a, r = s.partial_counts
+            parts.append(f"partial {s.partial} ({a} accepted, {r} rejected, which ones the "
+                         "API does not say)")
+        if s.unknown:
+            parts.append(f"unknown {s.unknown}")
+        if s.not_sent:
+            parts.append(f"not sent {s.not_sent}")
+        lines.append(f"  {s.sendout} ({s.campaign}): " + ", ".join(parts))
+        if s.sendout_ids:
+            lines.append("    sendoutIds: " + ", ".join(s.sendout_ids))
+    totals = (f"{result.total('accepted')} accepted of {result.total('planned')} planned "
+              f"in {result.requests} requests ({result.throttled} rate-limited and retried)")
+    head = "Apply complete" if result.ok else (
+        "Apply interrupted" if result.interrupted else "Apply finished with problems")
+    lines.insert(0, f"{head}: {totals}.")
+    if result.stopped_by:
+        lines.append(f"Stopped early: {result.stopped_by}.")
+    if result.total("unknown"):
+        lines.append("Unknown outcomes: the server may have accepted them. The next plan "
+                     "retries them under allow_one (the server rejects repeats) and shows "
+                     "them as blocked under allow_multiple (`connectly-declare state "
+                     "resolve`).")
+    if result.total("not_sent") or result.total("rejected"):
+        lines.append("Entries rejected or not sent are planned again by the next "
+                     "`connectly-declare plan`.")
+    return lines
+
+
+def exit_code(result: ApplyResult) -> int:
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return 0 if result.ok else 1
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+Confirm = Callable[[str], bool]
+
+
+def sim_catalog_from_workspace(ws: Any, business: str, key: Secret) -> Any:
+    """The simulator's catalog from the workspace's Campaign manifests (all finalized)."""
+    from connectly_declare.sim import catalog_from_campaigns
+
+    return catalog_from_campaigns(business, key.reveal(), [
+        (c.name, [(v.version, list(v.variables)) for v in c.versions], list(c.variables))
+        for c in ws.campaigns.values()])
+
+
+def sim_catalog_from_plan(plan: PlanLike, business: str, key: Secret) -> Any:
+    """The simulator's catalog from a saved plan alone (its campaigns, versions and the
+    variables its entries carry): a saved plan is applied without reading manifests."""
+    from connectly_declare.sim import catalog_from_campaigns
+
+    versions: dict[str, dict[str | None, set[str]]] = {}
+    for _sendout, planned in plan.iter_sends():
+        entry = planned.entry
+        versions.setdefault(entry.campaign, {}).setdefault(entry.version, set()).update(
+            entry.variables)
+    return catalog_from_campaigns(business, key.reveal(), [
+        (name, [(v, sorted(names)) for v, names in by.items() if v is not None],
+         sorted(by.get(None, set())))
+        for name, by in versions.items()])
+
+
+@contextmanager
+def _endpoint(target: Target, catalog: Any) -> Iterator[str]:
+    """The base URL to send to: the real one, or an in-process simulator on loopback."""
+    if not target.sim:
+        yield target.base_url
+        return
+    from connectly_declare.sim import create_app, serve_in_thread
+
+    with serve_in_thread(create_app(catalog), "127.0.0.1", 0) as url:
+        yield url
+
+
+def plan_workspace(ws: Any, ledger: Ledger, options: Mapping[str, Any], *,
+                   environ: Mapping[str, str], now: datetime) -> Any:
+    """The plan of a loaded workspace against the ledger (plan.build_plan when present)."""
+    from connectly_declare import plan as planning
+    from connectly_declare.entries import iter_entries
+
+    plan_options = planning.PlanOptions(**dict(options))
+    build = getattr(planning, "build_plan", None)
+    if build is not None:
+        return build(ws, ledger, plan_options, environ=environ, now=now)
+    state = ledger.read()
+    desired = [
+        planning.DesiredSendout(
+            planning.SendoutSpec(s.name, s.campaign, s.version, s.options.as_api(),
+                                 s.options.allow_multiple, s.max_recipients, s.enabled),
+            iter_entries(ws, s, environ=environ))
+        for s in ws.sendouts.values()]
+    return planning.make_plan(desired, state, plan_options, now=now,
+                              workspace_digest=ws.digest, environment=state.environment,
+                              business_id=state.business_id)
+
+
+def render_plan(plan: Any, *, show_recipients: bool = False) -> str:
+    """The plan as text for the reviewer (report's renderer when present)."""
+    try:  # report.py (the plan/ledger engineer's) renders plans; until then, a short form
+        report: Any = importlib.import_module("connectly_declare.report")
+    except ImportError:
+        report = None
+    render = getattr(report, "render_text", None)
+    if render is not None:
+        return str(render(plan, show_recipients=show_recipients))
+    from connectly_declare.entry import mask_phone
+
+    lines = []
+    for s in plan.sendouts:
+        counts = ", ".join(f"{a} {n}" for a, n in s.counts.items() if n)
+        lines.append(f"sendout {s.name} ({s.campaign} {s.version or ''}): {counts or 'nothing'}")
+        for planned in s.samples:
+            client = planned.entry.client if show_recipients else mask_phone(planned.entry.client)
+            lines.append(f"  {planned.action:7} {client}")
+        lines.extend(f"  note: {note}" for note in s.notes)
+    lines.extend(f"warning: {w}" for w in plan.warnings)
+    lines.append(f"Plan: {plan.sends} to send.")
+    return "\n".join(lines)
+
+
+def _total(plan: PlanLike) -> int:
+    return sum(1 for _ in plan.iter_sends())
+
+
+def _default_render(request: ApplyRequest) -> Callable[[Any], str]:
+    return lambda plan: render_plan(plan, show_recipients=request.show_recipients)
+
+
+def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
+              confirm: Confirm | None, environ: Mapping[str, str] = os.environ,
+              now: Callable[[], datetime] = utc_now,
+              render: Callable[[Any], str] | None = None,
+              engine_settings: EngineSettings | None = None) -> int:
+    """`connectly-declare apply [PLANFILE]`: returns the exit code.
+
+    `confirm(question)` asks on a terminal (None: there is none, so only --auto-approve
+    proceeds). `render(plan)` is the plan's text for the reviewer."""
+    from connectly_declare.planfile import read_plan
+
+    ws: Any = None
+    saved: Any = None
+    if request.plan_file is not None:
+        saved = read_plan(request.plan_file)  # refuses damaged / newer files
+        root, config = load_config_only(request.start)
+        environment = request.environment or saved.environment
+        if request.environment and saved.environment != request.environment:
+            raise DeclareError(
+                f"the saved plan is for environment {saved.environment or '(none)'}, "
+                f"not {request.environment}", hint="apply it without --env, or re-plan")
+    else:
+        from connectly_declare.workspace import load_workspace
+
+        ws = load_workspace(request.start, environ=environ)
+        root, config = ws.root, ws.config
+        environment = request.environment
+    target = resolve_target(root, config, environment, sim=request.sim, environ=environ)
+    if saved is not None and saved.business_id and saved.business_id != target.business_id \
+            and not target.sim:
+        raise DeclareError(f"the saved plan is for business {saved.business_id}, "
+                           f"not {target.business_id}", hint="re-plan for this business")
+    ledger = open_ledger(root, target.resolved, environ=environ)
+    if target.sim:
+        print(f"Simulator run: the ledger is {root / SIM_LEDGER} (apart from the real one).",
+              file=out)
+    with ledger.lock("apply", timeout=request.lock_timeout):
+        state = ledger.read()
+        if saved is not None:
+            check_fresh(saved, state, ledger)
+            plan = saved
+        else:
+            plan = plan_workspace(ws, ledger, request.plan_options, environ=environ,
+                                  now=now())
+            state = ledger.read()
+        print((render or _default_render(request))(plan), file=out)
+        if not plan.has_changes:
+            print("Nothing to send: the ledger already holds every planned entry.", file=out)
+            return 0
+        if not request.auto_approve:
+            if confirm is None:
+                raise DeclareError(
+                    "refusing to send without confirmation: no terminal to ask on",
+                    hint="review the plan, then pass --auto-approve (pipelines), or apply "
+                         "a reviewed saved plan: connectly-declare apply --auto-approve FILE")
+            if not confirm("Apply these sends? (yes/no)"):
+                print("Apply cancelled: nothing was sent.", file=out)
+                return 1
+        catalog = None
+        if target.sim:
+            catalog = (sim_catalog_from_workspace(ws, target.business_id, target.api_key)
+                       if ws is not None else
+                       sim_catalog_from_plan(plan, target.business_id, target.api_key))
+        batch_size = request.batch_size or config.batch_size
+        with _endpoint(target, catalog) as base_url:
+            result = send_plan(plan, ledger, target, base_url, in_doubt=in_doubt_keys(state),
+                               batch_size=batch_size, err=err, total=_total(plan),
+                               settings=engine_settings and replace(
+                                   engine_settings, batch_size=batch_size))
+    for line in summary_lines(result):
+        print(line, file=out)
+    return exit_code(result)
+
+
+__all__ = [
+    "SIM_LEDGER",
+    "ApplyRequest",
+    "PlanLike",
+    "Target",
+    "check_fresh",
+    "exit_code",
+    "in_doubt_keys",
+    "load_config_only",
+    "resolve_target",
+    "send_plan",
+    "summary_lines",
+]
