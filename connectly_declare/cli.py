@@ -91,8 +91,13 @@ def _github_annotate(problems: Sequence[Any]) -> None:
 
 
 def _report_error(err: DeclareError) -> None:
+    from connectly_declare.escape import terminal
+
+    # Messages quote names and data from untrusted files: escape controls so an error
+    # cannot clear the screen or set the clipboard (issue 8).
     for problem in err.problems:
-        click.echo(f"error: {problem}" if not str(problem.location) else str(problem), err=True)
+        text = f"error: {problem}" if not str(problem.location) else str(problem)
+        click.echo(terminal(text), err=True)
 
 
 def _write_crash_log(exc: BaseException) -> str:
@@ -222,18 +227,21 @@ def validate_command(ctx: Context) -> int:
       connectly-declare -C campaigns validate
     """
     from connectly_declare.errors import ManifestErrors
+    from connectly_declare.escape import terminal
     from connectly_declare.workspace import load_workspace
 
     try:
         ws = load_workspace(ctx.start)
     except ManifestErrors as err:
         for problem in err.problems:
-            click.echo(str(problem), err=True)
+            click.echo(terminal(str(problem)), err=True)
         _github_annotate(err.problems)
         count = len(err.problems)
         click.echo(f"{count} problem{'s' if count != 1 else ''} found; nothing is valid "
                    "until all are fixed", err=True)
         return 1
+    for warning in ws.warnings:
+        click.echo(terminal(f"warning: {warning}"), err=True)
     disabled = sum(1 for s in ws.sendouts.values() if not s.enabled)
     click.echo(f"valid: {len(ws.campaigns)} campaigns, {len(ws.audiences)} audiences, "
                f"{len(ws.sendouts)} sendouts ({disabled} disabled) in {len(ws.files)} files")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -138,5 +138,29 @@ def check_name(value: str, location: Location) -> list[tuple[Severity, Problem]]
     return [(f.severity, Problem(location, f.message, f.hint)) for f in scan(value, is_name=True)]
 
 
-__all__ = ["BIDI_CONTROLS", "INVISIBLE", "Finding", "Severity", "check_name", "scan",
-           "scan_file_text"]
+def check_manifest(raw: bytes, file: str, names: Iterable[tuple[str, Location]],
+                   ) -> tuple[list[Problem], list[Problem]]:
+    """(errors, warnings) of one manifest file: its whole text (bidi controls are errors,
+    invisible characters warnings) and the exact-match `names` in it (campaign names,
+    version labels: any finding is an error). A file that is not UTF-8 is left to the
+    loader, which reports it."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return [], []
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    if _SUSPECT.search(text) is not None:
+        for severity, problem in scan_file_text(text, file):
+            (errors if severity == "error" else warnings).append(problem)
+    for value, location in names:
+        for severity, problem in check_name(value, location):
+            (errors if severity == "error" else warnings).append(problem)
+    # A name's invisible character is also in the text: report it once, as the error.
+    at_error = {p.location.line for p in errors}
+    warnings = [w for w in warnings if w.location.line not in at_error]
+    return errors, warnings
+
+
+__all__ = ["BIDI_CONTROLS", "INVISIBLE", "Finding", "Severity", "check_manifest", "check_name",
+           "scan", "scan_file_text"]

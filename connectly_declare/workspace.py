@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from connectly_declare.config import CONFIG_FILE, DEFAULT_MANIFEST_GLOBS, WorkspaceConfig
@@ -19,6 +19,7 @@ from connectly_declare.errors import DeclareError, Location, ManifestErrors, Pro
 from connectly_declare.loader import LoadedManifest, load_config, load_manifest_file
 from connectly_declare.manifests import Audience, Campaign, Sendout
 from connectly_declare.references import check_references
+from connectly_declare.unicode_checks import check_manifest
 from connectly_declare.yamlmarks import Document
 
 _INIT_HINT = ("run `connectly-declare init` to create a workspace, "
@@ -38,6 +39,7 @@ class Workspace:
     digest: str  # sha256 over declare.yaml and every manifest file (path and bytes)
     manifests: tuple[LoadedManifest, ...] = field(default=(), repr=False)
     config_document: Document | None = field(default=None, repr=False)
+    warnings: tuple[Problem, ...] = ()  # e.g. an invisible character in a description
     _index: dict[tuple[str, str], LoadedManifest] = field(
         default_factory=dict, repr=False, compare=False)
 
@@ -94,7 +96,15 @@ def _glob(root: Path, patterns: Iterable[str], setting: str,
             continue
         for path in root.glob(pattern):
             if path.is_file():
-                found.add(path.relative_to(root).as_posix())
+                relative = path.relative_to(root).as_posix()
+                if not path.resolve().is_relative_to(root.resolve()):
+                    # A symlink to ../other-repo/secrets.yaml would otherwise be read and
+                    # echoed in errors (issue 8: plan reads only inside the workspace).
+                    problems.append(Problem(Location(relative), "this manifest is a symlink "
+                                            "to a file outside the workspace; it was not read",
+                                            "copy the file into the workspace instead"))
+                    continue
+                found.add(relative)
     return found, problems
 
 
@@ -132,6 +142,7 @@ def load_workspace(start: Path, *, environ: Mapping[str, str] = os.environ) -> W
         DEFAULT_MANIFEST_GLOBS)), config_doc if config is not None else None)
     problems += glob_problems
     manifests: list[LoadedManifest] = []
+    warnings: list[Problem] = []
     for name in files:
         try:
             raw = (root / name).read_bytes()
@@ -142,10 +153,26 @@ def load_workspace(start: Path, *, environ: Mapping[str, str] = os.environ) -> W
         loaded, file_problems = load_manifest_file(raw, name)
         manifests.extend(loaded)
         problems.extend(file_problems)
+        unicode_errors, unicode_warnings = check_manifest(raw, name, _exact_names(loaded))
+        problems.extend(unicode_errors)
+        warnings.extend(unicode_warnings)
     problems.extend(check_references(manifests))
     if problems or config is None:
         raise ManifestErrors(problems)
-    return _build(root, config, config_doc, manifests, tuple(files), digest.hexdigest())
+    ws = _build(root, config, config_doc, manifests, tuple(files), digest.hexdigest())
+    return replace(ws, warnings=tuple(sorted(warnings)))
+
+
+def _exact_names(loaded: Iterable[LoadedManifest]) -> Iterator[tuple[str, Location]]:
+    """Strings matched exactly against the vendor's inbox, where a look-alike character
+    would silently name another campaign or version (issue 8: Unicode tricks)."""
+    for m in loaded:
+        if isinstance(m.model, Campaign):
+            yield m.model.name, m.location("name")
+            for i, version in enumerate(m.model.versions):
+                yield version.version, m.location("versions", i, "version")
+        elif isinstance(m.model, Sendout) and m.model.version is not None:
+            yield m.model.version, m.location("version")
 
 
 def _build(root: Path, config: WorkspaceConfig, config_doc: Document | None,
