@@ -338,3 +338,182 @@ def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
                            lock_timeout=lock_timeout, show_recipients=show_recipients)
     confirm = _ask_yes if sys.stdin.isatty() else None
     return run_apply(request, out=sys.stdout, err=sys.stderr, confirm=confirm)
+
+
+# --- plan, show, state: the ledger and the plan (plan_run.py, state_run.py) -------------
+
+_FORMAT = click.Choice(["text", "markdown", "json"])
+
+
+def _color(fmt: str) -> bool:
+    return fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def _show_options(fn: Any) -> Any:
+    for option in reversed([
+        click.option("--format", "fmt", type=_FORMAT, default="text", show_default=True,
+                     help="text for terminals, markdown for pull-request comments (at most "
+                          "60,000 characters), json for bots."),
+        click.option("--details", is_flag=True, help="List every entry to send (text)."),
+        click.option("--show-recipients", is_flag=True,
+                     help="Show phone numbers unmasked (masked by default)."),
+        click.option("--detailed-exitcode", is_flag=True,
+                     help="Exit 2 when something would be sent (0: nothing, 1: error)."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@cli.command("plan")
+@click.option("--env", "environment", default=None,
+              help="Environment of declare.yaml to plan for (default: the global --env).")
+@click.option("--target", "targets", multiple=True, metavar="SENDOUT",
+              help="Plan only this sendout (repeatable); orphans are then only looked for "
+                   "among the targeted sendouts.")
+@click.option("--max-recipients", type=click.IntRange(min=0), default=None,
+              help="Fail the plan when more than N entries would be sent.")
+@click.option("--allow-past-schedule", is_flag=True,
+              help="Allow sending entries whose schedule has already passed.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Save the plan to FILE (JSON; gzip when it ends in .gz) "
+                                 "for `connectly-declare apply FILE`.")
+@_show_options
+@pass_ctx
+def plan_command(ctx: Context, environment: str | None, targets: tuple[str, ...],
+                 max_recipients: int | None, allow_past_schedule: bool, out_file: Path | None,
+                 fmt: str, details: bool, show_recipients: bool,
+                 detailed_exitcode: bool) -> int:
+    """Show what would be sent that has not been sent yet: offline, no API key needed.
+
+    Per sendout it counts send, resend, retry (sent by apply) and noop, drift, blocked,
+    orphan (not sent). The ledger is read without locking.
+
+    \b
+    Examples:
+      connectly-declare -C campaigns plan
+      connectly-declare plan --format markdown > plan.md
+      connectly-declare plan --out reviewed.plan.gz --detailed-exitcode
+
+    Exit codes: 0 ok, 1 error (the plan is refused), 2 changes present (with
+    --detailed-exitcode).
+    """
+    from connectly_declare.plan_run import PlanRequest, ShowRequest, run_plan
+
+    show = ShowRequest(fmt=fmt, details=details, show_recipients=show_recipients,
+                       detailed_exitcode=detailed_exitcode, color=_color(fmt))
+    request = PlanRequest(start=ctx.start, environment=environment or ctx.environment,
+                          targets=targets, max_recipients=max_recipients,
+                          allow_past_schedule=allow_past_schedule, out_file=out_file, show=show)
+    return run_plan(request, out=sys.stdout, err=sys.stderr)
+
+
+@cli.command("show")
+@click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
+@_show_options
+def show_command(plan_file: Path, fmt: str, details: bool, show_recipients: bool,
+                 detailed_exitcode: bool) -> int:
+    """Render a saved plan (from `connectly-declare plan --out FILE`) in any format.
+
+    \b
+    Example:
+      connectly-declare show reviewed.plan.gz --format markdown
+    """
+    from connectly_declare.plan_run import ShowRequest, run_show
+
+    show = ShowRequest(fmt=fmt, details=details, show_recipients=show_recipients,
+                       detailed_exitcode=detailed_exitcode, color=_color(fmt))
+    return run_show(plan_file, show, out=sys.stdout)
+
+
+@cli.group("state")
+@click.option("--env", "environment", default=None,
+              help="Environment of declare.yaml whose ledger to use (default: global --env).")
+@click.pass_context
+def state_group(click_ctx: click.Context, environment: str | None) -> None:
+    """Look at and repair the ledger: list, show, resolve, export, unlock.
+
+    Reads declare.yaml only (never the manifests), so a broken manifest never stops you
+    from inspecting the state.
+    """
+    if environment:
+        click_ctx.find_object(Context).environment = environment  # type: ignore[union-attr]
+
+
+def _state(ctx: Context) -> Any:
+    from connectly_declare.state_run import open_state
+
+    return open_state(ctx.start, ctx.environment)
+
+
+@state_group.command("list")
+@click.option("--sendout", default=None, help="Only keys last sent by this sendout.")
+@click.option("--status", type=click.Choice(["accepted", "rejected", "partial", "unknown"]),
+              default=None, help="Only keys with this status.")
+@click.option("--show-recipients", is_flag=True, help="Show phone numbers unmasked.")
+@pass_ctx
+def state_list_command(ctx: Context, sendout: str | None, status: str | None,
+                       show_recipients: bool) -> int:
+    """One line per key: status, client, campaign, sendout, last time, error."""
+    from connectly_declare.state_run import state_list
+
+    return state_list(_state(ctx), sys.stdout, sendout=sendout, status=status,
+                      show_recipients=show_recipients)
+
+
+@state_group.command("show")
+@click.argument("client")
+@click.option("--show-recipients", is_flag=True, help="Show phone numbers unmasked.")
+@pass_ctx
+def state_show_command(ctx: Context, client: str, show_recipients: bool) -> int:
+    """Everything the ledger knows about CLIENT (any phone format; the workspace's default
+    region is used for numbers without a country code)."""
+    from connectly_declare.state_run import state_show
+
+    return state_show(_state(ctx), sys.stdout, client, show_recipients=show_recipients)
+
+
+@state_group.command("resolve")
+@click.argument("client")
+@click.option("--campaign", required=True, help="The campaign name, exactly.")
+@click.option("--as", "resolved_as", type=click.Choice(["accepted", "unsent"]), required=True,
+              help="accepted: the client did receive it; unsent: they did not (the next "
+                   "plan sends it again).")
+@click.option("--reason", default="", help="Why (kept in the ledger).")
+@click.option("--sendout", default=None,
+              help="Which sendout's key, when the client is in doubt in several.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Seconds to wait for the ledger lock.")
+@pass_ctx
+def state_resolve_command(ctx: Context, client: str, campaign: str, resolved_as: str,
+                          reason: str, sendout: str | None, lock_timeout: float) -> int:
+    """Record a verdict on an unknown or partial key (after checking the Connectly inbox).
+
+    \b
+    Example:
+      connectly-declare state resolve +16505551234 --campaign "spring sale 2027" --as unsent
+    """
+    from connectly_declare.state_run import state_resolve
+
+    return state_resolve(_state(ctx), sys.stdout, client, campaign=campaign,
+                         resolved_as="accepted" if resolved_as == "accepted" else "unsent",
+                         reason=reason, sendout=sendout, lock_timeout=lock_timeout)
+
+
+@state_group.command("export")
+@pass_ctx
+def state_export_command(ctx: Context) -> int:
+    """The folded state as JSON (one object per key; phone numbers unmasked: it is data)."""
+    from connectly_declare.state_run import state_export
+
+    return state_export(_state(ctx), sys.stdout)
+
+
+@state_group.command("unlock")
+@click.argument("lock_id")
+@pass_ctx
+def state_unlock_command(ctx: Context, lock_id: str) -> int:
+    """Remove a stale writer lock by its id (printed by the command that found it locked).
+    A lock held by a running process on this machine is never removed."""
+    from connectly_declare.state_run import state_unlock
+
+    return state_unlock(_state(ctx), sys.stdout, lock_id)

@@ -1,0 +1,98 @@
+"""Running `plan` and `show`: options in, rendered plan out, an exit code back.
+
+`plan` needs no API key and no network: it reads the manifests, their data files and the
+ledger (without locking), and writes nothing but the optional `--out` file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from connectly_declare.plan import Plan, PlanOptions
+
+EXIT_CHANGES = 2
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ShowRequest:
+    fmt: str = "text"
+    details: bool = False
+    show_recipients: bool = False
+    detailed_exitcode: bool = False
+    color: bool = False
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    start: Path
+    environment: str | None = None
+    targets: tuple[str, ...] = ()
+    max_recipients: int | None = None
+    allow_past_schedule: bool = False
+    out_file: Path | None = None
+    show: ShowRequest = ShowRequest()
+
+
+def emit(plan: Plan, show: ShowRequest, out: TextIO) -> int:
+    """Render `plan` to `out`; the exit code (2 for changes with --detailed-exitcode)."""
+    from connectly_declare.report import RenderOptions, render
+
+    options = RenderOptions(show_recipients=show.show_recipients, details=show.details,
+                            color=show.color)
+    for chunk in render(plan, show.fmt, options):
+        out.write(chunk)
+    out.flush()
+    return EXIT_CHANGES if show.detailed_exitcode and plan.has_changes else 0
+
+
+def make_workspace_plan(request: PlanRequest, *, environ: Mapping[str, str],
+                        now: datetime) -> Plan:
+    """Load the workspace and its ledger for the chosen environment and plan it."""
+    from connectly_declare.environments import resolve_target
+    from connectly_declare.ledger import open_ledger
+    from connectly_declare.plan import build_plan
+    from connectly_declare.workspace import load_workspace
+
+    ws = load_workspace(request.start, environ=environ)
+    target = resolve_target(ws.config, request.environment)
+    ledger = open_ledger(ws.root, target, environ=environ)
+    options = PlanOptions(targets=request.targets, max_recipients=request.max_recipients,
+                          allow_past_schedule=request.allow_past_schedule,
+                          batch_size=ws.config.batch_size)
+    return build_plan(ws, ledger, options, environ=environ, now=now)
+
+
+def run_plan(request: PlanRequest, *, out: TextIO, err: TextIO,
+             environ: Mapping[str, str] = os.environ,
+             now: Callable[[], datetime] = utc_now) -> int:
+    """`connectly-declare plan`."""
+    from connectly_declare.planfile import write_plan
+
+    plan = make_workspace_plan(request, environ=environ, now=now())
+    if request.out_file is not None:
+        write_plan(plan, request.out_file)
+    code = emit(plan, request.show, out)
+    if request.out_file is not None:
+        err.write(f"Saved the plan to {request.out_file}; send exactly it with "
+                  f"`connectly-declare apply {request.out_file}`.\n")
+    return code
+
+
+def run_show(path: Path, show: ShowRequest, *, out: TextIO) -> int:
+    """`connectly-declare show FILE`."""
+    from connectly_declare.planfile import read_plan
+
+    return emit(read_plan(path), show, out)
+
+
+__all__ = ["EXIT_CHANGES", "PlanRequest", "ShowRequest", "emit", "make_workspace_plan",
+           "run_plan", "run_show"]

@@ -1,0 +1,198 @@
+"""`connectly-declare state ...`: look at the folded ledger, resolve in-doubt keys, export,
+unlock. These read `declare.yaml` only, never the manifests: a broken manifest must not
+stop anyone from inspecting or repairing the state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from connectly_declare import escape
+from connectly_declare.config import CONFIG_FILE, WorkspaceConfig
+from connectly_declare.entry import mask_phone, split_key
+from connectly_declare.errors import DeclareError, LedgerError, Location, ManifestErrors
+from connectly_declare.ledger.base import KeyState, Ledger, LedgerState, Resolution
+from connectly_declare.ledger.lock import current_owner
+
+STATE_FORMAT_VERSION = 1
+RESOLVABLE = ("unknown", "partial")
+
+
+def load_config(start: Path) -> tuple[Path, WorkspaceConfig]:
+    """The workspace root and its declare.yaml."""
+    from connectly_declare.loader import load_config as parse_config
+    from connectly_declare.workspace import find_workspace
+
+    root = find_workspace(start)
+    try:
+        raw = (root / CONFIG_FILE).read_bytes()
+    except OSError as err:
+        raise DeclareError(f"cannot read {CONFIG_FILE}: {err.strerror}",
+                           location=Location(CONFIG_FILE)) from None
+    config, _doc, problems = parse_config(raw, CONFIG_FILE)
+    if problems or config is None:
+        raise ManifestErrors(problems)
+    return root, config
+
+
+@dataclass(frozen=True)
+class StateContext:
+    config: WorkspaceConfig
+    ledger: Ledger
+
+
+def open_state(start: Path, environment: str | None,
+               environ: Mapping[str, str] = os.environ) -> StateContext:
+    from connectly_declare.environments import resolve_target
+    from connectly_declare.ledger import open_ledger
+
+    root, config = load_config(start)
+    target = resolve_target(config, environment)
+    return StateContext(config, open_ledger(root, target, environ=environ))
+
+
+def normalize_client(client: str, region: str) -> str:
+    """Any phone format, read with the workspace's default region, as E.164."""
+    from connectly_declare.phones import InvalidPhone, normalize
+
+    try:
+        return normalize(client, region)
+    except InvalidPhone as err:
+        raise DeclareError(f"{client!r} is not a phone number: {err.reason}",
+                           hint="give the client as E.164, e.g. +16505551234") from None
+
+
+def key_json(state: KeyState, *, show_recipients: bool) -> dict[str, Any]:
+    campaign, client, scope = split_key(state.key)
+    return {
+        "campaign": campaign, "client": client if show_recipients else mask_phone(client),
+        "scope": scope, "status": state.status, "fingerprint": state.fingerprint,
+        "accepted_fingerprint": state.accepted_fingerprint, "sendout": state.sendout,
+        "version": state.version, "batch_id": state.batch_id, "sendout_id": state.sendout_id,
+        "first_at": state.first_at, "last_at": state.last_at, "error": state.error,
+        "resolved_by": state.resolved_by,
+    }
+
+
+def _line(state: KeyState, show_recipients: bool) -> str:
+    campaign, client, scope = split_key(state.key)
+    shown = client if show_recipients else mask_phone(client)
+    parts = [f"{state.status:<8}", shown, repr(campaign), f"sendout {state.sendout}",
+             f"last {state.last_at}"]
+    if scope:
+        parts.insert(3, f"scope {scope}")
+    if state.sendout_id:
+        parts.append(f"sendoutId {state.sendout_id}")
+    if state.error:
+        parts.append(f"error {state.error}")
+    if state.resolved_by:
+        parts.append(f"resolved by {state.resolved_by}")
+    return escape.terminal("  ".join(parts)) + "\n"
+
+
+def select(state: LedgerState, *, sendout: str | None = None,
+           status: str | None = None) -> Iterator[KeyState]:
+    for key in sorted(state.keys):
+        known = state.keys[key]
+        if sendout is not None and known.sendout != sendout:
+            continue
+        if status is not None and known.status != status:
+            continue
+        yield known
+
+
+def state_list(ctx: StateContext, out: TextIO, *, sendout: str | None, status: str | None,
+               show_recipients: bool) -> int:
+    state = ctx.ledger.read()
+    count = 0
+    for known in select(state, sendout=sendout, status=status):
+        out.write(_line(known, show_recipients))
+        count += 1
+    out.write(f"{count:,} of {len(state.keys):,} keys ({ctx.ledger.describe()}, serial "
+              f"{state.serial})\n")
+    for warning in state.warnings:
+        out.write(f"warning: {escape.terminal(warning)}\n")
+    return 0
+
+
+def _keys_of(state: LedgerState, client: str) -> list[KeyState]:
+    return [state.keys[k] for k in sorted(state.keys) if split_key(k)[1] == client]
+
+
+def state_show(ctx: StateContext, out: TextIO, client: str, *, show_recipients: bool) -> int:
+    e164 = normalize_client(client, ctx.config.default_region)
+    keys = _keys_of(ctx.ledger.read(), e164)
+    shown = e164 if show_recipients else mask_phone(e164)
+    if not keys:
+        out.write(f"{shown}: not in the ledger (nothing was ever sent to this client)\n")
+        return 0
+    for known in keys:
+        out.write(_line(known, show_recipients))
+        out.write(f"    fingerprint {known.fingerprint}  version {known.version}  batch "
+                  f"{known.batch_id}  first {known.first_at}\n")
+    return 0
+
+
+def state_export(ctx: StateContext, out: TextIO, *, show_recipients: bool = True) -> int:
+    state = ctx.ledger.read()
+    head = {"format_version": STATE_FORMAT_VERSION, "lineage": state.lineage,
+            "serial": state.serial, "environment": state.environment,
+            "business_id": state.business_id, "warnings": state.warnings}
+    out.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "keys": [')
+    for i, known in enumerate(select(state)):
+        out.write(("" if i == 0 else ",\n ")
+                  + json.dumps(key_json(known, show_recipients=show_recipients),
+                               ensure_ascii=False))
+    out.write("]}\n")
+    return 0
+
+
+def state_resolve(ctx: StateContext, out: TextIO, client: str, *, campaign: str,
+                  resolved_as: Literal["accepted", "unsent"], reason: str,
+                  sendout: str | None, lock_timeout: float, by: str | None = None,
+                  now: datetime | None = None) -> int:
+    e164 = normalize_client(client, ctx.config.default_region)
+    with ctx.ledger.lock(f"state resolve {mask_phone(e164)}", lock_timeout):
+        state = ctx.ledger.read()  # under the lock: nobody appends between read and write
+        keys = [k for k in _keys_of(state, e164) if split_key(k.key)[0] == campaign
+                and (sendout is None or sendout in (k.sendout, split_key(k.key)[2]))]
+        if not keys:
+            raise LedgerError(f"{mask_phone(e164)} has no ledger entry for campaign "
+                              f"{campaign!r}", hint="check with `connectly-declare state show "
+                              "CLIENT`")
+        doubtful = [k for k in keys if k.status in RESOLVABLE]
+        if not doubtful:
+            raise LedgerError(
+                f"{mask_phone(e164)} / {campaign!r} is {keys[0].status}, not unknown or partial: "
+                "only in-doubt keys can be resolved", hint="nothing to do")
+        if len(doubtful) > 1:
+            scopes = ", ".join(k.sendout for k in doubtful)
+            raise LedgerError(f"{mask_phone(e164)} / {campaign!r} is in doubt in several "
+                              f"sendouts ({scopes})", hint="pick one with --sendout NAME")
+        known = doubtful[0]
+        _, _, scope = split_key(known.key)
+        record = Resolution(campaign=campaign, client=e164, scope=scope,
+                            resolved_as=resolved_as, by=by or current_owner(),
+                            at=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
+                            reason=reason)
+        serial = ctx.ledger.append([record])
+    out.write(f"resolved {mask_phone(e164)} / {campaign!r} (was {known.status}) as "
+              f"{resolved_as}; ledger serial {serial}\n")
+    return 0
+
+
+def state_unlock(ctx: StateContext, out: TextIO, lock_id: str) -> int:
+    ctx.ledger.unlock(lock_id)
+    out.write(f"removed lock {lock_id}\n")
+    return 0
+
+
+__all__ = ["RESOLVABLE", "StateContext", "key_json", "load_config", "normalize_client",
+           "open_state", "select", "state_export", "state_list", "state_resolve",
+           "state_show", "state_unlock"]
