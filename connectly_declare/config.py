@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 CONFIG_FILE = "declare.yaml"
 FORMAT_VERSION = 1
@@ -61,6 +61,16 @@ class Target(_Strict):
     state: StateConfig | None = None
 
 
+_DEFAULT_SECRET_ENV = ("CONNECTLY_API_KEY", "DECLARE_PG_DSN")
+
+
+def _refuse_secrets(names: list[str], secrets: set[str | None]) -> None:
+    for name in names:
+        if name in secrets:
+            raise ValueError(f"the variable {name} holds a secret (API key or database DSN); "
+                             "templates may not read it")
+
+
 class WorkspaceConfig(_Strict):
     """The contents of `declare.yaml`."""
 
@@ -79,6 +89,28 @@ class WorkspaceConfig(_Strict):
     state: StateConfig = Field(default_factory=LocalState)
     template_env: list[EnvVarName] = Field(default_factory=list)
     environments: dict[str, Target] = Field(default_factory=dict)
+
+    @field_validator("template_env")
+    @classmethod
+    def _no_secret_in_templates(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        # declare.yaml is edited by pull requests too: a template reading the API key would
+        # print it in the plan comment (issue 8). Checked per item, so the error points at it.
+        state = info.data.get("state")
+        secrets = {*_DEFAULT_SECRET_ENV, info.data.get("api_key_env")}
+        if isinstance(state, PostgresState):
+            secrets.add(state.dsn_env)
+        _refuse_secrets(names, secrets)
+        return names
+
+    @model_validator(mode="after")
+    def _no_environment_secret_in_templates(self) -> WorkspaceConfig:
+        secrets: set[str | None] = set()
+        for target in self.environments.values():
+            secrets.add(target.api_key_env)
+            if isinstance(target.state, PostgresState):
+                secrets.add(target.state.dsn_env)
+        _refuse_secrets(self.template_env, secrets)
+        return self
 
     @model_validator(mode="after")
     def _one_business_source(self) -> WorkspaceConfig:
