@@ -81,7 +81,7 @@ class SimCampaign(_Frozen):
     def _unique_versions(self) -> SimCampaign:
         seen: set[str] = set()
         for v in self.versions:
-            for ref in {v.label, v.id}:
+            for ref in dict.fromkeys((v.label, v.id)):
                 if ref in seen:
                     raise ValueError(f"version {ref!r} is listed twice in campaign {self.name!r}")
                 seen.add(ref)
@@ -163,20 +163,24 @@ def catalog_from_campaigns(
 ) -> Catalog:
     """A one-business catalog from plain data: for each campaign its name, its versions as
     (label, variable names) and the variables of a send that names no version. Every
-    campaign is finalized; ids are derived from the names."""
-    return Catalog(businesses=[Business(
-        id=business_id,
-        api_keys=[api_key],
-        campaigns=[
-            SimCampaign.model_validate({
-                "name": name,
-                "versions": [{"label": label, "variables": list(variables)}
-                             for label, variables in versions],
-                "variables": list(unversioned),
-            })
-            for name, versions, unversioned in campaigns
-        ],
-    )])
+    campaign is finalized; ids are derived from the names. Raises DeclareError on
+    inconsistent data (a version label listed twice, a campaign named twice)."""
+    try:
+        return Catalog(businesses=[Business(
+            id=business_id,
+            api_keys=[api_key],
+            campaigns=[
+                SimCampaign.model_validate({
+                    "name": name,
+                    "versions": [{"label": label, "variables": list(variables)}
+                                 for label, variables in versions],
+                    "variables": list(unversioned),
+                })
+                for name, versions, unversioned in campaigns
+            ],
+        )])
+    except ValidationError as exc:
+        raise ManifestErrors(_problems(exc, "")) from exc
 
 
 __all__ = [
