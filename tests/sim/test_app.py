@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from connectly_declare.sim import Catalog, DroppedConnection, FaultConfig, Simulator
+from connectly_declare.sim.faults import FaultDice
 from tests.sim.conftest import BUSINESS, KEY, SEND_URL, entry
 
 pytestmark = pytest.mark.anyio
@@ -425,3 +426,20 @@ def test_fault_config_checks_its_rates() -> None:
         FaultConfig(error_500_rate=1.5)
     with pytest.raises(ValueError, match="latency_ms must not be negative"):
         FaultConfig(latency_ms=-1)
+
+
+def test_latency_is_fixed_plus_seeded_jitter() -> None:
+    config = FaultConfig(latency_ms=20, jitter_ms=10, seed=5)
+    dice, same_seed = FaultDice(config, 5), FaultDice(config, 5)
+    delays = [dice.roll().delay_s for _ in range(50)]
+    again = [same_seed.roll().delay_s for _ in range(50)]
+    assert delays == again
+    assert all(0.020 <= d <= 0.030 for d in delays)
+    assert len(set(delays)) > 1
+    assert FaultDice(FaultConfig(), None).roll() == FaultDice(FaultConfig(), 1).roll()
+
+
+async def test_latency_delays_but_changes_nothing(catalog: Catalog) -> None:
+    async with faulty(catalog, latency_ms=1, jitter_ms=1) as c:
+        response = await c.post(SEND_URL, json=ONE)
+        assert summary(response)[0][2:] == ("created", 1, 0, None)
