@@ -17,6 +17,7 @@ many pipelines share one ledger per (workspace schema, environment).
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import socket
 import threading
@@ -35,6 +36,7 @@ from connectly_declare.config import PostgresState
 from connectly_declare.errors import LedgerCorrupt, LedgerError, LedgerLocked, Location
 from connectly_declare.ledger import codec, pg_lock
 from connectly_declare.ledger.base import Header, LedgerState, LockInfo, Record
+from connectly_declare.ledger.fold import Folder, no_gc
 from connectly_declare.ledger.pg_schema import NewerSchema, ensure_schema, installed_version
 
 DEFAULT_LEDGER_NAME = "default"  # the ledger of a workspace without environments
@@ -176,7 +178,8 @@ class PostgresLedger:
         self._drop_connection()
 
     # -- reading ---------------------------------------------------------------------
-    def records(self) -> Iterator[Record]:
+    def _rows(self) -> Iterator[tuple[int, str]]:
+        """(seq, payload) of every record, from one snapshot, streamed."""
         with self._mutex, self._guard("reading"):
             conn = self._data()
             with conn.transaction():
@@ -188,7 +191,11 @@ class PostgresLedger:
                 cursor.execute(sql.SQL("SELECT seq, payload FROM {}.records WHERE ledger = %s"
                                        " ORDER BY seq").format(self._ident), (self.name,))
                 for seq, payload in cursor:
-                    yield self._decode(int(str(seq)), str(payload))
+                    yield int(str(seq)), str(payload)
+
+    def records(self) -> Iterator[Record]:
+        for seq, payload in self._rows():
+            yield self._decode(seq, payload)
 
     def _decode(self, seq: int, payload: str) -> Record:
         try:
@@ -202,14 +209,25 @@ class PostgresLedger:
                                 ) from None
 
     def read(self) -> LedgerState:
-        from connectly_declare.ledger.fold import fold
-
-        state = fold(self.records())
+        folder = Folder()
+        with no_gc():
+            for seq, payload in self._rows():
+                try:
+                    obj = json.loads(payload)
+                    if isinstance(obj, dict) and obj.get("type") == "intent":
+                        # The fold's fast path: entries as validated pairs, no IntentEntry.
+                        intent, pairs = codec.intent_from_json(obj)
+                        folder.add_intent(intent, pairs)
+                        continue
+                except ValueError:
+                    pass  # _decode names the damage
+                folder.add(self._decode(seq, payload))
+        state = folder.state()
         if state.lineage is not None:
             self._check_environment(state.environment)
             self._check_business(state.business_id)
         else:
-            state.environment = self.environment
+            state.environment, state.business_id = self.environment, self.business_id
         return state
 
     def _check_business(self, recorded: str | None) -> None:
@@ -256,35 +274,65 @@ class PostgresLedger:
     def _append(self, batch: list[Record], fresh: bool = False) -> int:
         with self._guard("appending"):
             conn = self._data()
+            self._ready(conn)
+            body_done = False
             try:
-                conn.execute("SELECT 1")
+                with conn.transaction():
+                    self._locks.serialise(conn)
+                    serial = self._checked_serial(conn, batch, fresh)
+                    if serial == 0:
+                        batch = self._start(conn, batch)
+                    with conn.cursor().copy(sql.SQL(
+                            "COPY {}.records (ledger, seq, type, payload) FROM STDIN"
+                    ).format(self._ident)) as copy:
+                        for offset, record in enumerate(batch, start=1):
+                            copy.write_row((self.name, serial + offset, record.type,
+                                            codec.encode(record)))
+                    if fresh:
+                        self._compare_rows(conn, batch)
+                    body_done = True
             except psycopg.OperationalError:
+                if body_done:
+                    raise  # the COMMIT itself failed: whether it landed is unknown
+                # The connection died before anything was committed (a server restart, a
+                # pooler recycling it, an idle timeout): safe to reconnect and try once more.
                 self._drop_connection()
                 raise _Reconnect() from None
-            self._ready(conn)
-            with conn.transaction():
-                self._locks.serialise(conn)
-                self._fence(conn)
-                serial = self._serial(conn)
-                if fresh and serial:
-                    raise LedgerError(f"{self.describe()} is not empty ({serial} records)",
-                                      hint="migrate into an empty schema or environment")
-                if serial == 0:
-                    batch = self._start(conn, batch)
-                else:
-                    self._check_binding(conn)
-                    if any(isinstance(r, Header) for r in batch):
-                        raise LedgerCorrupt(
-                            f"{self.describe()}: refusing a second header record")
-                with conn.cursor().copy(sql.SQL(
-                        "COPY {}.records (ledger, seq, type, payload) FROM STDIN"
-                ).format(self._ident)) as copy:
-                    for offset, record in enumerate(batch, start=1):
-                        copy.write_row((self.name, serial + offset, record.type,
-                                        codec.encode(record)))
-                if fresh:
-                    self._compare_rows(conn, batch)
             return serial + len(batch)
+
+    def _checked_serial(self, conn: psycopg.Connection[tuple[object, ...]],
+                        batch: list[Record], fresh: bool) -> int:
+        """Fence, binding and current serial, read in one round trip (appends are the
+        apply's hot path), then checked."""
+        row = conn.execute(sql.SQL(
+            "SELECT (SELECT lock_id FROM {s}.locks WHERE ledger = %(n)s),"
+            " (SELECT coalesce(max(seq), 0) FROM {s}.records WHERE ledger = %(n)s),"
+            " l.name IS NOT NULL, l.environment, l.business_id"
+            " FROM (SELECT 1) AS one LEFT JOIN {s}.ledgers AS l ON l.name = %(n)s"
+        ).format(s=self._ident), {"n": self.name}).fetchone()
+        assert row is not None
+        lock_id, serial = row[0], int(str(row[1]))
+        mine = self._held.info.lock_id if self._held is not None else None
+        if mine is None:
+            raise LedgerError("appending to the ledger needs the writer lock",
+                              hint="call Ledger.lock() around append (a bug in the caller)")
+        if lock_id != mine:
+            current = self._locks.holder(conn)
+            now = f"; it is now {current.describe()}" if current else ""
+            raise LedgerLocked(
+                f"{self.describe()}: this run's writer lock {mine} was lost{now}; "
+                f"nothing more was written", location=CONFIG_LOCATION,
+                hint="the last batch may be unknown: run `connectly-declare plan` to see "
+                     "what remains")
+        if fresh and serial:
+            raise LedgerError(f"{self.describe()} is not empty ({serial} records)",
+                              hint="migrate into an empty schema or environment")
+        if row[2]:
+            self._check_environment(None if row[3] is None else str(row[3]))
+            self._check_business(None if row[4] is None else str(row[4]))
+        if serial and any(isinstance(r, Header) for r in batch):
+            raise LedgerCorrupt(f"{self.describe()}: refusing a second header record")
+        return serial
 
     def _compare_rows(self, conn: psycopg.Connection[tuple[object, ...]],
                       batch: list[Record]) -> None:
@@ -300,20 +348,6 @@ class PostgresLedger:
         if count != len(batch):
             raise LedgerCorrupt(f"{self.describe()}: {count} of {len(batch)} records read back; "
                                 f"nothing was imported", hint="report this as a bug")
-
-    def _serial(self, conn: psycopg.Connection[tuple[object, ...]]) -> int:
-        row = conn.execute(sql.SQL("SELECT coalesce(max(seq), 0) FROM {}.records"
-                                   " WHERE ledger = %s").format(self._ident),
-                           (self.name,)).fetchone()
-        return int(str(row[0])) if row else 0
-
-    def _check_binding(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
-        row = conn.execute(sql.SQL("SELECT environment, business_id FROM {}.ledgers"
-                                   " WHERE name = %s").format(self._ident),
-                           (self.name,)).fetchone()
-        if row is not None:
-            self._check_environment(None if row[0] is None else str(row[0]))
-            self._check_business(None if row[1] is None else str(row[1]))
 
     def _start(self, conn: psycopg.Connection[tuple[object, ...]], batch: list[Record]
                ) -> list[Record]:
@@ -332,22 +366,6 @@ class PostgresLedger:
                       header.created_at))
         return batch
 
-    def _fence(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
-        found = self._locks.current(conn)
-        mine = self._held.info.lock_id if self._held is not None else None
-        if mine is not None:
-            if found is None or found[0].lock_id != mine:
-                now = f"; it is now {found[0].describe()}" if found else ""
-                raise LedgerLocked(
-                    f"{self.describe()}: this run's writer lock {mine} was lost{now}; "
-                    f"nothing more was written", location=CONFIG_LOCATION,
-                    hint="the last batch may be unknown: run `connectly-declare plan` to see "
-                         "what remains")
-            return
-        raise LedgerError("appending to the ledger needs the writer lock",
-                          hint="call Ledger.lock() around append (a bug in the caller)")
-
-    # -- the writer lock -------------------------------------------------------------
     def _unlock_hint(self, holder: LockInfo | None) -> str:
         lock_id = holder.lock_id if holder else "LOCK_ID"
         return (f"wait for it to finish; if that run is gone for good, run "
