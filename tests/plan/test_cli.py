@@ -78,6 +78,7 @@ def record_apply(ws: Path, plan_file: Path, statuses: dict[str, OutcomeStatus]) 
                 ledger.append([Outcome(batch_id=f"b{n}", at=AT, status=statuses[e.client])])
 
 
+@pytest.mark.slow  # many CLI subprocesses
 def test_plan_counts_exit_codes_and_masks(ws: Path) -> None:
     result = run(ws, "plan")
     assert result.returncode == 0, result.stderr
@@ -105,6 +106,7 @@ def test_plan_is_deterministic_byte_for_byte(ws: Path) -> None:
     assert (ws / "p1.json.gz").read_bytes() == (ws / "p2.json.gz").read_bytes()
 
 
+@pytest.mark.slow  # many CLI subprocesses
 def test_saved_plan_records_lineage_and_serial_and_shows_identically(ws: Path) -> None:
     first = ws / "first.json"
     assert run(ws, "plan", "--out", str(first)).returncode == 0
@@ -170,6 +172,7 @@ def test_corrupt_ledger_refuses_and_torn_tail_warns(ws: Path) -> None:
     assert "Traceback" not in corrupt.stderr
 
 
+@pytest.mark.slow  # many CLI subprocesses
 def test_state_list_show_resolve_export(ws: Path) -> None:
     first = ws / "first.json"
     run(ws, "plan", "--out", str(first))
@@ -195,6 +198,7 @@ def test_state_list_show_resolve_export(ws: Path) -> None:
     assert export["serial"] == 6 and export["keys"][0]["status"] == "accepted"
 
 
+@pytest.mark.slow  # many CLI subprocesses
 def test_resolve_waits_for_no_one_and_names_the_lock_holder(ws: Path) -> None:
     first = ws / "first.json"
     run(ws, "plan", "--out", str(first))
