@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of the simulated endpoint, served at `/openapi.json` and
-checked in as `schema/sim-openapi.json` (regenerate: `python -m connectly_declare.sim.openapi
-> schema/sim-openapi.json`; a test keeps the two equal)."""
+checked in as `schema/sim-openapi.json`; a test keeps the two equal. Regenerate with
+`python -c 'import connectly_declare.sim.openapi as o; o.main()' > schema/sim-openapi.json`."""
 
 from __future__ import annotations
 

@@ -120,3 +120,13 @@ def test_catalog_from_the_example_workspace() -> None:
         expected = (declared.variables if "variables" in declared.model_fields_set
                     else declared.versions[-1].variables)
         assert campaign.variables == expected
+
+
+def test_the_readme_catalog_example_loads(tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Simulator", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "sim-catalog.yaml"
+    path.write_text(example, encoding="utf-8")
+    [business] = load_catalog(path).businesses
+    assert [c.name for c in business.campaigns] == ["spring sale 2027", "campaña navidad 2027"]

@@ -55,6 +55,7 @@ class _ApiKey:
         case.headers = {**(case.headers or {}), "X-API-Key": data}
 
 
+@pytest.mark.slow  # ~5 s: each case also runs schemathesis's auth and header checks
 @SCHEMA.parametrize()
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 def test_schemathesis_finds_no_5xx_and_no_undocumented_answer(case: schemathesis.Case) -> None:
