@@ -377,11 +377,16 @@ def _show_options(fn: Any) -> Any:
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Save the plan to FILE (JSON; gzip when it ends in .gz) "
                                  "for `connectly-declare apply FILE`.")
+@click.option("--out-comment", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Also write the Markdown plan as a pull-request comment "
+                                 "body to FILE, first line a hidden marker "
+                                 "(<!-- connectly-declare:plan:ENV -->) a bot finds to update "
+                                 "its comment. Phone numbers always masked.")
 @_show_options
 @pass_ctx
 def plan_command(ctx: Context, environment: str | None, targets: tuple[str, ...],
                  max_recipients: int | None, allow_past_schedule: bool, out_file: Path | None,
-                 fmt: str, details: bool, show_recipients: bool,
+                 out_comment: Path | None, fmt: str, details: bool, show_recipients: bool,
                  detailed_exitcode: bool) -> int:
     """Show what would be sent that has not been sent yet: offline, no API key needed.
 
@@ -403,7 +408,8 @@ def plan_command(ctx: Context, environment: str | None, targets: tuple[str, ...]
                        detailed_exitcode=detailed_exitcode, color=_color(fmt))
     request = PlanRequest(start=ctx.start, environment=environment or ctx.environment,
                           targets=targets, max_recipients=max_recipients,
-                          allow_past_schedule=allow_past_schedule, out_file=out_file, show=show)
+                          allow_past_schedule=allow_past_schedule, out_file=out_file, show=show,
+                          out_comment=out_comment)
     return run_plan(request, out=sys.stdout, err=sys.stderr)
 
 

@@ -40,6 +40,7 @@ class PlanRequest:
     allow_past_schedule: bool = False
     out_file: Path | None = None
     show: ShowRequest = ShowRequest()
+    out_comment: Path | None = None  # the pull-request comment body (Markdown + marker)
 
 
 def emit(plan: Plan, show: ShowRequest, out: TextIO) -> int:
@@ -81,10 +82,28 @@ def run_plan(request: PlanRequest, *, out: TextIO, err: TextIO,
     if request.out_file is not None:
         write_plan(plan, request.out_file)
     code = emit(plan, request.show, out)
+    review_outputs(plan, request.out_comment, environ)
     if request.out_file is not None:
         err.write(f"Saved the plan to {request.out_file}; send exactly it with "
                   f"`connectly-declare apply {request.out_file}`.\n")
     return code
+
+
+def review_outputs(plan: Plan, out_comment: Path | None, environ: Mapping[str, str]) -> None:
+    """The pull-request comment body (--out-comment) and, in a GitHub Actions job, the
+    Markdown plan appended to the job summary. Both always mask phone numbers, whatever
+    --show-recipients says: they are read by everyone who can see the pull request."""
+    from connectly_declare import github
+    from connectly_declare.report import RenderOptions, render
+
+    summary = github.in_github_actions(environ) and environ.get("GITHUB_STEP_SUMMARY")
+    if out_comment is None and not summary:
+        return
+    markdown = "".join(render(plan, "markdown", RenderOptions(show_recipients=False)))
+    if out_comment is not None:
+        github.write_comment(out_comment, markdown, plan.environment)
+    if summary:
+        github.append_step_summary(markdown, environ)
 
 
 def run_show(path: Path, show: ShowRequest, *, out: TextIO) -> int:
