@@ -37,10 +37,11 @@ from typing import Any, NamedTuple
 from connectly_declare.sim.catalog import Catalog, SimCampaign, SimVersion
 
 MAX_ENTRIES = 1000
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+# fullmatch, ASCII digits: `$` would let a trailing newline through, `\d` Arabic digits.
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 # RFC 3339 shape (ISO 8601 with a time and an offset); datetime checks the ranges.
 _TIMESTAMP = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})$"
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
 )
 DUPLICATE_OPTION = "if_duplicate_check_unspecified"
 VERSION_OPTION = "if_version_unspecified"
@@ -199,7 +200,7 @@ def parse_request(raw: bytes) -> ParsedRequest:
 
 def valid_timestamp(value: str) -> bool:
     """An ISO 8601 date and time with an offset (`2024-05-01T09:00:00Z`, `...+02:00`)."""
-    if not _TIMESTAMP.match(value):
+    if not _TIMESTAMP.fullmatch(value):
         return False
     try:
         datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
@@ -329,7 +330,7 @@ class SimState:
         delivered = self._delivered
         for item in items:
             client, variables, scheduled = item
-            if (client in seen or not E164.match(client)
+            if (client in seen or not E164.fullmatch(client)
                     or (required and (variables is None or not required <= variables.keys()))
                     or (scheduled is not None and not valid_timestamp(scheduled))):
                 invalid += 1

@@ -169,10 +169,13 @@ async def test_sends_without_a_version_need_the_unversioned_variables(
     {"client": "16505551234"},
     {"client": "+1(604) 585 2331"},
     {"client": "+0123456789"},
+    {"client": "+16505551234\n"},
+    {"client": "+1650555١٢٣٤"},  # Arabic-Indic digits
     {"client": ""},
     {"scheduledAt": "tomorrow"},
     {"scheduledAt": "2024-05-01T09:00:00"},  # no offset: ambiguous
     {"scheduledAt": "2024-02-30T09:00:00Z"},
+    {"scheduledAt": "2030-05-01T09:00:00Z\n"},
     {"variables": {"username": "Jane"}},
     {"variables": None},
 ], ids=str)
