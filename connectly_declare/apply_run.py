@@ -8,17 +8,17 @@ work (loading, planning, confirming, sending) is here and in `apply.py`.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 import secrets
 import signal
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from connectly_declare import environments
 from connectly_declare.apply import ApplyResult, Engine, EngineSettings
 from connectly_declare.batching import PlannedLike, SendoutLike
 from connectly_declare.client import ClientSettings, ConnectlyClient, Secret
@@ -26,6 +26,7 @@ from connectly_declare.config import CONFIG_FILE, LocalState, ResolvedTarget, Wo
 from connectly_declare.errors import DeclareError, Location, ManifestErrors, StalePlan
 from connectly_declare.ledger import open_ledger, resolve_business_id
 from connectly_declare.ledger.base import Ledger, LedgerState
+from connectly_declare.plan import Plan, PlanOptions, build_plan, check_fresh
 from connectly_declare.progress import Progress
 
 SIM_LEDGER = ".declare/sim-ledger.jsonl"
@@ -67,7 +68,9 @@ class ApplyRequest:
     batch_size: int | None = None
     lock_timeout: float = 0.0
     show_recipients: bool = False
-    plan_options: Mapping[str, Any] = field(default_factory=dict)  # plan's own options
+    targets: tuple[str, ...] = ()
+    max_recipients: int | None = None
+    allow_past_schedule: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,17 +84,6 @@ class Target:
     base_url: str
     api_key: Secret
     sim: bool
-
-
-def check_fresh(plan: PlanLike, state: LedgerState, ledger: Ledger) -> None:
-    """Refuse a saved plan made against another ledger lineage, or before later appends."""
-    if plan.lineage != state.lineage or plan.serial != state.serial:
-        was = f"lineage {plan.lineage or '(new ledger)'} serial {plan.serial}"
-        now = f"lineage {state.lineage or '(none)'} serial {state.serial}"
-        raise StalePlan(
-            f"the saved plan is stale: it was made against {was}, the {ledger.describe()} "
-            f"is now at {now}",
-            hint="make a new plan (`connectly-declare plan -out FILE`) and review it again")
 
 
 def load_config_only(start: Path) -> tuple[Path, WorkspaceConfig]:
@@ -114,11 +106,7 @@ def load_config_only(start: Path) -> tuple[Path, WorkspaceConfig]:
 def resolve_target(root: Path, config: WorkspaceConfig, environment: str | None, *,
                    sim: bool, environ: Mapping[str, str]) -> Target:
     """Business id, base URL and API key, each checked before anything is sent."""
-    try:
-        resolved = config.for_environment(environment)
-    except KeyError as exc:
-        raise DeclareError(str(exc.args[0]), location=Location(CONFIG_FILE),
-                           hint="pick one of the environments in declare.yaml") from exc
+    resolved = environments.resolve_target(config, environment)
     if sim:
         # A separate ledger: sim runs must never mix with the real history.
         sim_business = resolve_business_id(resolved, environ) or SIM_BUSINESS
@@ -300,50 +288,11 @@ def _endpoint(target: Target, catalog: Any) -> Iterator[str]:
         yield url
 
 
-def plan_workspace(ws: Any, ledger: Ledger, options: Mapping[str, Any], *,
-                   environ: Mapping[str, str], now: datetime) -> Any:
-    """The plan of a loaded workspace against the ledger (plan.build_plan when present)."""
-    from connectly_declare import plan as planning
-    from connectly_declare.entries import iter_entries
+def render_plan(plan: Plan, *, show_recipients: bool = False) -> str:
+    """The plan as `connectly-declare plan` shows it, for the reviewer."""
+    from connectly_declare.report import render_text
 
-    plan_options = planning.PlanOptions(**dict(options))
-    build = getattr(planning, "build_plan", None)
-    if build is not None:
-        return build(ws, ledger, plan_options, environ=environ, now=now)
-    state = ledger.read()
-    desired = [
-        planning.DesiredSendout(
-            planning.SendoutSpec(s.name, s.campaign, s.version, s.options.as_api(),
-                                 s.options.allow_multiple, s.max_recipients, s.enabled),
-            iter_entries(ws, s, environ=environ))
-        for s in ws.sendouts.values()]
-    return planning.make_plan(desired, state, plan_options, now=now,
-                              workspace_digest=ws.digest, environment=state.environment,
-                              business_id=state.business_id)
-
-
-def render_plan(plan: Any, *, show_recipients: bool = False) -> str:
-    """The plan as text for the reviewer (report's renderer when present)."""
-    try:  # report.py (the plan/ledger engineer's) renders plans; until then, a short form
-        report: Any = importlib.import_module("connectly_declare.report")
-    except ImportError:
-        report = None
-    render = getattr(report, "render_text", None)
-    if render is not None:
-        return str(render(plan, show_recipients=show_recipients))
-    from connectly_declare.entry import mask_phone
-
-    lines = []
-    for s in plan.sendouts:
-        counts = ", ".join(f"{a} {n}" for a, n in s.counts.items() if n)
-        lines.append(f"sendout {s.name} ({s.campaign} {s.version or ''}): {counts or 'nothing'}")
-        for planned in s.samples:
-            client = planned.entry.client if show_recipients else mask_phone(planned.entry.client)
-            lines.append(f"  {planned.action:7} {client}")
-        lines.extend(f"  note: {note}" for note in s.notes)
-    lines.extend(f"warning: {w}" for w in plan.warnings)
-    lines.append(f"Plan: {plan.sends} to send.")
-    return "\n".join(lines)
+    return render_text(plan, show_recipients=show_recipients).rstrip("\n")
 
 
 def _total(plan: PlanLike) -> int:
@@ -370,8 +319,9 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
     if request.plan_file is not None:
         saved = read_plan(request.plan_file)  # refuses damaged / newer files
         root, config = load_config_only(request.start)
-        environment = request.environment or saved.environment
-        if request.environment and saved.environment != request.environment:
+        chosen = environments.chosen_environment(request.environment, environ)
+        environment = chosen or saved.environment
+        if chosen and saved.environment != chosen:
             raise DeclareError(
                 f"the saved plan is for environment {saved.environment or '(none)'}, "
                 f"not {request.environment}", hint="apply it without --env, or re-plan")
@@ -380,7 +330,7 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
 
         ws = load_workspace(request.start, environ=environ)
         root, config = ws.root, ws.config
-        environment = request.environment
+        environment = environments.chosen_environment(request.environment, environ)
     target = resolve_target(root, config, environment, sim=request.sim, environ=environ)
     if saved is not None and saved.business_id and saved.business_id != target.business_id \
             and not target.sim:
@@ -393,11 +343,18 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
     with ledger.lock("apply", timeout=request.lock_timeout):
         state = ledger.read()
         if saved is not None:
-            check_fresh(saved, state, ledger)
+            try:
+                check_fresh(saved, state)
+            except StalePlan as exc:
+                raise StalePlan(f"refusing a stale plan: {exc.problem.message}",
+                                hint=exc.problem.hint) from exc
             plan = saved
         else:
-            plan = plan_workspace(ws, ledger, request.plan_options, environ=environ,
-                                  now=now())
+            options = PlanOptions(targets=request.targets,
+                                  max_recipients=request.max_recipients,
+                                  allow_past_schedule=request.allow_past_schedule,
+                                  batch_size=request.batch_size or config.batch_size)
+            plan = build_plan(ws, ledger, options, environ=environ, now=now())
             state = ledger.read()
         print((render or _default_render(request))(plan), file=out)
         if not plan.has_changes:

@@ -301,7 +301,14 @@ def _ask_yes(question: str) -> bool:
 @cli.command("apply")
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--env", "environment", default=None,
-              help="Environment of declare.yaml to apply to (a saved plan records its own).")
+              help="Environment of declare.yaml to apply to (default: the global --env; a "
+                   "saved plan records its own).")
+@click.option("--target", "targets", multiple=True, metavar="SENDOUT",
+              help="Apply only this sendout (repeatable; not with PLAN_FILE).")
+@click.option("--max-recipients", type=click.IntRange(min=0), default=None,
+              help="Refuse the plan when more than N entries would be sent.")
+@click.option("--allow-past-schedule", is_flag=True,
+              help="Allow sending entries whose schedule has already passed.")
 @click.option("--auto-approve", is_flag=True,
               help="Send without asking (pipelines). Without a terminal this is required.")
 @click.option("--sim", is_flag=True,
@@ -315,8 +322,9 @@ def _ask_yes(question: str) -> bool:
               help="Show phone numbers unmasked in the plan.")
 @pass_ctx
 def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
-                  auto_approve: bool, sim: bool, batch_size: int | None, lock_timeout: float,
-                  show_recipients: bool) -> int:
+                  targets: tuple[str, ...], max_recipients: int | None,
+                  allow_past_schedule: bool, auto_approve: bool, sim: bool,
+                  batch_size: int | None, lock_timeout: float, show_recipients: bool) -> int:
     """Plan, show the plan, ask, then send it in batches and record every outcome.
 
     With PLAN_FILE (from `connectly-declare plan -out FILE`) sends exactly that saved plan,
@@ -333,9 +341,15 @@ def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
     """
     from connectly_declare.apply_run import ApplyRequest, run_apply
 
-    request = ApplyRequest(start=ctx.start, plan_file=plan_file, environment=environment,
+    if plan_file is not None and (targets or max_recipients is not None or allow_past_schedule):
+        raise click.UsageError("--target, --max-recipients and --allow-past-schedule shape a "
+                               "new plan; a saved plan is applied exactly as reviewed")
+    request = ApplyRequest(start=ctx.start, plan_file=plan_file,
+                           environment=environment or ctx.environment,
                            auto_approve=auto_approve, sim=sim, batch_size=batch_size,
-                           lock_timeout=lock_timeout, show_recipients=show_recipients)
+                           lock_timeout=lock_timeout, show_recipients=show_recipients,
+                           targets=targets, max_recipients=max_recipients,
+                           allow_past_schedule=allow_past_schedule)
     confirm = _ask_yes if sys.stdin.isatty() else None
     return run_apply(request, out=sys.stdout, err=sys.stderr, confirm=confirm)
 
