@@ -330,13 +330,13 @@ class SimState:
         delivered = self._delivered
         for item in items:
             client, variables, scheduled = item
-            if (client in seen or not E164.fullmatch(client)
+            repeated = client in seen
+            seen.add(client)
+            if (repeated or not E164.fullmatch(client)
                     or (required and (variables is None or not required <= variables.keys()))
                     or (scheduled is not None and not valid_timestamp(scheduled))):
                 invalid += 1
-                seen.add(client)
                 continue
-            seen.add(client)
             key = (business, spec.id, client)
             if key in delivered and not allow_multiple:
                 continue  # allow_one: already received this campaign; rejected, no error
