@@ -36,7 +36,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from connectly_declare import __version__
-from connectly_declare.entry import Entry, split_key
+from connectly_declare.entry import KEY_SEPARATOR, Entry, split_key
 from connectly_declare.errors import Location, PlanError, Problem, StalePlan
 from connectly_declare.ledger.base import KeyState, Ledger, LedgerState
 from connectly_declare.ledger.fold import no_gc
@@ -218,6 +218,9 @@ class _SendoutPlanner:
         self.mismatched = 0
         self.past: dict[str, int] = {}
         self._past_cache: dict[str, bool] = {}
+        self._ident = (spec.name, spec.campaign, spec.version, spec.allow_multiple)
+        self._prefix = spec.campaign + KEY_SEPARATOR
+        self._suffix = KEY_SEPARATOR + (spec.name if spec.allow_multiple else "")
 
     def _action(self, entry: Entry, known: KeyState) -> Action:
         status = known.status
@@ -260,17 +263,24 @@ class _SendoutPlanner:
 
     def add(self, entry: Entry) -> None:
         spec = self.spec
-        if (entry.campaign != spec.campaign or entry.version != spec.version
-                or entry.allow_multiple != spec.allow_multiple or entry.sendout != spec.name):
+        if (entry.sendout, entry.campaign, entry.version, entry.allow_multiple) != self._ident:
             self.mismatched += 1
             return
-        key = entry.key
+        # entry.key, inlined: this runs once per recipient (a million times)
+        key = self._prefix + entry.client + self._suffix
         known = self.keys.get(key)
         action: Action
         if known is None:
             action = "send"
         else:
             self.seen.add(known.key)
+            if (known.status == "accepted" and known.fingerprint == entry.fingerprint
+                    and known.sendout == spec.name):
+                # the common case on every re-plan, kept short: unchanged and already sent
+                self.counts["noop"] += 1
+                if len(self.samples["noop"]) < self.options.samples:
+                    self.samples["noop"].append(PlannedEntry("noop", entry))
+                return
             action = self._action(entry, known)
             if action in ("noop", "drift") and known.sendout != spec.name:
                 self.via_other[known.sendout] += 1

@@ -1,0 +1,167 @@
+"""Benchmark: planning ~1,000,000 recipients against a 1,000,000-key ledger.
+
+    .venv/bin/python bench/bench_plan.py [--rows 1000000] [--ledger-keys 1000000]
+                                         [--mode allow_multiple|allow_one]
+
+Uses the audience benchmark's generator (bench/bench_entries.py: a CSV of ``--rows`` rows,
+5% repeated numbers, a 10,000-row opt-out list, 3 variables of which 2 use recipient
+fields). Builds a local ledger holding an accepted key for every entry, half of them with
+a changed fingerprint, padded with keys of a retired sendout up to ``--ledger-keys``.
+Then, each in its own child process (so peak RSS is its own), it measures:
+
+  (a) the floor: producing every entry alone (`iter_sendout_entries`, counted);
+  (b) folding the ledger alone (`LocalLedger.read`);
+  (c) the whole plan: fold + `make_plan` over the same entry stream.
+
+It prints (c)/(a), (c)'s peak RSS and (b) on its own. Targets: (c)/(a) <= 2, RSS < 1.5 GiB.
+The default mode is allow_multiple, the heavier case: the changed half are `resend` and
+kept in the plan (under allow_one they would be `drift`, only counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_entries import SCHEDULE, VARIABLES, VARS, generate
+
+NOW = datetime(2026, 11, 26, tzinfo=UTC)
+CHANGED = "0" * 32
+
+
+def sendout(mode: str) -> Any:
+    from connectly_declare.manifests import Audience, Sendout
+
+    audience = Audience.model_validate({
+        "kind": "Audience", "name": "everyone",
+        "sources": [{"csv": "audience.csv"}], "exclude": [{"csv": "optout.csv"}],
+    })
+    spec = Sendout.model_validate({
+        "kind": "Sendout", "name": "spring", "campaign": "spring sale", "audience": "everyone",
+        "schedule": SCHEDULE.isoformat(), "vars": VARS, "variables": VARIABLES,
+        "options": {"if_duplicate_check_unspecified": mode},
+    })
+    return audience, spec
+
+
+def entries(folder: Path, mode: str) -> Any:
+    from connectly_declare.config import WorkspaceConfig
+    from connectly_declare.entries import iter_sendout_entries
+    from connectly_declare.errors import Location
+
+    audience, spec = sendout(mode)
+    return spec, iter_sendout_entries(folder, WorkspaceConfig(), {"everyone": audience}, spec,
+                                      lambda *_: Location("bench.yaml", 1, 1), environ={})
+
+
+def build_ledger(folder: Path, mode: str, keys: int) -> int:
+    """A ledger with every entry accepted (odd ones with another fingerprint), padded."""
+    from connectly_declare.ledger.base import Header, Intent, IntentEntry, Outcome, Record
+    from connectly_declare.ledger.local import LocalLedger
+
+    ledger = LocalLedger(folder / "ledger.jsonl")
+    _, stream = entries(folder, mode)
+    at = "2026-11-01T00:00:00+00:00"
+    pairs: list[tuple[str, str]] = [
+        (e.client, CHANGED if n % 2 else e.fingerprint) for n, e in enumerate(stream)]
+    scope = "spring" if mode == "allow_multiple" else ""
+    records: list[Record] = []
+
+    def batches(sendout: str, campaign: str, items: list[tuple[str, str]], scope: str) -> None:
+        for start in range(0, len(items), 100):
+            batch = f"{sendout}-{start}"
+            records.append(Intent(batch, at, sendout, campaign, None, scope, {},
+                                  tuple(IntentEntry(c, f) for c, f in items[start:start + 100])))
+            records.append(Outcome(batch, at, "accepted", 100, 0, "sid-1"))
+
+    batches("spring", "spring sale", pairs, scope)
+    padding = [(f"+1999{n:07d}", CHANGED) for n in range(max(keys - len(pairs), 0))]
+    batches("retired", "winter sale", padding, "")
+    with ledger.lock("bench"):
+        ledger.append([Header(lineage="bench", created_at=at), *records])
+    return len(pairs) + len(padding)
+
+
+def child(kind: str, folder: Path, mode: str) -> dict[str, float]:
+    from connectly_declare.ledger.local import LocalLedger
+    from connectly_declare.plan import DesiredSendout, PlanOptions, SendoutSpec, make_plan
+
+    start, wall = time.process_time(), time.perf_counter()
+    result: dict[str, float] = {}
+    if kind == "entries":
+        result["entries"] = sum(1 for _ in entries(folder, mode)[1])
+    elif kind == "fold":
+        result["keys"] = len(LocalLedger(folder / "ledger.jsonl").read().keys)
+    else:
+        state = LocalLedger(folder / "ledger.jsonl").read()
+        result["fold_seconds"] = time.process_time() - start
+        spec, stream = entries(folder, mode)
+        plan = make_plan([DesiredSendout(SendoutSpec.of(spec), stream)], state, PlanOptions(),
+                         now=NOW)
+        for action in ("send", "noop", "resend", "drift", "orphan"):
+            result[action] = plan.total(action)
+        result["kept"] = sum(1 for _ in plan.iter_sends())
+    result["seconds"] = time.process_time() - start
+    result["wall"] = time.perf_counter() - wall
+    result["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return result
+
+
+def run_child(kind: str, folder: Path, mode: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, "--child", kind, "--folder", str(folder),
+                          "--mode", mode], check=True, capture_output=True, text=True).stdout
+    data: dict[str, float] = json.loads(out)
+    return data
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--ledger-keys", type=int, default=1_000_000)
+    parser.add_argument("--mode", choices=["allow_multiple", "allow_one"],
+                        default="allow_multiple")
+    parser.add_argument("--child", choices=["entries", "fold", "plan"], help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.folder, args.mode)))
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        generate(folder, args.rows)
+        started = time.perf_counter()
+        keys = build_ledger(folder, args.mode, args.ledger_keys)
+        size = (folder / "ledger.jsonl").stat().st_size
+        print(f"setup: {args.rows:,} CSV rows, ledger of {keys:,} accepted keys "
+              f"({size / 2**20:.0f} MiB, built in {time.perf_counter() - started:.1f} s), "
+              f"mode {args.mode}")
+        floor = run_child("entries", folder, args.mode)
+        fold = run_child("fold", folder, args.mode)
+        plan = run_child("plan", folder, args.mode)
+    print(f"(a) entries alone: {floor['entries']:,.0f} entries in {floor['seconds']:.2f} s CPU "
+          f"({floor['wall']:.2f} s wall), peak RSS {floor['rss'] / 2**20:.0f} MiB")
+    print(f"(b) fold alone:    {fold['keys']:,.0f} keys in {fold['seconds']:.2f} s CPU "
+          f"({fold['wall']:.2f} s wall), peak RSS {fold['rss'] / 2**20:.0f} MiB")
+    print(f"(c) plan:          {plan['seconds']:.2f} s CPU ({plan['wall']:.2f} s wall; fold "
+          f"{plan['fold_seconds']:.2f} s of it), peak RSS {plan['rss'] / 2**20:.0f} MiB; "
+          + ", ".join(f"{a} {plan[a]:,.0f}" for a in ("send", "noop", "resend", "drift",
+                                                        "orphan"))
+          + f"; {plan['kept']:,.0f} entries kept to send")
+    ratio = plan["seconds"] / floor["seconds"]
+    rss = plan["rss"] / 2**30
+    print(f"(c)/(a) = {ratio:.2f}x (target <= 2x): {'ok' if ratio <= 2 else 'MISSED'}")
+    print(f"peak RSS of (c) = {rss:.2f} GiB (target < 1.5 GiB): {'ok' if rss < 1.5 else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
