@@ -1,0 +1,246 @@
+"""Audiences: sources -> recipients, normalised to E.164, deduplicated, suppressed, filtered.
+
+Order and rules (each one decides who gets a message, so they are fixed and documented):
+
+1. Sources are read in manifest order, each file top to bottom; another Audience named as
+   a source contributes its own final recipients (after its exclusions and filter).
+2. Deduplication by E.164: the first occurrence wins and its fields are used; later ones
+   are counted in `duplicates_dropped`.
+3. Exclusions (same source kinds) are read in full first and compared after
+   normalisation, so `+1 650 555 1234` in an opt-out file removes `+16505551234`.
+4. The `where` filter (a Jinja expression over `recipient`) keeps those for which it is
+   true; it sees the first occurrence's fields.
+
+:func:`resolve_audience` is lazy: it holds only the set of E.164 numbers seen and the
+exclusion set, never the recipients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PureWindowsPath
+from typing import Any
+
+from connectly_declare.errors import DeclareError, Location, Problem
+from connectly_declare.manifests import (
+    Audience,
+    AudienceRef,
+    AudienceSpec,
+    CsvSource,
+    InlineSource,
+    JsonlSource,
+)
+from connectly_declare.paths import resolve_data_path
+from connectly_declare.sources import (
+    Raw,
+    Recipient,
+    SkipLog,
+    SourceContext,
+    SourceCounts,
+    as_fields,
+    as_recipient,
+    read_csv,
+    read_inline,
+    read_jsonl,
+)
+from connectly_declare.templating import TemplateContext, compile_where, make_environment
+
+Locate = Callable[..., Location]
+Node = tuple[Any, ...]
+Source = CsvSource | JsonlSource | InlineSource | AudienceRef
+
+
+@dataclass
+class AudienceStats:
+    """Counters filled while an audience's recipients are consumed.
+
+    `read` counts rows/items read from every source (a nested audience counts its final
+    recipients); `yielded` = read - invalid_skipped - duplicates_dropped - excluded -
+    filtered_out. `per_source` holds each source's own read / invalid_skipped, keyed by
+    its label (`data/vip.csv`, `inline`, `audience:vip`); `skips` the located skips."""
+
+    read: int = 0
+    invalid_skipped: int = 0
+    duplicates_dropped: int = 0
+    excluded: int = 0
+    filtered_out: int = 0
+    yielded: int = 0
+    exclusion_numbers: int = 0
+    exclusion_invalid_skipped: int = 0
+    per_source: dict[str, SourceCounts] = field(default_factory=dict)
+    skips: SkipLog = field(default_factory=SkipLog)
+
+    @property
+    def skipped_samples(self) -> list[Problem]:
+        return list(self.skips.samples)
+
+
+@dataclass(frozen=True)
+class AudienceInputs:
+    """What resolving an audience needs from the workspace."""
+
+    root: Path
+    default_region: str | None
+    audiences: Mapping[str, Audience]
+    locate: Locate  # workspace-style: locate(kind, name, *path) -> Location
+
+    def at(self, *path: Any) -> Location:
+        """The manifest location of a node; the nearest known ancestor if the locator does
+        not know it (a model built in Python has no file)."""
+        for end in range(len(path), 0, -1):
+            try:
+                return self.locate(*path[:end])
+            except (KeyError, IndexError, ValueError, TypeError):
+                continue
+        return Location()
+
+
+def source_label(source: Source) -> str:
+    if isinstance(source, CsvSource):
+        return PureWindowsPath(source.csv).as_posix()
+    if isinstance(source, JsonlSource):
+        return PureWindowsPath(source.jsonl).as_posix()
+    if isinstance(source, InlineSource):
+        return "inline"
+    return f"audience:{source.audience}"
+
+
+def _read_source(inputs: AudienceInputs, source: Source, node: Node, stats: AudienceStats,
+                 stack: Sequence[str]) -> Iterator[Raw]:
+    """One source's recipients (not yet deduplicated). Rows skipped as invalid are added to
+    `stats.read` and `stats.invalid_skipped` when the source is exhausted."""
+    label = source_label(source)
+    counts = SourceCounts()
+    if isinstance(source, AudienceRef):
+        yield from _read_nested(inputs, source, node, stats, counts, stack)
+    else:
+        yield from _read_data(inputs, source, node, stats, counts)
+    total = stats.per_source.setdefault(label, SourceCounts())
+    total.read += counts.read
+    total.invalid_skipped += counts.invalid_skipped
+    stats.read += counts.invalid_skipped
+    stats.invalid_skipped += counts.invalid_skipped
+
+
+def _read_data(inputs: AudienceInputs, source: CsvSource | JsonlSource | InlineSource,
+               node: Node, stats: AudienceStats, counts: SourceCounts) -> Iterator[Raw]:
+    kind = "csv" if isinstance(source, CsvSource) else (
+        "jsonl" if isinstance(source, JsonlSource) else "inline")
+    where = inputs.at(*node, kind)
+    path = None
+    if isinstance(source, CsvSource | JsonlSource):
+        name = source.csv if isinstance(source, CsvSource) else source.jsonl
+        path = resolve_data_path(inputs.root, name, where)
+    ctx = SourceContext(
+        label=source_label(source), path=path, where=where,
+        region=source.region or inputs.default_region,
+        counts=counts, skips=stats.skips,
+        locate_item=lambda i: inputs.at(*node, "inline", i),
+    )
+    if isinstance(source, CsvSource):
+        yield from read_csv(source, ctx)
+    elif isinstance(source, JsonlSource):
+        yield from read_jsonl(source, ctx)
+    else:
+        yield from read_inline(source, ctx)
+
+
+def _read_nested(inputs: AudienceInputs, ref: AudienceRef, node: Node, stats: AudienceStats,
+                 counts: SourceCounts, stack: Sequence[str]) -> Iterator[Raw]:
+    where = inputs.at(*node, "audience")
+    audience = inputs.audiences.get(ref.audience)
+    if audience is None:
+        known = ", ".join(sorted(inputs.audiences)) or "none"
+        raise DeclareError(f"unknown audience {ref.audience!r}", location=where,
+                           hint=f"known audiences: {known}")
+    if ref.audience in stack:
+        cycle = " -> ".join([*stack, ref.audience])
+        raise DeclareError(f"audiences include each other: {cycle}", location=where,
+                           hint="remove one of the references")
+    # The nested audience's own duplicates, exclusions and filter are its business; what
+    # it yields and the people it skipped as invalid count here.
+    inner = AudienceStats(skips=stats.skips)
+    for raw in _resolve(inputs, audience, ("Audience", audience.name), inner,
+                        [*stack, ref.audience]):
+        counts.read += 1
+        yield raw
+    counts.invalid_skipped += inner.invalid_skipped
+
+
+def _exclusions(inputs: AudienceInputs, spec: AudienceSpec, node: Node, stats: AudienceStats,
+                stack: Sequence[str]) -> set[str]:
+    excluded: set[str] = set()
+    scratch = AudienceStats(skips=stats.skips)
+    for index, source in enumerate(spec.exclude):
+        for raw in _read_source(inputs, source, (*node, "exclude", index), scratch, stack):
+            excluded.add(raw[0])
+    stats.exclusion_numbers = len(excluded)
+    stats.exclusion_invalid_skipped = scratch.invalid_skipped
+    return excluded
+
+
+def _resolve(inputs: AudienceInputs, spec: AudienceSpec, node: Node, stats: AudienceStats,
+             stack: Sequence[str]) -> Iterator[Raw]:
+    excluded = _exclusions(inputs, spec, node, stats, stack)
+    keep = None
+    if spec.where is not None:
+        empty = TemplateContext.build(vars={}, sendout={}, template_env=(), environ={})
+        keep = compile_where(make_environment(), spec.where, inputs.at(*node, "where"), empty)
+    seen: set[str] = set()
+    for index, source in enumerate(spec.sources):
+        for raw in _read_source(inputs, source, (*node, "sources", index), stats, stack):
+            stats.read += 1
+            client = raw[0]
+            if client in seen:
+                stats.duplicates_dropped += 1
+                continue
+            seen.add(client)
+            if client in excluded:
+                stats.excluded += 1
+                continue
+            if keep is not None and not keep(as_fields(raw), raw[2]):
+                stats.filtered_out += 1
+                continue
+            stats.yielded += 1
+            yield raw
+
+
+def resolve_raw(inputs: AudienceInputs, spec: AudienceSpec | str, *,
+                node: Node | None = None, stats: AudienceStats | None = None) -> Iterator[Raw]:
+    """:func:`resolve_audience` as the internal (client, data, source, header) stream."""
+    stats = stats if stats is not None else AudienceStats()
+    if isinstance(spec, str):
+        audience = inputs.audiences.get(spec)
+        if audience is None:
+            where = inputs.at(*node) if node else Location()
+            known = ", ".join(sorted(inputs.audiences)) or "none"
+            raise DeclareError(f"unknown audience {spec!r}", location=where,
+                               hint=f"known audiences: {known}")
+        return _resolve(inputs, audience, ("Audience", spec), stats, [spec])
+    if node is None:
+        node = ("Audience", spec.name) if isinstance(spec, Audience) else ()
+    stack = [spec.name] if isinstance(spec, Audience) else []
+    return _resolve(inputs, spec, node, stats, stack)
+
+
+def resolve_audience(inputs: AudienceInputs, spec: AudienceSpec | str, *,
+                     node: Node | None = None,
+                     stats: AudienceStats | None = None) -> Iterator[Recipient]:
+    """Lazily the recipients of `spec`: an Audience name, an Audience, or a Sendout's
+    inline audience located at `node` (e.g. ("Sendout", "spring", "audience")).
+
+    Raises :class:`DeclareError` on the first problem, located at the data row (CSV row /
+    JSON line / manifest line of an inline recipient) and naming the manifest line that
+    refers to the file; `stats` is filled as the iterator is consumed."""
+    return map(as_recipient, resolve_raw(inputs, spec, node=node, stats=stats))
+
+
+__all__ = [
+    "AudienceInputs",
+    "AudienceStats",
+    "Recipient",
+    "resolve_audience",
+    "resolve_raw",
+    "source_label",
+]

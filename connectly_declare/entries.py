@@ -1,0 +1,160 @@
+"""A Sendout's desired entries: audience x templates -> :class:`Entry` with its fingerprint.
+
+:func:`iter_entries` compiles the sendout's templates at once (so a template error is
+raised before any file is read) and returns a lazy iterator in a deterministic order:
+audience order, first occurrence wins. It holds the set of numbers seen and the exclusion
+set, nothing else; the plan consumes the stream.
+
+`scheduledAt` is the Sendout's `schedule` in ISO 8601 with its own offset, to the second
+(`2026-12-01T09:00:00+01:00`), or with microseconds when the manifest gives fractions;
+UTC is written `+00:00`. Exactly that string is sent and fingerprinted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from connectly_declare.audiences import AudienceInputs, AudienceStats, resolve_raw
+from connectly_declare.config import WorkspaceConfig
+from connectly_declare.entry import Entry
+from connectly_declare.entrymaker import EntryMaker, MissingField, build_maker
+from connectly_declare.errors import Location
+from connectly_declare.manifests import Audience, Sendout
+from connectly_declare.sources import Raw, as_fields
+from connectly_declare.templating import (
+    CompiledTemplate,
+    TemplateContext,
+    compile_all,
+    make_environment,
+)
+
+
+class WorkspaceLike(Protocol):
+    """The parts of `connectly_declare.workspace.Workspace` entries need."""
+
+    @property
+    def root(self) -> Path: ...
+    @property
+    def config(self) -> WorkspaceConfig: ...
+    @property
+    def audiences(self) -> Mapping[str, Audience]: ...
+    def location(self, kind: str, name: str, *path: Any) -> Location: ...
+
+
+def scheduled_at(schedule: datetime | None) -> str | None:
+    """The `scheduledAt` string of a schedule (see the module docstring)."""
+    if schedule is None:
+        return None
+    return schedule.isoformat(timespec="seconds" if not schedule.microsecond else "microseconds")
+
+
+def sendout_context(sendout: Sendout, template_env: list[str],
+                    environ: Mapping[str, str]) -> TemplateContext:
+    """The template context every recipient of `sendout` shares."""
+    return TemplateContext.build(
+        vars=sendout.vars,
+        sendout={"name": sendout.name, "campaign": sendout.campaign,
+                 "version": sendout.version, "round": sendout.round},
+        template_env=template_env,
+        environ=environ,
+    )
+
+
+def iter_sendout_entries(
+    root: Path,
+    config: WorkspaceConfig,
+    audiences: Mapping[str, Audience],
+    sendout: Sendout,
+    locate: Callable[..., Location],
+    *,
+    environ: Mapping[str, str] = os.environ,
+    stats: AudienceStats | None = None,
+) -> Iterator[Entry]:
+    """The entries of `sendout`, from the workspace's pieces (see :func:`iter_entries`)."""
+    inputs = AudienceInputs(root, config.default_region, audiences, locate)
+    ctx = sendout_context(sendout, config.template_env, environ)
+    templates = compile_all(
+        make_environment(), sendout.variables,
+        lambda name: inputs.at("Sendout", sendout.name, "variables", name), ctx,
+    )
+    recipients = resolve_raw(inputs, sendout.audience, stats=stats,
+                             node=("Sendout", sendout.name, "audience"))
+    return _entries(sendout, templates, recipients)
+
+
+def _entries(sendout: Sendout, templates: list[CompiledTemplate],
+             recipients: Iterator[Raw]) -> Iterator[Entry]:
+    when = scheduled_at(sendout.schedule)
+    makers: dict[int, EntryMaker] = {}
+    layout: tuple[str, ...] | None = ()  # a sentinel no source has
+    make: EntryMaker | None = None
+    for raw in recipients:
+        client, data, row, header = raw
+        if header is not layout or make is None:
+            # A new source layout (each CSV has its own header): one compiled maker each.
+            layout = header
+            make = makers.get(id(header))
+            if make is None:
+                make = _maker(sendout, templates, when, raw)
+                makers[id(header)] = make
+        try:
+            yield make(client, data, row)
+        except KeyError:
+            _raise_located(templates, raw)
+            raise
+
+
+def _maker(sendout: Sendout, templates: list[CompiledTemplate], when: str | None,
+           raw: Raw) -> EntryMaker:
+    header = raw[3]
+
+    def fields(client: str, data: Any) -> dict[str, Any]:
+        return as_fields((client, data, "", header))
+
+    try:
+        return build_maker(
+            templates, sendout=sendout.name, campaign=sendout.campaign,
+            version=sendout.version, scheduled_at=when, round_=sendout.round,
+            allow_multiple=sendout.options.allow_multiple, header=header, as_fields=fields)
+    except MissingField:
+        _raise_located(templates, raw)
+        raise
+
+
+def _raise_located(templates: list[CompiledTemplate], raw: Raw) -> None:
+    """Render each template the plain way, which raises the error located at the template
+    and naming the recipient's row."""
+    fields = as_fields(raw)
+    for t in templates:
+        t.render(fields, raw[2])
+
+
+def iter_entries(
+    ws: WorkspaceLike,
+    sendout: Sendout,
+    *,
+    environ: Mapping[str, str] = os.environ,
+    stats: AudienceStats | None = None,
+) -> Iterator[Entry]:
+    """Lazily the entries of `sendout` in `ws`, in audience order (first occurrence wins).
+
+    Template problems raise :class:`~connectly_declare.errors.ManifestErrors` at once;
+    data problems raise :class:`~connectly_declare.errors.DeclareError` when reached,
+    located at the data row and naming the manifest line. `stats` is filled as the
+    iterator is consumed."""
+    return iter_sendout_entries(ws.root, ws.config, ws.audiences, sendout, ws.location,
+                                environ=environ, stats=stats)
+
+
+__all__ = [
+    "AudienceStats",
+    "WorkspaceLike",
+    "iter_entries",
+    "iter_sendout_entries",
+    "scheduled_at",
+    "sendout_context",
+]
