@@ -537,3 +537,35 @@ def state_unlock_command(ctx: Context, lock_id: str) -> int:
     from connectly_declare.state_run import state_unlock
 
     return state_unlock(_state(ctx), sys.stdout, lock_id)
+
+
+# --- render: sample entries of a sendout (samples.py, entries.py, audiences.py) --------
+
+
+@cli.command("render")
+@click.argument("sendout")
+@click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Entries to print (0: all); reading stops there.")
+@click.option("--show-recipients", is_flag=True,
+              help="Show phone numbers unmasked (masked by default).")
+@pass_ctx
+def render_command(ctx: Context, sendout: str, limit: int, show_recipients: bool) -> int:
+    """Print a sendout's entries as JSON lines: client, campaign, version, the rendered
+    variables, scheduledAt, fingerprint and the source row. Offline: no API key needed.
+
+    A summary (read, duplicates, exclusions, skipped invalid numbers) goes to stderr.
+
+    \b
+    Examples:
+      connectly-declare -C campaigns render spring-sale --limit 3
+      connectly-declare render vip-early-access --limit 0 > entries.jsonl
+    """
+    from connectly_declare.samples import render, summary
+    from connectly_declare.workspace import load_workspace
+
+    result = render(load_workspace(ctx.start), sendout, limit=limit,
+                    show_recipients=show_recipients)
+    for line in result.lines:
+        click.echo(line)
+    click.echo(summary(result), err=True)
+    return 0

@@ -110,4 +110,16 @@ def markdown_code_block(text: str, info: str = "") -> str:
     return f"{fence}{info}\n{body}\n{fence}\n"
 
 
-__all__ = ["markdown_code_block", "markdown_code_span", "markdown_text", "terminal"]
+_JSON_UNSAFE = re.compile(f"[\x7f-\x9f{_BIDI}{_INVISIBLE}{_LINE_SEPARATORS}]")
+
+
+def json_text(dumped: str) -> str:
+    """JSON text made by ``json.dumps(..., ensure_ascii=False)`` with DEL, C1 controls, bidi
+    and invisible characters written as ``\\uXXXX`` escapes: the same data to any JSON
+    parser, but inert when a person reads it in a terminal or a CI log. (JSON already
+    escapes C0 controls; these characters can only occur inside strings.)"""
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", dumped)
+
+
+__all__ = ["json_text", "markdown_code_block", "markdown_code_span", "markdown_text",
+           "terminal"]

@@ -198,7 +198,7 @@ def _json_entry(planned: PlannedEntry, options: RenderOptions) -> dict[str, Any]
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, sort_keys=False)
+    return escape.json_text(json.dumps(obj, ensure_ascii=False, sort_keys=False))
 
 
 def json_chunks(plan: Plan, options: RenderOptions) -> Iterator[str]:

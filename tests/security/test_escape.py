@@ -181,3 +181,15 @@ def test_any_code_span_stays_one_code_span(value: str) -> None:
     collected = _render(_table(escape.markdown_code_span(value)))
     assert collected.tags.count("td") == 3
     assert collected.tags.count("code") == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(st.text() | st.integers() | st.none(),
+                    lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8))
+def test_json_text_is_the_same_data_without_raw_controls(value: object) -> None:
+    import json
+
+    out = escape.json_text(json.dumps(value, ensure_ascii=False))
+    assert json.loads(out) == value
+    assert not re.search(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200b\u2028]", out)
