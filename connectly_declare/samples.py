@@ -1,0 +1,104 @@
+"""`connectly-declare render`: a sendout's first entries as JSON lines, for a look at what
+would be sent before planning.
+
+Phone numbers are masked (`+1650•••1234`) unless asked, also where a template copied the
+number into a variable. Lines are JSON that is safe on a terminal: besides the control
+characters JSON escapes, C1 controls, bidi overrides, invisible characters and line
+separators from a CSV cell are written as `\\uXXXX` escapes (same data, nothing hidden).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectly_declare.audiences import AudienceStats
+from connectly_declare.entries import WorkspaceLike, iter_entries
+from connectly_declare.entry import Entry, mask_phone
+from connectly_declare.errors import DeclareError
+from connectly_declare.manifests import Sendout
+
+_UNSAFE = re.compile("[\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2028\u2029"
+                     "\u2060-\u2069\ufeff]")
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def json_line(item: Mapping[str, Any]) -> str:
+    """One JSON object on one line, readable (UTF-8) and inert on a terminal."""
+    return _UNSAFE.sub(_json_escape, json.dumps(item, ensure_ascii=False))
+
+
+def entry_sample(entry: Entry, *, show_recipients: bool) -> dict[str, Any]:
+    """The JSON object `render` prints for one entry: the API item plus where it came from."""
+    item = entry.to_api()
+    item["variables"] = dict(entry.variables)
+    if not show_recipients:
+        masked = mask_phone(entry.client)
+        item["client"] = masked
+        item["variables"] = {k: v.replace(entry.client, masked)
+                             for k, v in item["variables"].items()}
+    item.update(sendout=entry.sendout, round=entry.round, fingerprint=entry.fingerprint,
+                source=entry.source)
+    return item
+
+
+@dataclass
+class RenderResult:
+    """What `render` found: the JSON lines, and whether the audience was read to its end."""
+
+    sendout: Sendout
+    lines: list[str] = field(default_factory=list)
+    complete: bool = False
+    stats: AudienceStats = field(default_factory=AudienceStats)
+
+
+def find_sendout(ws: WorkspaceLike, name: str) -> Sendout:
+    sendouts: Mapping[str, Sendout] = getattr(ws, "sendouts", {})
+    if name not in sendouts:
+        known = ", ".join(sorted(sendouts)) or "none are declared"
+        raise DeclareError(f"no sendout named {name!r}", hint=f"known sendouts: {known}")
+    return sendouts[name]
+
+
+def render(ws: WorkspaceLike, name: str, *, limit: int = 10, show_recipients: bool = False,
+           environ: Mapping[str, str] = os.environ) -> RenderResult:
+    """`render` as data: the lines, the audience counters, and whether every entry was
+    rendered (the whole audience read) or the limit stopped it first."""
+    sendout = find_sendout(ws, name)
+    result = RenderResult(sendout)
+    entries = iter_entries(ws, sendout, environ=environ, stats=result.stats)
+    for entry in entries:
+        if limit and len(result.lines) >= limit:
+            return result
+        result.lines.append(json_line(entry_sample(entry, show_recipients=show_recipients)))
+    result.complete = True
+    return result
+
+
+def summary(result: RenderResult) -> str:
+    """One line for stderr about what was rendered and what the audience held."""
+    s = result.stats
+    shown = len(result.lines)
+    if not result.complete:
+        return (f"{shown} entries shown (--limit); the audience was not read to its end, "
+                "so counts are partial: use --limit 0 for all")
+    text = (f"{shown} entries: {s.read} read, {s.duplicates_dropped} duplicates dropped, "
+            f"{s.excluded} excluded, {s.filtered_out} filtered out, "
+            f"{s.invalid_skipped} invalid skipped")
+    if not result.sendout.enabled:
+        text += " (the sendout is disabled: plan and apply skip it)"
+    for problem in s.skipped_samples:
+        text += f"\n  skipped {problem}"
+    if s.invalid_skipped > len(s.skipped_samples):
+        text += f"\n  ... and {s.invalid_skipped - len(s.skipped_samples)} more skipped"
+    return text
+
+
+__all__ = ["RenderResult", "entry_sample", "find_sendout", "json_line", "render", "summary"]

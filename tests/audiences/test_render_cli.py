@@ -1,0 +1,105 @@
+"""`connectly-declare render`, run as a subprocess on a real workspace on disk."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CONFIG = "version: 1\nbusiness_id: b1\ndefault_region: US\ntemplate_env: [STORE]\n"
+MANIFESTS = """\
+kind: Campaign
+name: spring sale
+versions:
+  - version: v1
+    variables: [first_name, code, store]
+---
+kind: Audience
+name: customers
+sources:
+  - csv: data/customers.csv
+    on_invalid: skip
+exclude:
+  - csv: data/optout.csv
+---
+kind: Sendout
+name: spring
+campaign: spring sale
+version: v1
+audience: customers
+schedule: 2030-03-01T09:00:00+01:00
+vars:
+  prefix: SPRING
+variables:
+  first_name: "{{ recipient.first_name }}"
+  code: "{{ vars.prefix }}-{{ recipient.client }}"
+  store: "{{ env.STORE }}"
+"""
+CUSTOMERS = ("phone,first_name\n+16505551234,Ana\n(650) 555-1235,Bo\n+1 650 555 1234,Dup\n"
+             "not a number,X\n+16505551236,Chen\n+16505551237,\u202eEvil\n")
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "declare.yaml").write_text(CONFIG)
+    (tmp_path / "manifests.yaml").write_text(MANIFESTS)
+    (tmp_path / "data" / "customers.csv").write_text(CUSTOMERS, encoding="utf-8")
+    (tmp_path / "data" / "optout.csv").write_text("phone\n650-555-1236\n")
+    return tmp_path
+
+
+def run(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "connectly_declare", "-C", str(workspace), "render", *args],
+        capture_output=True, text=True, encoding="utf-8", timeout=60,
+        env={"STORE": "Main St", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_render_prints_masked_json_lines_and_a_summary(workspace: Path) -> None:
+    out = run(workspace, "spring", "--limit", "0")
+    assert out.returncode == 0, out.stderr
+    items = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [i["client"] for i in items] == ["+1650•••1234", "+1650•••1235", "+1650•••1237"]
+    assert items[0]["variables"] == {"first_name": "Ana", "code": "SPRING-+1650•••1234",
+                                     "store": "Main St"}
+    assert items[0]["scheduledAt"] == "2030-03-01T09:00:00+01:00"
+    assert items[0]["campaignName"] == "spring sale" and items[0]["campaignVersion"] == "v1"
+    assert items[0]["source"] == "data/customers.csv:2"
+    assert "6505551234" not in out.stdout and "6505551234" not in out.stderr
+    assert "\u202e" not in out.stdout and "\\u202e" in out.stdout  # inert, still visible
+    assert items[2]["variables"]["first_name"] == "\u202eEvil"  # same data once parsed
+    assert "3 entries: 6 read, 1 duplicates dropped, 1 excluded" in out.stderr
+    assert "skipped data/customers.csv:5: invalid phone number" in out.stderr
+
+
+def test_show_recipients_and_limit(workspace: Path) -> None:
+    out = run(workspace, "spring", "--limit", "1", "--show-recipients")
+    assert out.returncode == 0, out.stderr
+    (line,) = out.stdout.splitlines()
+    assert json.loads(line)["client"] == "+16505551234"
+    assert "not read to its end" in out.stderr
+
+
+def test_a_bad_row_is_a_located_error_without_traceback(workspace: Path) -> None:
+    manifests = (workspace / "manifests.yaml").read_text().replace("    on_invalid: skip\n", "")
+    (workspace / "manifests.yaml").write_text(manifests)
+    out = run(workspace, "spring", "--limit", "0")
+    assert out.returncode == 1
+    assert out.stderr.startswith("data/customers.csv:5: invalid phone number")
+    assert "manifests.yaml:" in out.stderr and "on_invalid: skip" in out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
+
+
+def test_unknown_sendout_and_unlisted_env(workspace: Path) -> None:
+    out = run(workspace, "autumn")
+    assert out.returncode == 1 and "no sendout named 'autumn'" in out.stderr
+    assert "known sendouts: spring" in out.stderr
+    (workspace / "declare.yaml").write_text(CONFIG.replace("template_env: [STORE]\n", ""))
+    out = run(workspace, "spring")
+    assert out.returncode == 1 and "env.STORE is not allowed" in out.stderr
+    assert "manifests.yaml:" in out.stderr and "Traceback" not in out.stderr
