@@ -274,9 +274,11 @@ class LocalLedger:
             out: list[str] = []
             if size:
                 if os.pread(fd, 1, size - 1) != b"\n":
-                    # a torn final line: seal it on its own line, then say it is torn
+                    # the last append stopped before its final newline: end that line, and
+                    # unless it is a whole record (only the newline was lost), say it is torn
                     out.append("")
-                    out.append(json.dumps({"type": TORN, "line": before + 1}))
+                    if not _is_record(_last_line(fd, size)):
+                        out.append(json.dumps({"type": TORN, "line": before + 1}))
                 elif not _is_record(_last_line(fd, size)):
                     out.append(json.dumps({"type": TORN, "line": before}))
             header = self._first_header() if size else None

@@ -179,3 +179,17 @@ def test_header_record_in_append_is_not_duplicated(ledger: LocalLedger) -> None:
     with ledger.lock("test"):
         ledger.append([Header(lineage="x", created_at=AT), intent("b1", [A])])
     assert [json.loads(x)["type"] for x in lines(ledger)] == ["header", "intent"]
+
+
+def test_whole_record_missing_only_its_newline_is_kept_and_sealed(ledger: LocalLedger) -> None:
+    with ledger.lock("test"):
+        ledger.append([intent("b1", [A])])
+    with open(ledger.path, "ab") as fh:  # the crash came after the record, before its "\n"
+        fh.write(b'{"type":"outcome","batch_id":"b1","at":"x","status":"accepted"}')
+    state = ledger.read()
+    assert state.keys[make_key("Welcome", A)].status == "accepted" and state.serial == 2
+    with ledger.lock("test"):
+        assert ledger.append([intent("b2", [B])]) == 4
+    assert [json.loads(x)["type"] for x in lines(ledger)] == ["header", "intent", "outcome",
+                                                              "intent"]
+    assert ledger.read().warnings == []
