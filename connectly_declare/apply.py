@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from connectly_declare.batching import Batch, PlannedLike, SendoutLike, make_batches, new_batch_id
 from connectly_declare.client import SendResult
+from connectly_declare.errors import LedgerError
 from connectly_declare.ledger.base import Ledger, Record
 from connectly_declare.outcomes import map_result
 
@@ -155,6 +156,13 @@ class LedgerWriter:
                 try:
                     serial = await loop.run_in_executor(self._pool, self._ledger.append, records)
                 except BaseException as exc:  # handed to every waiter, who stops sending
+                    if isinstance(exc, OSError):
+                        exc = LedgerError(
+                            f"cannot write the {self._ledger.describe()}: {exc}; nothing more "
+                            "was sent",
+                            hint="fix the cause (disk space, permissions), then run "
+                                 "`connectly-declare plan`: requests already made show as "
+                                 "retry or blocked")
                     for _, fut in taken:
                         if not fut.done():
                             fut.set_exception(exc)

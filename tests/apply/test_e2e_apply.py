@@ -212,18 +212,24 @@ def test_without_a_terminal_apply_needs_auto_approve(tmp_path: Path) -> None:
         assert sim.stats()["requests"] == 0
 
 
+def wait_for_requests(sim: SimProcess, count: int, deadline: float = 60.0) -> None:
+    limit = time.monotonic() + deadline
+    while sim.stats()["requests"] < count and time.monotonic() < limit:
+        time.sleep(0.02)
+
+
 @pytest.mark.slow
-def test_sigint_finishes_in_flight_requests_records_them_and_exits_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_finishes_in_flight_requests_records_them_and_exits_130(
+        tmp_path: Path, sig: signal.Signals) -> None:
     key = new_api_key()
     with sim_process(catalog(key), args=["--latency-ms", "150"]) as sim:
         ws = tmp_path / "ws"
-        clients = write_workspace(ws, base_url=sim.url, recipients=800, settings={
-            "batch_size": 20, "requests_per_second": 40, "concurrency": 4})
+        clients = write_workspace(ws, base_url=sim.url, recipients=400, settings={
+            "batch_size": 10, "requests_per_second": 40, "concurrency": 4})
         process = start_cli(ws, "apply", "--auto-approve", api_key=key)
-        start = time.monotonic()
-        while sim.stats()["requests"] < 8 and time.monotonic() - start < 60:
-            time.sleep(0.02)
-        process.send_signal(signal.SIGINT)
+        wait_for_requests(sim, 6)
+        process.send_signal(sig)
         out, err = process.communicate(timeout=60)
         assert process.returncode == 130, out + err
         assert "Apply interrupted" in out and "Stopping" in err
@@ -233,6 +239,32 @@ def test_sigint_finishes_in_flight_requests_records_them_and_exits_130(tmp_path:
         statuses = ledger_statuses(ws)
         assert {c for c, s in statuses.items() if s == "accepted"} == set(delivered)
         assert set(statuses.values()) == {"accepted"}
+        apply_until_done(ws, key)
+        assert sim.counts(CAMPAIGN) == dict.fromkeys(clients, 1)
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_exits_at_once_and_the_ledger_still_holds_every_intent(
+        tmp_path: Path) -> None:
+    key = new_api_key()
+    # Answers take 2 s: the second Ctrl-C comes while all four requests are in flight.
+    with sim_process(catalog(key), args=["--latency-ms", "2000"]) as sim:
+        ws = tmp_path / "ws"
+        clients = write_workspace(ws, base_url=sim.url, recipients=40, settings={
+            "batch_size": 10, "requests_per_second": 50, "concurrency": 4})
+        process = start_cli(ws, "apply", "--auto-approve", api_key=key)
+        wait_for_requests(sim, 4)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == 130, out + err
+        assert "Exiting now" in err
+        statuses = ledger_statuses(ws)
+        assert len(statuses) == 40 and set(statuses.values()) == {"unknown"}  # 4 in flight
+        time.sleep(2)  # let the simulator finish what it was given
+        sim_before = sim.counts(CAMPAIGN)
+        assert set(sim_before) <= set(statuses)
         apply_until_done(ws, key)
         assert sim.counts(CAMPAIGN) == dict.fromkeys(clients, 1)
 

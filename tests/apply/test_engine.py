@@ -13,6 +13,7 @@ import pytest
 
 from connectly_declare.apply import ApplyResult, Engine, EngineSettings
 from connectly_declare.client import ClientSettings, ConnectlyClient, Secret
+from connectly_declare.errors import LedgerError
 from connectly_declare.ledger.base import Intent, Outcome
 from connectly_declare.sim import FaultConfig, Simulator
 from tests.apply.helpers import (
@@ -144,7 +145,7 @@ def test_401_stops_all_requests_and_records_nothing_as_sent(ledger: MemoryLedger
 def test_a_ledger_that_cannot_be_written_stops_sending(ledger: MemoryLedger,
                                                        simulator: Simulator) -> None:
     ledger.fail_after = 3
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(LedgerError, match="cannot write the memory: disk full"):
         run(sends(500), ledger, simulator, batch_size=10)
     intended = {e.client for r in ledger.items if isinstance(r, Intent) for e in r.entries}
     assert set(deliveries(simulator)) <= intended  # nothing sent without a durable intent
