@@ -8,6 +8,7 @@ its globs select, and run all checks, reporting every problem of the run at once
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -87,6 +88,7 @@ def _glob(root: Path, patterns: Iterable[str], setting: str,
           config_location: Mapping[int, Location]) -> tuple[set[str], list[Problem]]:
     found: set[str] = set()
     problems: list[Problem] = []
+    real_root = Path(os.path.realpath(root))
     for i, pattern in enumerate(patterns):
         pure = PurePosixPath(pattern)
         if not pattern or pure.is_absolute() or ".." in pure.parts:
@@ -94,17 +96,22 @@ def _glob(root: Path, patterns: Iterable[str], setting: str,
                                     f"{setting}[{i}]: {pattern!r} must be a relative glob "
                                     "inside the workspace, e.g. sendouts/**/*.yaml"))
             continue
-        for path in root.glob(pattern):
-            if path.is_file():
-                relative = path.relative_to(root).as_posix()
-                if not path.resolve().is_relative_to(root.resolve()):
-                    # A symlink to ../other-repo/secrets.yaml would otherwise be read and
-                    # echoed in errors (issue 8: plan reads only inside the workspace).
-                    problems.append(Problem(Location(relative), "this manifest is a symlink "
-                                            "to a file outside the workspace; it was not read",
-                                            "copy the file into the workspace instead"))
-                    continue
-                found.add(relative)
+        # glob.glob, not Path.glob: several times faster on thousands of files, and it
+        # already skips hidden files and folders (.git, .venv, .declare), as intended.
+        for name in glob.glob(pattern, root_dir=root, recursive=True):
+            path = os.path.join(root, name)
+            if not os.path.isfile(path):
+                continue
+            relative = PurePosixPath(*Path(name).parts).as_posix()
+            real = os.path.realpath(path)
+            if real != path and not Path(real).is_relative_to(real_root):
+                # A symlink to ../other-repo/secrets.yaml would otherwise be read and
+                # echoed in errors (issue 8: plan reads only inside the workspace).
+                problems.append(Problem(Location(relative), "this manifest is a symlink "
+                                        "to a file outside the workspace; it was not read",
+                                        "copy the file into the workspace instead"))
+                continue
+            found.add(relative)
     return found, problems
 
 
@@ -145,7 +152,8 @@ def load_workspace(start: Path, *, environ: Mapping[str, str] = os.environ) -> W
     warnings: list[Problem] = []
     for name in files:
         try:
-            raw = (root / name).read_bytes()
+            with open(os.path.join(root, name), "rb") as fh:
+                raw = fh.read()
         except OSError as err:
             problems.append(Problem(Location(name), f"cannot read file: {err.strerror}"))
             continue
