@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,19 +19,13 @@ from connectly_declare.audiences import AudienceStats
 from connectly_declare.entries import WorkspaceLike, iter_entries
 from connectly_declare.entry import Entry, mask_phone
 from connectly_declare.errors import DeclareError
+from connectly_declare.escape import json_text
 from connectly_declare.manifests import Sendout
-
-_UNSAFE = re.compile("[\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2028\u2029"
-                     "\u2060-\u2069\ufeff]")
-
-
-def _json_escape(match: re.Match[str]) -> str:
-    return f"\\u{ord(match.group()):04x}"
 
 
 def json_line(item: Mapping[str, Any]) -> str:
     """One JSON object on one line, readable (UTF-8) and inert on a terminal."""
-    return _UNSAFE.sub(_json_escape, json.dumps(item, ensure_ascii=False))
+    return json_text(json.dumps(item, ensure_ascii=False))
 
 
 def entry_sample(entry: Entry, *, show_recipients: bool) -> dict[str, Any]:
