@@ -569,3 +569,38 @@ def render_command(ctx: Context, sendout: str, limit: int, show_recipients: bool
         click.echo(line)
     click.echo(summary(result), err=True)
     return 0
+
+
+# --- state migrate: local ledger -> PostgreSQL (migrate_run.py, ledger/migrate.py) ------
+
+
+@state_group.command("migrate")
+@click.option("--to", "backend", type=click.Choice(["postgres"]), required=True,
+              help="The backend to copy the ledger into.")
+@click.option("--from", "source_path", default=None, metavar="PATH",
+              help="The local ledger to copy (default: the one declare.yaml names, or "
+                   ".declare/ledger.jsonl once declare.yaml says postgres).")
+@click.option("--dsn-env", default=None, metavar="VAR",
+              help="Variable holding the PostgreSQL connection string (default: "
+                   "declare.yaml's state.dsn_env, else DECLARE_PG_DSN).")
+@click.option("--schema", default=None,
+              help="PostgreSQL schema for the tables (default: declare.yaml's, else "
+                   "connectly_declare).")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Seconds to wait for either ledger's writer lock.")
+@pass_ctx
+def state_migrate_command(ctx: Context, backend: str, source_path: str | None,
+                          dsn_env: str | None, schema: str | None, lock_timeout: float) -> int:
+    """Copy the local ledger into PostgreSQL, verified record for record.
+
+    Refuses a target that holds another ledger; running it again is harmless (and catches
+    up a copy that fell behind). Then point declare.yaml's state at postgres.
+
+    \b
+    Example:
+      DECLARE_PG_DSN=postgresql://... connectly-declare --env production state migrate --to postgres
+    """
+    from connectly_declare.migrate_run import run_migrate
+
+    return run_migrate(ctx.start, ctx.environment, source_path=source_path, dsn_env=dsn_env,
+                       schema=schema, lock_timeout=lock_timeout, out=sys.stdout)

@@ -51,7 +51,7 @@ def open_ledger(root: Path, target: ResolvedTarget, *,
     from connectly_declare.ledger.postgres import open_postgres
 
     return open_postgres(state, environment=target.environment, business_id=business_id,
-                         environ=environ)
+                         environ=environ, workspace_root=root)
 
 
 __all__ = ["local_ledger_path", "open_ledger", "resolve_business_id"]

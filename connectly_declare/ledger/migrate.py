@@ -6,7 +6,9 @@ The copy is one transaction that reads its own rows back and compares them with 
 source before it commits; after the commit a fresh snapshot is compared again, record by
 record and key by key. A target that already holds records of another lineage is refused
 (two histories must never be merged); one that already holds exactly this ledger is
-reported as migrated, so running the command twice is harmless.
+reported as migrated, so running the command twice is harmless, and one that holds an
+earlier part of it (applies went on writing the local ledger before the switch) is caught
+up.
 """
 
 from __future__ import annotations
@@ -48,14 +50,19 @@ def migrate_to_postgres(source: Ledger, target: PostgresLedger, *, lock_timeout:
                     f"{target.describe()} already holds ledger {theirs}, not {lineage}: "
                     f"refusing to mix two histories",
                     hint="migrate into another schema (state.schema) or another environment")
-            if existing != records:
+            if existing == records[:len(existing)] and len(existing) < len(records):
+                # The copy fell behind (applies went on writing the local ledger before
+                # declare.yaml was switched): append what is missing, in one transaction.
+                target.append(records[len(existing):])
+            elif existing != records:
                 raise LedgerError(
                     f"{target.describe()} already holds ledger {lineage} with "
                     f"{len(existing)} records that differ from the {len(records)} of "
                     f"{source.describe()}",
                     hint="it has been written to since an earlier migration: keep using "
                          "the postgres ledger; do not migrate again")
-            already = True
+            else:
+                already = True
         else:
             target.import_records(records)
         _verify(records, target)

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import unquote, urlsplit
 
@@ -39,6 +40,7 @@ from connectly_declare.ledger.base import Header, LedgerState, LockInfo, Record
 from connectly_declare.ledger.fold import Folder, no_gc
 from connectly_declare.ledger.pg_schema import NewerSchema, ensure_schema, installed_version
 
+SIM_LEDGER_NAME = "sim-ledger.jsonl"  # apply --sim's own ledger, never a real history
 DEFAULT_LEDGER_NAME = "default"  # the ledger of a workspace without environments
 _FETCH_ROWS = 2000
 CONFIG_LOCATION = Location("declare.yaml")
@@ -108,7 +110,8 @@ class PostgresLedger:
                  environment: str | None = None, business_id: str | None = None,
                  lock_mode: pg_lock.LockMode = "session", lock_dsn: str | None = None,
                  lease_seconds: float = 60.0, now: Callable[[], str] = _now,
-                 owner: Callable[[], str] = _owner) -> None:
+                 owner: Callable[[], str] = _owner, workspace_root: Path | None = None
+                 ) -> None:
         self._dsn, self._lock_dsn = dsn, lock_dsn or dsn
         self.schema = schema
         self.name = name or environment or DEFAULT_LEDGER_NAME
@@ -121,6 +124,7 @@ class PostgresLedger:
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._schema_ready = False
         self._held: pg_lock.Held | None = None
+        self._workspace_root = workspace_root
         # One data connection, used by one transaction at a time: apply may append from
         # several threads, and psycopg would interleave their transactions otherwise.
         self._mutex = threading.RLock()
@@ -334,6 +338,42 @@ class PostgresLedger:
             raise LedgerCorrupt(f"{self.describe()}: refusing a second header record")
         return serial
 
+    def _check_local_history(self) -> None:
+        """Refuse to write while this environment's history also lives, further along, in
+        a local ledger of the workspace: an empty postgres ledger would send everyone
+        again, and one behind its local source would resend what was sent since. Both
+        are fixed by `state migrate` (which catches up a copy that fell behind)."""
+        if self._workspace_root is None:
+            return
+        paths = local_histories(self._workspace_root, self.environment)
+        if not paths:
+            return
+        from connectly_declare.ledger.local import LocalLedger
+
+        with self._mutex, self._guard("reading"):
+            conn = self._data()
+            row = conn.execute(sql.SQL(
+                "SELECT l.lineage, (SELECT coalesce(max(seq), 0) FROM {s}.records"
+                " WHERE ledger = %(n)s) FROM {s}.ledgers AS l WHERE l.name = %(n)s"
+            ).format(s=self._ident), {"n": self.name}).fetchone()
+        lineage, serial = (str(row[0]), int(str(row[1]))) if row else (None, 0)
+        for path, local_lineage in paths:
+            full = self._workspace_root / path
+            # Line count first: it bounds the record count and costs no decoding.
+            ahead = lineage is None or (
+                local_lineage == lineage and _lines(full) > serial
+                and sum(1 for _ in LocalLedger(full, environment=self.environment).records())
+                > serial)
+            if ahead:
+                env = f" --env {self.environment}" if self.environment else ""
+                raise LedgerError(
+                    f"{self.describe()} " + ("is empty" if lineage is None else
+                                             f"is behind {path}")
+                    + f", while the local ledger {path} holds this environment's history: "
+                    f"writing now could send people again", location=CONFIG_LOCATION,
+                    hint=f"copy it first: connectly-declare{env} state migrate --to postgres "
+                         f"--from {path}")
+
     def _compare_rows(self, conn: psycopg.Connection[tuple[object, ...]],
                       batch: list[Record]) -> None:
         """Inside the importing transaction: every row decodes to the record it came from."""
@@ -395,6 +435,7 @@ class PostgresLedger:
                                    hint=self._unlock_hint(busy.holder)) from None
         self._held = held
         try:
+            self._check_local_history()
             yield held.info
         finally:
             self._held = None
@@ -425,8 +466,32 @@ class PostgresLedger:
                               hint="copy the lock id from the message that named the holder")
 
 
+def _lines(path: Path) -> int:
+    with path.open("rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+
+
+def local_histories(root: Path, environment: str | None) -> list[tuple[str, str]]:
+    """(path relative to `root`, lineage) of the local ledgers under `root`/.declare whose
+    header names `environment` (the simulator's ledger excluded)."""
+    found = []
+    for path in sorted((root / ".declare").glob("*.jsonl")):
+        if path.name == SIM_LEDGER_NAME:
+            continue
+        try:
+            with path.open("rb") as fh:
+                first = json.loads(fh.readline() or b"null")
+        except (OSError, ValueError):
+            continue
+        if isinstance(first, dict) and first.get("type") == "header" \
+                and first.get("environment") == environment:
+            found.append((path.relative_to(root).as_posix(), str(first.get("lineage"))))
+    return found
+
+
 def open_postgres(state: PostgresState, *, environment: str | None, business_id: str | None,
-                  environ: Mapping[str, str]) -> PostgresLedger:
+                  environ: Mapping[str, str], workspace_root: Path | None = None
+                  ) -> PostgresLedger:
     """The postgres ledger `state` describes, its DSN read from `environ`."""
     dsn = environ.get(state.dsn_env, "").strip()
     if not dsn:
@@ -447,4 +512,4 @@ def open_postgres(state: PostgresState, *, environment: str | None, business_id:
     return PostgresLedger(dsn=dsn, schema=state.schema_name, environment=environment,
                           business_id=business_id, lock_mode=state.lock,
                           lock_dsn=lock_dsn,
-                          lease_seconds=state.lease_seconds)
+                          lease_seconds=state.lease_seconds, workspace_root=workspace_root)
