@@ -20,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
-from typing import Any
+from typing import Any, Protocol
 
+from connectly_declare.config import WorkspaceConfig
 from connectly_declare.errors import DeclareError, Location, Problem
 from connectly_declare.manifests import (
     Audience,
@@ -236,11 +237,34 @@ def resolve_audience(inputs: AudienceInputs, spec: AudienceSpec | str, *,
     return map(as_recipient, resolve_raw(inputs, spec, node=node, stats=stats))
 
 
+class _Workspace(Protocol):
+    @property
+    def root(self) -> Path: ...
+    @property
+    def config(self) -> WorkspaceConfig: ...
+    @property
+    def audiences(self) -> Mapping[str, Audience]: ...
+    def location(self, kind: str, name: str, *path: Any) -> Location: ...
+
+
+def workspace_inputs(ws: _Workspace) -> AudienceInputs:
+    """The inputs of a loaded `connectly_declare.workspace.Workspace`."""
+    return AudienceInputs(ws.root, ws.config.default_region, ws.audiences, ws.location)
+
+
+def audience_recipients(ws: _Workspace, name: str, *,
+                        stats: AudienceStats | None = None) -> Iterator[Recipient]:
+    """Lazily the recipients of the workspace's Audience `name` (see resolve_audience)."""
+    return resolve_audience(workspace_inputs(ws), name, stats=stats)
+
+
 __all__ = [
     "AudienceInputs",
     "AudienceStats",
     "Recipient",
+    "audience_recipients",
     "resolve_audience",
     "resolve_raw",
     "source_label",
+    "workspace_inputs",
 ]

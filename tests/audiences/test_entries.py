@@ -165,3 +165,20 @@ def test_generated_fingerprints_equal_the_contract(root: Path, write: Write,
     (e,) = entries(root, s, audience(sources=[{"csv": "data/p.csv"}]))
     assert {k: v for k, v in e.variables.items() if k != "zz_const"} == values
     assert e.fingerprint == fingerprint(version, e.variables, e.scheduled_at, round_)
+
+
+def test_inline_sendout_audience_with_where_and_an_audience_as_exclusion(root: Path) -> None:
+    staff = audience("staff", sources=[{"inline": ["+16505551235"]}])
+    s = sendout(audience={"sources": [{"inline": [
+        {"client": "+16505551234", "tier": "gold"}, {"client": "+16505551235", "tier": "gold"},
+        {"client": "+16505551236", "tier": "silver"}]}],
+        "exclude": [{"audience": "staff"}], "where": "recipient.tier == 'gold'"})
+    stats = AudienceStats()
+    got = entries(root, s, staff, stats=stats)
+    assert [e.client for e in got] == ["+16505551234"]
+    assert (stats.excluded, stats.filtered_out) == (1, 1)
+    bad = sendout(audience={"sources": [{"inline": ["+16505551234"]}],
+                            "where": "recipient.tier == 'gold'"})
+    with pytest.raises(DeclareError) as info:
+        entries(root, bad)
+    assert info.value.problem.location == locate("Sendout", "spring", "audience", "where")

@@ -91,7 +91,7 @@ def test_a_bad_row_is_a_located_error_without_traceback(workspace: Path) -> None
     out = run(workspace, "spring", "--limit", "0")
     assert out.returncode == 1
     assert out.stderr.startswith("data/customers.csv:5: invalid phone number")
-    assert "manifests.yaml:" in out.stderr and "on_invalid: skip" in out.stderr
+    assert "source at manifests.yaml:10:" in out.stderr and "on_invalid: skip" in out.stderr
     assert "Traceback" not in out.stderr and out.stdout == ""
 
 
@@ -102,4 +102,19 @@ def test_unknown_sendout_and_unlisted_env(workspace: Path) -> None:
     (workspace / "declare.yaml").write_text(CONFIG.replace("template_env: [STORE]\n", ""))
     out = run(workspace, "spring")
     assert out.returncode == 1 and "env.STORE is not allowed" in out.stderr
-    assert "manifests.yaml:" in out.stderr and "Traceback" not in out.stderr
+    assert out.stderr.startswith("manifests.yaml:26:") and "Traceback" not in out.stderr
+
+
+def test_workspace_wrappers_on_a_loaded_workspace(workspace: Path) -> None:
+    from connectly_declare.audiences import AudienceStats, audience_recipients
+    from connectly_declare.entries import iter_entries
+    from connectly_declare.workspace import load_workspace
+
+    ws = load_workspace(workspace)
+    stats = AudienceStats()
+    clients = [r.client for r in audience_recipients(ws, "customers", stats=stats)]
+    assert clients == ["+16505551234", "+16505551235", "+16505551237"]
+    assert (stats.invalid_skipped, stats.excluded, stats.duplicates_dropped) == (1, 1, 1)
+    entries = list(iter_entries(ws, ws.sendouts["spring"], environ={"STORE": "X"}))
+    assert [e.variables["store"] for e in entries] == ["X", "X", "X"]
+    assert entries[1].source == "data/customers.csv:3"
