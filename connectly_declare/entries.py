@@ -89,7 +89,9 @@ def iter_sendout_entries(
 def _entries(sendout: Sendout, templates: list[CompiledTemplate],
              recipients: Iterator[Raw]) -> Iterator[Entry]:
     when = scheduled_at(sendout.schedule)
-    makers: dict[int, EntryMaker] = {}
+    # Keyed by the column names themselves (not id(): a finished source's header could be
+    # freed and its address reused by the next source's, with other columns).
+    makers: dict[tuple[str, ...] | None, EntryMaker] = {}
     layout: tuple[str, ...] | None = ()  # a sentinel no source has
     make: EntryMaker | None = None
     for raw in recipients:
@@ -97,15 +99,16 @@ def _entries(sendout: Sendout, templates: list[CompiledTemplate],
         if header is not layout or make is None:
             # A new source layout (each CSV has its own header): one compiled maker each.
             layout = header
-            make = makers.get(id(header))
+            make = makers.get(header)
             if make is None:
                 make = _maker(sendout, templates, when, raw)
-                makers[id(header)] = make
+                makers[header] = make
         try:
-            yield make(client, data, row)
-        except KeyError:
+            entry = make(client, data, row)
+        except KeyError:  # a dict source without the field: raise it located
             _raise_located(templates, raw)
             raise
+        yield entry
 
 
 def _maker(sendout: Sendout, templates: list[CompiledTemplate], when: str | None,

@@ -182,3 +182,17 @@ def test_inline_sendout_audience_with_where_and_an_audience_as_exclusion(root: P
     with pytest.raises(DeclareError) as info:
         entries(root, bad)
     assert info.value.problem.location == locate("Sendout", "spring", "audience", "where")
+
+
+def test_sources_with_different_columns_each_render_their_own(root: Path, write: Write) -> None:
+    write("data/a.csv", "phone,first_name,city\n+16505551234,Ana,Lisboa\n")
+    write("data/b.csv", "city,first_name,phone\nOslo,Bo,+16505551235\n")
+    write("data/c.jsonl", '{"phone": "+16505551236", "first_name": "Chen", "city": "Lima"}\n')
+    write("data/d.csv", "first_name,phone,city\nDara,+16505551237,Accra\n")
+    aud = audience(sources=[{"csv": "data/a.csv"}, {"csv": "data/b.csv"},
+                            {"jsonl": "data/c.jsonl"}, {"csv": "data/d.csv"},
+                            {"csv": "data/a.csv"}])
+    s = sendout(variables={"v": "{{ recipient.first_name }}@{{ recipient.city }}"})
+    got = entries(root, s, aud)
+    assert [e.variables["v"] for e in got] == ["Ana@Lisboa", "Bo@Oslo", "Chen@Lima",
+                                               "Dara@Accra"]
