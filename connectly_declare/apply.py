@@ -39,8 +39,8 @@ class Sender(Protocol):
     """What the engine needs of a client (`client.ConnectlyClient` fits)."""
 
     async def send(self, entries: Sequence[Mapping[str, Any]], options: Mapping[str, str] | None,
-                   *, before_request: Callable[[], Awaitable[None]] | None = None
-                   ) -> SendResult: ...
+                   *, before_request: Callable[[], Awaitable[None]] | None = None,
+                   keep_trying: Callable[[], bool] | None = None) -> SendResult: ...
 
 
 class ProgressSink(Protocol):
@@ -246,7 +246,7 @@ class Engine:
             for _ in range(self.settings.unknown_retry_rounds):
                 if not self._retry or self._stop.is_set():
                     break
-                await self._sleep(delay)
+                await self._pause(delay)
                 delay *= 2
                 again = [b.again(self._new_id()) for b in self._retry]
                 self._retry = []
@@ -272,6 +272,14 @@ class Engine:
             stopped_by=self.stopped_by,
             serial=self._writer.serial,
         )
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep before a retry round, cut short when stopping."""
+        stopping = asyncio.ensure_future(self._stop.wait())
+        sleeping = asyncio.ensure_future(self._sleep(seconds))
+        await asyncio.wait({stopping, sleeping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        sleeping.cancel()
 
     async def _round(self, batches: Iterator[Batch]) -> None:
         workers = [asyncio.create_task(self._worker(batches))
@@ -325,7 +333,8 @@ class Engine:
                 self._tallies[batch.sendout].sent += len(batch.entries)
 
         result = await self._sender.send(batch.to_api(), batch.options,
-                                         before_request=before_request)
+                                         before_request=before_request,
+                                         keep_trying=lambda: not self._stop.is_set())
         if batch.batch_id not in self._in_flight:
             # before_request never ran: the client gave up before any attempt (not sent).
             return

@@ -235,12 +235,15 @@ class ConnectlyClient:
 
     async def send(self, entries: Sequence[Mapping[str, Any]],
                    options: Mapping[str, str] | None, *,
-                   before_request: Callable[[], Awaitable[None]] | None = None) -> SendResult:
+                   before_request: Callable[[], Awaitable[None]] | None = None,
+                   keep_trying: Callable[[], bool] | None = None) -> SendResult:
         """POST one request; retry what provably was not processed; classify the rest.
 
         `before_request` runs once, after the first rate-limit token and before the first
         byte is sent: apply writes the batch's intent there, so a batch waiting for a token
-        when a crash comes is not left in doubt. What it raises propagates."""
+        when a crash comes is not left in doubt. What it raises propagates.
+        `keep_trying()` False ends the retries of what was provably not processed (429s,
+        refused connections) with a `not_sent` result: apply is stopping."""
         body: dict[str, Any] = {"entries": list(entries)}
         if options:
             body["options"] = dict(options)
@@ -260,7 +263,8 @@ class ConnectlyClient:
                 # The request never left: safe to retry, and safe to call "not sent".
                 connect_failures += 1
                 if (connect_failures > self.settings.max_connect_retries
-                        or isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError)):
+                        or isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError)
+                        or (keep_trying is not None and not keep_trying())):
                     return SendResult("not_sent", None, (), {"message": _describe(exc)},
                                       attempts, throttled)
                 await self._sleep(self._backoff(connect_failures - 1))
@@ -278,7 +282,8 @@ class ConnectlyClient:
                 return result
             throttled += 1
             self.throttled += 1
-            if throttled > self.settings.max_throttle_retries:
+            if throttled > self.settings.max_throttle_retries or (
+                    keep_trying is not None and not keep_trying()):
                 return SendResult("not_sent", 429, (), _error_of(response), attempts, throttled)
             wait = _retry_after(response, self._backoff(min(throttled, 6)))
             # Jitter so that workers told the same Retry-After do not return in lockstep.

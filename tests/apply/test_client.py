@@ -25,6 +25,7 @@ ENTRIES = [{"client": "+16505550001", "campaignName": "c"}]
 
 
 def run(handler: Callable[[httpx.Request], httpx.Response], *, before: Any = None,
+        keep_trying: Any = None,
         **settings: Any) -> tuple[SendResult, ConnectlyClient, list[float]]:
     slept: list[float] = []
 
@@ -37,7 +38,7 @@ def run(handler: Callable[[httpx.Request], httpx.Response], *, before: Any = Non
             transport=httpx.MockTransport(handler), sleep=sleep, rng=random.Random(1))
         async with client:
             return await client.send(ENTRIES, {"if_duplicate_check_unspecified": "allow_one"},
-                                     before_request=before), client
+                                     before_request=before, keep_trying=keep_trying), client
 
     result, client = asyncio.run(go())
     return result, client, slept
@@ -87,6 +88,12 @@ def test_endless_429_gives_up_as_not_sent() -> None:
     result, _, _ = run(lambda r: httpx.Response(429, headers={"Retry-After": "0"}),
                        max_throttle_retries=3)
     assert result.kind == "not_sent" and result.throttled == 4
+
+
+def test_stopping_ends_retries_of_what_was_not_processed() -> None:
+    result, client, _ = run(lambda r: httpx.Response(429, headers={"Retry-After": "0"}),
+                            keep_trying=lambda: False)
+    assert result.kind == "not_sent" and client.requests == 1
 
 
 def test_connection_refused_is_retried_with_backoff_then_not_sent() -> None:
