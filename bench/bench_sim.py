@@ -10,6 +10,9 @@ requests/s limit.
 
     .venv/bin/python bench/bench_sim.py [--seconds 8] [--processes 2] [--connections 6]
 
+On a machine other work keeps busy, requests/s measures the share of CPU the bench got;
+"simulator CPU per request" (and the capacity derived from it) does not depend on that.
+
 Exits 1 when below --target requests/s (default 600).
 """
 
