@@ -181,13 +181,15 @@ def read_csv(source: CsvSource, ctx: SourceContext) -> Iterator[Raw]:
     with ctx.path.open("r", encoding="utf-8-sig", newline="") as fh:
         delimiter, sniffed = _sniff(fh, source.delimiter)
         reader = csv.reader(fh, delimiter=delimiter, strict=True)
+        header: list[str] = []
         try:
-            header = next(reader)
+            while not any(h.strip() for h in header):  # blank lines before the header
+                header = next(reader)
         except (StopIteration, csv.Error) as exc:
-            raise DeclareError(f"cannot read the header row: {exc}",
-                               location=Location(label, 1)) from None
+            raise DeclareError(f"cannot read the header row: {exc or 'no header'}",
+                               location=Location(label, reader.line_num or 1)) from None
         header = [h.strip() for h in header]
-        phone_index = _phone_column(header, source, ctx, delimiter, sniffed)
+        phone_index = _phone_column(header, source, ctx, delimiter, sniffed, reader.line_num)
         columns = tuple(header)
         width = len(header)
         on_invalid, counts = source.on_invalid, ctx.counts
@@ -217,23 +219,29 @@ def read_csv(source: CsvSource, ctx: SourceContext) -> Iterator[Raw]:
 
 
 def _phone_column(header: list[str], source: CsvSource, ctx: SourceContext,
-                  delimiter: str, sniffed: bool) -> int:
+                  delimiter: str, sniffed: bool, line: int) -> int:
     seen: set[str] = set()
     for name in header:
         if name in seen:
             raise DeclareError(f"the header names column {name!r} twice",
-                               location=Location(ctx.label, 1),
+                               location=Location(ctx.label, line),
                                hint="give every column a distinct name")
         seen.add(name)
     wanted = [source.phone_column] if source.phone_column else list(PHONE_COLUMNS)
     for name in wanted:
         if name in header:
             return header.index(name)
+    if not source.phone_column:
+        # Spreadsheets capitalise headers: `Phone` is the default column too.
+        for name in wanted:
+            matches = [i for i, h in enumerate(header) if h.casefold() == name]
+            if len(matches) == 1:
+                return matches[0]
     how = f"sniffed delimiter {delimiter!r}" if sniffed else f"delimiter {delimiter!r}"
     raise DeclareError(
         f"no phone column {' or '.join(repr(w) for w in wanted)} in the header "
         f"(columns: {', '.join(header[:10])}; {how})",
-        location=Location(ctx.label, 1),
+        location=Location(ctx.label, line),
         hint=f"name the column with phone_column: (or set delimiter:) at {ctx.where}",
     )
 

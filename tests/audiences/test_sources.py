@@ -172,3 +172,13 @@ def test_inline_problems_name_the_manifest_item(inputs: Inputs) -> None:
     assert "needs a client" in str(err)
     err = error(inputs, sources=[{"inline": ["+16505551234", "+1 555"]}])
     assert err.problem.location == locate("Audience", "aud", "sources", 0, "inline", 1)
+
+
+def test_csv_header_after_blank_lines_and_capitalised_phone(write: Write,
+                                                             inputs: Inputs) -> None:
+    write("data/x.csv", "\n\nPhone,Name\n+16505551234,Ana\n+1555,Bo\n")
+    err = error(inputs, sources=[{"csv": "data/x.csv"}])
+    assert str(err.problem.location) == "data/x.csv:5"
+    write("data/y.csv", "\nname\nAna\n")
+    err = error(inputs, sources=[{"csv": "data/y.csv"}])
+    assert str(err.problem.location) == "data/y.csv:2" and "no phone column" in str(err)
