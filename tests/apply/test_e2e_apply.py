@@ -20,6 +20,8 @@ from tests.support.e2e import (
     REPO,
     SimProcess,
     catalog,
+    cli_command,
+    cli_env,
     files_containing,
     new_api_key,
     run_cli,
@@ -199,6 +201,51 @@ def test_missing_key_is_a_clear_error_before_anything_is_sent(tmp_path: Path) ->
     assert done.returncode == 1
     assert API_KEY_ENV in done.stderr and "Traceback" not in done.stderr
     assert not (ws / ".declare" / "ledger.jsonl").exists()
+
+
+def test_another_apply_holding_the_lock_is_named_and_nothing_is_sent(tmp_path: Path) -> None:
+    from connectly_declare.ledger.local import LocalLedger
+
+    ws = tmp_path / "ws"
+    write_workspace(ws, base_url="http://127.0.0.1:9", recipients=3)
+    ledger = LocalLedger(ws / ".declare" / "ledger.jsonl")
+    with ledger.lock("apply (the other pipeline)"):
+        done = run_cli(ws, "apply", "--auto-approve", api_key=new_api_key())
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "the other pipeline" in done.stderr and "Traceback" not in done.stderr
+    assert "Apply" not in done.stdout
+
+
+def answer_on_a_terminal(workspace: Path, key: str, answer: str) -> tuple[int, str, str]:
+    """Run apply with a pseudo-terminal as stdin and type `answer` at the prompt."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.Popen(cli_command(workspace, "apply"), stdin=follower,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env=cli_env(key), cwd=workspace)
+        os.write(leader, answer.encode() + b"\n")
+        out, err = process.communicate(timeout=60)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    return process.returncode, out, err
+
+
+@pytest.mark.slow
+def test_on_a_terminal_only_yes_sends(tmp_path: Path) -> None:
+    key = new_api_key()
+    with sim_process(catalog(key)) as sim:
+        ws = tmp_path / "ws"
+        clients = write_workspace(ws, base_url=sim.url, recipients=5)
+        code, out, err = answer_on_a_terminal(ws, key, "y")
+        assert code == 1 and "Apply these sends? (yes/no)" in err
+        assert "nothing was sent" in out and sim.stats()["requests"] == 0
+        code, out, err = answer_on_a_terminal(ws, key, "yes")
+        assert code == 0, out + err
+        assert sim.counts(CAMPAIGN) == dict.fromkeys(clients, 1)
 
 
 def test_without_a_terminal_apply_needs_auto_approve(tmp_path: Path) -> None:
