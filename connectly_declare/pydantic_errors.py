@@ -153,20 +153,26 @@ def _problem(error: ErrorDetails, path: YamlPath, doc: Document,
     return Problem(doc.location(doc.mark(path)), f"{where}: {message}")
 
 
+def _shown(value: Any) -> str:
+    """A value quoted in a message, cut short: it comes from an untrusted file."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
+
+
 def _message(error: ErrorDetails, model: type[BaseModel]) -> str:
     kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
     if kind == "literal_error":
-        return f"{value!r} is not allowed; expected {ctx.get('expected')}"
+        return f"{_shown(value)} is not allowed; expected {ctx.get('expected')}"
     if kind == "string_pattern_mismatch":
         pattern = str(ctx.get("pattern"))
-        # The same regex checks campaign variables and (in declare.yaml) env var names.
-        rule = _ENV_VAR_RULE if pattern == ENV_VAR_PATTERN and model is WorkspaceConfig \
-            else _PATTERNS.get(pattern, f"must match {pattern}")
-        return f"{rule}, got {value!r}"
+        if pattern == ENV_VAR_PATTERN and model is WorkspaceConfig:
+            # `api_key_env: sk-live-...` is the classic mistake: never echo it.
+            return f"{_ENV_VAR_RULE} (the value is not shown: it may be a secret)"
+        return f"{_PATTERNS.get(pattern, f'must match {pattern}')}, got {_shown(value)}"
     if kind == "timezone_aware":
-        return f"needs a time zone offset, got {value!r}; {_SCHEDULE_HINT}"
+        return f"needs a time zone offset, got {_shown(value)}; {_SCHEDULE_HINT}"
     if kind.startswith(("datetime_", "date_")):
-        return f"not an ISO 8601 date and time: {value!r}; {_SCHEDULE_HINT}"
+        return f"not an ISO 8601 date and time: {_shown(value)}; {_SCHEDULE_HINT}"
     if kind in ("string_type", "int_type", "float_type", "bool_type", "dict_type",
                 "list_type", "model_type", "model_attributes_type"):
         wanted = {"string_type": "text", "int_type": "a whole number",
@@ -176,7 +182,7 @@ def _message(error: ErrorDetails, model: type[BaseModel]) -> str:
     message = error["msg"]
     if kind in ("less_than", "less_than_equal", "greater_than", "greater_than_equal",
                 "too_short", "too_long", "string_too_short", "string_too_long"):
-        message += f", got {value!r}" if not isinstance(value, list | dict) else ""
+        message += f", got {_shown(value)}" if not isinstance(value, list | dict) else ""
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
     return message[:1].lower() + message[1:]

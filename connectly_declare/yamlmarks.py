@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -53,8 +53,7 @@ _TRUE = frozenset({"true", "True", "TRUE"})
 _FALSE = frozenset({"false", "False", "FALSE"})
 
 
-@dataclass(frozen=True, slots=True)
-class Mark:
+class Mark(NamedTuple):
     """A 1-based line and column."""
 
     line: int
@@ -63,31 +62,57 @@ class Mark:
 
 @dataclass(frozen=True)
 class Document:
-    """One ``---`` document of a file: its data and the mark of every node in it."""
+    """One ``---`` document of a file: its data, and its node tree for marks.
+
+    Marks are looked up on demand (only problems and `Workspace.location` need them), so
+    loading a valid workspace never pays for them."""
 
     file: str
     index: int  # 0-based position of the document in its file
     data: Any
-    marks: dict[YamlPath, Mark] = field(repr=False)  # value node per path
-    key_marks: dict[YamlPath, Mark] = field(repr=False)  # mapping key node per path
-    block_scalars: frozenset[YamlPath] = field(default=frozenset(), repr=False)  # `|` / `>`
+    root: yaml.Node = field(repr=False, compare=False)
     text: str = field(default="", repr=False, compare=False)  # the whole file's text
 
     @property
     def start(self) -> Mark:
-        return self.marks[()]
+        return _mark(self.root)
+
+    def _walk(self, path: YamlPath) -> tuple[yaml.Node, yaml.Node | None, int]:
+        """(deepest node found along `path`, its key node, how many steps were found)."""
+        node, key_node, found = self.root, None, 0
+        for part in path:
+            child: tuple[yaml.Node | None, yaml.Node] | None = None
+            if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+                child = next(((k, v) for k, v in node.value
+                              if isinstance(k, yaml.ScalarNode) and k.value == part), None)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) \
+                    and 0 <= part < len(node.value):
+                child = (None, node.value[part])
+            if child is None:
+                break
+            key_node, node = child
+            found += 1
+        return node, key_node, found
+
+    def has(self, path: YamlPath) -> bool:
+        return self._walk(path)[2] == len(path)
 
     def mark(self, path: YamlPath) -> Mark:
         """The mark of the node at `path`, or of its deepest ancestor that exists."""
-        for end in range(len(path), -1, -1):
-            found = self.marks.get(path[:end])
-            if found is not None:
-                return found
-        return self.marks[()]
+        return _mark(self._walk(path)[0])
 
     def key_mark(self, path: YamlPath) -> Mark:
         """The mark of the key naming `path` (the value's mark for list items)."""
-        return self.key_marks.get(path) or self.mark(path)
+        node, key_node, found = self._walk(path)
+        if found == len(path) and key_node is not None:
+            return _mark(key_node)
+        return _mark(node)
+
+    def is_block_scalar(self, path: YamlPath) -> bool:
+        """Whether `path` is written as a `|` or `>` block (its text starts a line below)."""
+        node, _key, found = self._walk(path)
+        return found == len(path) and isinstance(node, yaml.ScalarNode) \
+            and node.style in ("|", ">")
 
     def location(self, mark: Mark) -> Location:
         return Location(self.file, mark.line, mark.col)
@@ -147,39 +172,34 @@ def _number(value: str) -> int | float | None:
 
 
 class _Builder:
-    """Turns one composed document into data plus marks."""
+    """Turns one composed document into plain data, refusing aliases and odd tags."""
 
     def __init__(self) -> None:
-        self.marks: dict[YamlPath, Mark] = {}
-        self.key_marks: dict[YamlPath, Mark] = {}
-        self.block_scalars: set[YamlPath] = set()
         self._seen: set[int] = set()
         self.problems: list[tuple[str, Mark]] = []
 
-    def build(self, node: yaml.Node, path: YamlPath) -> Any:
+    def build(self, node: yaml.Node, depth: int) -> Any:
         if id(node) in self._seen:
             # The composer hands out the anchored node again for every alias.
             raise _Refused("alias", _mark(node))
         self._seen.add(id(node))
-        if len(path) > MAX_DEPTH:
+        if depth > MAX_DEPTH:
             raise _Refused(f"nested more than {MAX_DEPTH} levels deep", _mark(node))
-        self.marks[path] = _mark(node)
         if isinstance(node, yaml.ScalarNode):
-            if node.style in ("|", ">"):
-                self.block_scalars.add(path)
             return _scalar(node)
         if isinstance(node, yaml.SequenceNode):
             if node.tag != _SEQ:
                 raise _Refused(f"unsupported YAML tag {node.tag!r}", _mark(node))
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            return [self.build(item, depth + 1) for item in node.value]
         if isinstance(node, yaml.MappingNode):
             if node.tag != _MAP:
                 raise _Refused(f"unsupported YAML tag {node.tag!r}", _mark(node))
-            return self._mapping(node, path)
+            return self._mapping(node, depth)
         raise _Refused("unsupported YAML node", _mark(node))  # pragma: no cover
 
-    def _mapping(self, node: yaml.MappingNode, path: YamlPath) -> dict[str, Any]:
+    def _mapping(self, node: yaml.MappingNode, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
+        first_key: dict[str, yaml.Node] = {}
         for key_node, value_node in node.value:
             if id(key_node) in self._seen:
                 raise _Refused("alias", _mark(key_node))
@@ -188,17 +208,15 @@ class _Builder:
                 raise _Refused("a mapping key must be plain text, not a list or mapping",
                                _mark(key_node))
             key = str(key_node.value)
-            child = (*path, key)
-            if key in result:
-                first = self.key_marks[child]
+            if key in first_key:
                 self.problems.append((
-                    f"duplicate key {key!r} (first at line {first.line}); "
+                    f"duplicate key {key!r} (first at line {_mark(first_key[key]).line}); "
                     "YAML would silently keep only the last one",
                     _mark(key_node),
                 ))
                 continue
-            self.key_marks[child] = _mark(key_node)
-            result[key] = self.build(value_node, child)
+            first_key[key] = key_node
+            result[key] = self.build(value_node, depth + 1)
         return result
 
 
@@ -258,7 +276,7 @@ def parse(text: str, file: str) -> tuple[list[Document], list[Problem]]:
                 continue  # an empty document, e.g. after a trailing `---`
             builder = _Builder()
             try:
-                data = builder.build(node, ())
+                data = builder.build(node, 0)
             except _Refused as refused:
                 problems.append(_refused_problem(refused, text, index, file))
                 continue
@@ -266,8 +284,7 @@ def parse(text: str, file: str) -> tuple[list[Document], list[Problem]]:
                 problems.extend(Problem(Location(file, m.line, m.col), msg)
                                 for msg, m in builder.problems)
                 continue
-            docs.append(Document(file, index, data, builder.marks, builder.key_marks,
-                                 frozenset(builder.block_scalars), text))
+            docs.append(Document(file, index, data, node, text))
     except yaml.MarkedYAMLError as err:
         problems.append(_syntax_problem(err, file))
     except yaml.YAMLError as err:  # libyaml reader errors carry no mark

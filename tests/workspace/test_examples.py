@@ -20,7 +20,8 @@ NEGATIVE = negative_cases()
 POSITIVE = positive_cases()
 # Rejected through the real CLI as well: one case of each family (YAML, shape, references).
 THROUGH_CLI = {"yaml-syntax.yaml", "alias-bomb.yaml", "not-utf8.yaml", "shape-errors.yaml",
-               "duplicate-names", "variables-mismatch.yaml", "bad-config", "empty-file"}
+               "duplicate-names", "variables-mismatch.yaml", "bad-config", "empty-file",
+               "secret-in-env-name"}
 
 
 def _schema(name: str) -> jsonschema.protocols.Validator:
@@ -56,6 +57,14 @@ def test_validate_command_rejects(case: Path, tmp_path: Path, run_cli: RunCli) -
     assert lines[-1].startswith(f"{len(expected)} problem")
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_a_secret_in_declare_yaml_is_never_echoed(tmp_path: Path, run_cli: RunCli) -> None:
+    case = next(c for c in NEGATIVE if c.name == "secret-in-env-name")
+    result = run_cli("-C", str(materialise(case, tmp_path / "ws")), "validate")
+    assert result.returncode == 1
+    assert "api_key_env" in result.stderr
+    assert "sk-live" not in result.stdout + result.stderr
 
 
 def test_problems_are_sorted_by_file_and_line(tmp_path: Path) -> None:

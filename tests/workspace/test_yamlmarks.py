@@ -93,5 +93,6 @@ def test_syntax_error_keeps_the_documents_before_it() -> None:
 
 def test_block_scalars_are_remembered_for_template_lines() -> None:
     docs, _ = parse("t: |\n  hello\n  world\ns: plain\n", "f.yaml")
-    assert docs[0].block_scalars == frozenset({("t",)})
+    assert docs[0].is_block_scalar(("t",))
+    assert not docs[0].is_block_scalar(("s",))
     assert docs[0].data["t"] == "hello\nworld\n"
