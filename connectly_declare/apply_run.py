@@ -380,7 +380,10 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
                                batch_size=batch_size, err=err, total=_total(plan),
                                settings=engine_settings and replace(
                                    engine_settings, batch_size=batch_size))
-    for line in summary_lines(result):
+    lines = summary_lines(result)
+    # Every output names the environment: pipelines applying several log into one place.
+    lines[0] += f" Environment {environments.environment_label(target.resolved.environment)}."
+    for line in lines:
         print(line, file=out)
     return exit_code(result)
 

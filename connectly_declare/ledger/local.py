@@ -179,7 +179,9 @@ class LocalLedger:
         self._held: LockInfo | None = None
 
     def describe(self) -> str:
-        return f"local ledger {self.display}"
+        # Every output names the environment (state list, errors, apply's messages).
+        env = f" (environment {self.environment})" if self.environment else ""
+        return f"local ledger {self.display}{env}"
 
     def _check_binding(self, header: Header) -> None:
         problems = []
