@@ -199,16 +199,25 @@ def _noun(count: int, one: str = "client", many: str = "clients") -> str:
 
 
 class _SendoutPlanner:
-    """Diffs one sendout's entries; shares `claimed` keys across sendouts (conflicts)."""
+    """Diffs one sendout's entries.
+
+    Bookkeeping is sized for a million recipients: only when another planned ``allow_one``
+    sendout has the same campaign (so the two could share keys) are keys tracked in the
+    shared `claimed` dict (conflicts) and `seen` set (orphans); otherwise a set of this
+    sendout's sending keys catches duplicates and matched ledger keys are only counted.
+    """
 
     def __init__(self, spec: SendoutSpec, state: LedgerState, options: PlanOptions,
-                 now: datetime, claimed: dict[str, str], seen: set[str]) -> None:
+                 now: datetime, shared: tuple[dict[str, str], set[str]] | None) -> None:
         self.spec = spec
         self.keys = state.keys
         self.options = options
         self.now = now
-        self.claimed = claimed
-        self.seen = seen
+        self.claimed: dict[str, str] | None = shared[0] if shared is not None else None
+        self.seen: set[str] | None = shared[1] if shared is not None else None
+        self.sending_keys: set[str] = set()
+        self.matched_own = 0  # ledger keys matched whose recorded sendout is this one
+        self.matched_other: Counter[str] = Counter()  # ... recorded under another sendout
         self.counts: dict[Action, int] = dict.fromkeys(ACTIONS, 0)
         self.to_send: list[PlannedEntry] = []
         self.samples: dict[Action, list[PlannedEntry]] = {a: [] for a in ACTIONS}
@@ -273,9 +282,14 @@ class _SendoutPlanner:
         if known is None:
             action = "send"
         else:
-            self.seen.add(known.key)
-            if (known.status == "accepted" and known.fingerprint == entry.fingerprint
-                    and known.sendout == spec.name):
+            own = known.sendout == spec.name
+            if self.seen is not None:
+                self.seen.add(known.key)
+            elif own:
+                self.matched_own += 1
+            else:
+                self.matched_other[known.sendout] += 1
+            if own and known.status == "accepted" and known.fingerprint == entry.fingerprint:
                 # the common case on every re-plan, kept short: unchanged and already sent
                 self.counts["noop"] += 1
                 if len(self.samples["noop"]) < self.options.samples:
@@ -287,13 +301,19 @@ class _SendoutPlanner:
         self.counts[action] += 1
         sending = action in SENDING_ACTIONS
         if sending:
-            owner = self.claimed.get(key)
-            if owner is None:
-                self.claimed[key] = spec.name
-            elif owner == spec.name:
-                self.duplicates += 1  # one client twice in one sendout: never send both
+            if self.claimed is None:
+                before = len(self.sending_keys)
+                self.sending_keys.add(key)
+                if len(self.sending_keys) == before:
+                    self.duplicates += 1  # one client twice in one sendout: never send both
             else:
-                self.conflicts[owner] += 1
+                owner = self.claimed.get(key)
+                if owner is None:
+                    self.claimed[key] = spec.name
+                elif owner == spec.name:
+                    self.duplicates += 1
+                else:
+                    self.conflicts[owner] += 1
             if entry.scheduled_at is not None and not self.options.allow_past_schedule \
                     and self._in_past(entry.scheduled_at):
                 self.past[entry.scheduled_at] = self.past.get(entry.scheduled_at, 0) + 1
@@ -391,17 +411,35 @@ def _conflict_problems(planners: list[_SendoutPlanner]) -> list[Problem]:
 
 def _orphans(state: LedgerState, seen: set[str], planners: dict[str, _SendoutPlanner],
              skip: set[str], targets: tuple[str, ...]) -> tuple[OrphanCount, ...]:
+    """Ledger keys nothing planned declares, per (recorded sendout, campaign).
+
+    Counted, not searched: per sendout, its keys in the ledger minus those the planners
+    matched; only sendouts with orphans have their keys split to name the campaign."""
+    def relevant(sendout: str) -> bool:
+        return sendout not in skip and (not targets or sendout in targets)
+
+    totals = Counter(known.sendout for known in state.keys.values())
+    matched: Counter[tuple[str, str]] = Counter()  # (recorded sendout, campaign)
+    for planner in planners.values():
+        campaign = planner.spec.campaign
+        matched[(planner.spec.name, campaign)] += planner.matched_own
+        for sendout, count in planner.matched_other.items():
+            matched[(sendout, campaign)] += count
+    with_orphans = {s for s, n in totals.items() if relevant(s)
+                    and n > sum(c for (o, _), c in matched.items() if o == s)}
+    if not with_orphans and not seen:
+        return ()
     counts: Counter[tuple[str, str]] = Counter()
     for key, known in state.keys.items():
-        if key in seen or known.sendout in skip:
-            continue
-        if targets and known.sendout not in targets:
-            continue
-        counts[(known.sendout, split_key(key)[0])] += 1
-    for (sendout, _), count in counts.items():
-        if sendout in planners:
-            planners[sendout].counts["orphan"] += count
-    return tuple(OrphanCount(s, c, n) for (s, c), n in sorted(counts.items()))
+        if (known.sendout in with_orphans or seen) and relevant(known.sendout) \
+                and key not in seen:
+            counts[(known.sendout, split_key(key)[0])] += 1
+    counts.subtract(matched)
+    orphans = tuple(OrphanCount(s, c, n) for (s, c), n in sorted(counts.items()) if n > 0)
+    for orphan in orphans:
+        if orphan.sendout in planners:
+            planners[orphan.sendout].counts["orphan"] += orphan.count
+    return orphans
 
 
 def make_plan(
@@ -419,12 +457,17 @@ def make_plan(
     chosen = _select(desired, options.targets)
     claimed: dict[str, str] = {}
     seen: set[str] = set()
+    allow_one = Counter(d.spec.campaign for d in chosen
+                        if d.spec.enabled and not d.spec.allow_multiple)
     planners: dict[str, _SendoutPlanner] = {}
     disabled: set[str] = set()
     stats: dict[str, Mapping[str, int]] = {}
     with no_gc():  # millions of small acyclic objects; see ledger.fold.no_gc
         for item in chosen:
-            planner = _SendoutPlanner(item.spec, state, options, now, claimed, seen)
+            spec = item.spec
+            overlap = not spec.allow_multiple and allow_one[spec.campaign] > 1
+            planner = _SendoutPlanner(spec, state, options, now,
+                                      (claimed, seen) if overlap else None)
             planners[item.spec.name] = planner
             if not item.spec.enabled:
                 disabled.add(item.spec.name)

@@ -59,8 +59,9 @@ class Folder:
         self.header: Header | None = None
         self.count = 0
         self.warnings: list[str] = []
-        # intents without an outcome yet: batch id -> (intent, its keys)
-        self._pending: dict[str, tuple[Intent, list[str], list[str]]] = {}
+        # intents without an outcome yet: batch id -> (intent, its key states, its pairs)
+        self._pending: dict[str, tuple[Intent, list[KeyState], Sequence[Sequence[str]]]] = {}
+        self._removed: set[int] = set()  # ids of pending key states resolved `unsent`
 
     def add(self, record: Record) -> None:
         if isinstance(record, Intent):
@@ -87,15 +88,12 @@ class Folder:
         suffix = KEY_SEPARATOR + intent.scope
         allow_one = intent.scope == ""
         at, sendout, version, batch = intent.at, intent.sendout, intent.version, intent.batch_id
-        batch_keys = []
-        fingerprints = []
+        batch_states = []
         for client, fp in pairs:
             key = prefix + client + suffix
-            batch_keys.append(key)
-            fingerprints.append(fp)
             state = keys.get(key)
             if state is None:
-                keys[key] = KeyState(key, "unknown", fp, sendout, version, batch, at, at)
+                state = keys[key] = KeyState(key, "unknown", fp, sendout, version, batch, at, at)
             elif allow_one and state.status == "accepted":
                 state.last_at = at
             else:
@@ -105,7 +103,9 @@ class Folder:
                 state.version = version
                 state.batch_id = batch
                 state.last_at = at
-        self._pending[batch] = (intent, batch_keys, fingerprints)
+            batch_states.append(state)
+        # the outcome updates these very objects: no second lookup per key
+        self._pending[batch] = (intent, batch_states, pairs)
 
     def _outcome(self, outcome: Outcome) -> None:
         pending = self._pending.pop(outcome.batch_id, None)
@@ -114,31 +114,42 @@ class Folder:
                 f"outcome of batch {outcome.batch_id} has no intent before it; ignored"
             )
             return
-        intent, batch_keys, fingerprints = pending
+        intent, batch_states, pairs = pending
         status = outcome.status
         error = None if status == "accepted" else error_text(outcome.error, outcome.http_status)
-        keys = self.keys
-        for key, fp in zip(batch_keys, fingerprints, strict=True):
-            state = keys.get(key)
-            if state is None:
-                if status != "accepted":
+        batch, at, sendout_id = outcome.batch_id, outcome.at, outcome.sendout_id
+        allow_one = intent.scope == ""
+        for state, (_, fp) in zip(batch_states, pairs, strict=True):
+            if id(state) in self._removed:
+                revived = self._revive(state, intent, fp, status, at)
+                if revived is None:
                     continue
-                # resolved `unsent` while in flight, and then the server said it was
-                # delivered after all: the server's word wins.
-                state = keys[key] = KeyState(key, "accepted", fp,
-                                             intent.sendout, intent.version,
-                                             intent.batch_id, intent.at, outcome.at)
+                state = revived
             if status == "accepted":
                 state.accepted_fingerprint = fp
-            if state.batch_id != outcome.batch_id:
+            if state.batch_id != batch:
                 continue  # a later intent superseded this key; its own outcome decides
-            if state.status == "accepted" and intent.scope == "" and status != "accepted":
+            if allow_one and state.status == "accepted" and status != "accepted":
                 continue
             state.status = status
-            state.last_at = outcome.at
+            state.last_at = at
             state.error = error
-            if outcome.sendout_id is not None:
-                state.sendout_id = outcome.sendout_id
+            if sendout_id is not None:
+                state.sendout_id = sendout_id
+
+    def _revive(self, state: KeyState, intent: Intent, fp: str, status: str,
+                at: str) -> KeyState | None:
+        """The outcome of a key resolved `unsent` while in flight: if the server says it was
+        delivered after all, the server's word wins and the key comes back."""
+        current = self.keys.get(state.key)
+        if current is not None:
+            return current
+        if status != "accepted":
+            return None
+        revived = self.keys[state.key] = KeyState(state.key, "accepted", fp, intent.sendout,
+                                                  intent.version, intent.batch_id,
+                                                  intent.at, at)
+        return revived
 
     def _resolution(self, resolution: Resolution) -> None:
         key = make_key(resolution.campaign, resolution.client, resolution.scope)
@@ -159,6 +170,7 @@ class Folder:
             state.fingerprint = state.accepted_fingerprint
         else:
             del self.keys[key]
+            self._removed.add(id(state))
 
     def state(self, *, serial: int | None = None) -> LedgerState:
         header = self.header

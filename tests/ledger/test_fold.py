@@ -102,3 +102,14 @@ def test_scopes_are_separate_histories() -> None:
                   intent("b2", [A], scope="promo")])
     assert state.keys[KA].status == "accepted"
     assert state.keys[make_key("Welcome", A, "promo")].status == "unknown"
+
+
+def test_unsent_while_in_flight_then_accepted_brings_the_key_back() -> None:
+    # the person said "not delivered", then the server's late answer says it was: trust it
+    state = fold([HEADER, intent("b1", [A, B]), resolution(A, "unsent"),
+                  outcome("b1", "accepted", sendout_id="s-1")])
+    assert state.keys[KA].status == "accepted" and state.keys[KA].accepted_fingerprint == "f1"
+    assert state.keys[KB].status == "accepted"
+    rejected = fold([HEADER, intent("b1", [A]), resolution(A, "unsent"),
+                     outcome("b1", "rejected")])
+    assert KA not in rejected.keys
