@@ -16,7 +16,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
 from connectly_declare import environments
 from connectly_declare.apply import ApplyResult, Engine, EngineSettings
@@ -33,27 +33,6 @@ SIM_LEDGER = ".declare/sim-ledger.jsonl"
 SIM_BUSINESS = "sim-business"
 IN_DOUBT = ("unknown", "partial")
 EXIT_INTERRUPTED = 130
-
-
-class SendoutPlanLike(SendoutLike, Protocol):
-    @property
-    def campaign(self) -> str: ...
-
-
-class PlanLike(Protocol):
-    """What apply reads of a plan (`plan.Plan` fits)."""
-
-    @property
-    def lineage(self) -> str | None: ...
-    @property
-    def serial(self) -> int: ...
-    @property
-    def environment(self) -> str | None: ...
-    @property
-    def business_id(self) -> str | None: ...
-    @property
-    def has_changes(self) -> bool: ...
-    def iter_sends(self) -> Iterator[tuple[Any, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -175,7 +154,7 @@ class _Signals:
                 loop.remove_signal_handler(sig)
 
 
-def send_plan(plan: PlanLike, ledger: Ledger, target: Target, base_url: str, *,
+def send_plan(plan: Plan, ledger: Ledger, target: Target, base_url: str, *,
               in_doubt: frozenset[str], batch_size: int, err: TextIO,
               settings: EngineSettings | None = None, total: int,
               handle_signals: bool = True) -> ApplyResult:
@@ -260,7 +239,7 @@ def sim_catalog_from_workspace(ws: Any, business: str, key: Secret) -> Any:
         for c in ws.campaigns.values()])
 
 
-def sim_catalog_from_plan(plan: PlanLike, business: str, key: Secret) -> Any:
+def sim_catalog_from_plan(plan: Plan, business: str, key: Secret) -> Any:
     """The simulator's catalog from a saved plan alone (its campaigns, versions and the
     variables its entries carry): a saved plan is applied without reading manifests."""
     from connectly_declare.sim import catalog_from_campaigns
@@ -295,7 +274,7 @@ def render_plan(plan: Plan, *, show_recipients: bool = False) -> str:
     return render_text(plan, show_recipients=show_recipients).rstrip("\n")
 
 
-def _total(plan: PlanLike) -> int:
+def _total(plan: Plan) -> int:
     return sum(1 for _ in plan.iter_sends())
 
 
@@ -354,8 +333,8 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
                                   max_recipients=request.max_recipients,
                                   allow_past_schedule=request.allow_past_schedule,
                                   batch_size=request.batch_size or config.batch_size)
+            # The lock is held: `state` (read above) is still the ledger build_plan reads.
             plan = build_plan(ws, ledger, options, environ=environ, now=now())
-            state = ledger.read()
         print((render or _default_render(request))(plan), file=out)
         if not plan.has_changes:
             print("Nothing to send: the ledger already holds every planned entry.", file=out)
@@ -391,13 +370,12 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
 __all__ = [
     "SIM_LEDGER",
     "ApplyRequest",
-    "PlanLike",
     "Target",
-    "check_fresh",
     "exit_code",
     "in_doubt_keys",
     "load_config_only",
     "resolve_target",
+    "run_apply",
     "send_plan",
     "summary_lines",
 ]
