@@ -167,3 +167,22 @@ def test_the_ledger_refuses_another_business(make_ledger: Make) -> None:
     with pytest.raises(LedgerError, match="belongs to business biz-1"):
         make_ledger(business_id="biz-2").read()
     assert make_ledger(business_id=None).read().serial == 2  # plan needs no business id
+
+
+def test_the_lock_uses_its_own_connection_string(pg_server: PgServer, pg_schema: str) -> None:
+    state = PostgresState(backend="postgres", dsn_env="DATA_DSN", lock_dsn_env="LOCK_DSN",
+                          schema=pg_schema)
+    bad_lock = pg_server.dsn.replace(pg_server.password, "not-the-password")
+    ledger = open_postgres(state, environment=None, business_id=None,
+                           environ={"DATA_DSN": pg_server.dsn, "LOCK_DSN": bad_lock})
+    try:
+        assert ledger.read().serial == 0  # reads use the data connection
+        with pytest.raises(LedgerError, match="password authentication failed") as err:
+            with ledger.lock("apply"):
+                pass
+        assert "not-the-password" not in str(err.value)
+    finally:
+        ledger.close()
+    with pytest.raises(LedgerError, match="LOCK_DSN"):
+        open_postgres(state, environment=None, business_id=None,
+                      environ={"DATA_DSN": pg_server.dsn})
