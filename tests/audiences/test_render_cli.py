@@ -118,3 +118,14 @@ def test_workspace_wrappers_on_a_loaded_workspace(workspace: Path) -> None:
     entries = list(iter_entries(ws, ws.sendouts["spring"], environ={"STORE": "X"}))
     assert [e.variables["store"] for e in entries] == ["X", "X", "X"]
     assert entries[1].source == "data/customers.csv:3"
+
+
+def test_sandbox_violation_names_the_template_line_and_the_row(workspace: Path) -> None:
+    manifests = (workspace / "manifests.yaml").read_text().replace(
+        '"{{ recipient.first_name }}"', '"{{ recipient.first_name.__class__.__mro__ }}"')
+    (workspace / "manifests.yaml").write_text(manifests)
+    out = run(workspace, "spring")
+    assert out.returncode == 1
+    assert out.stderr.startswith("manifests.yaml:24:")
+    assert "unsafe" in out.stderr and "recipient at data/customers.csv:2" in out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
