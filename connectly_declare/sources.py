@@ -30,6 +30,7 @@ SNIFF_BYTES = 8 * 1024  # csv.Sniffer is slow; the first lines decide
 SNIFF_DELIMITERS = ",;\t|"
 MAX_SKIP_SAMPLES = 20
 _CHUNK = 1 << 20
+MAX_JSONL_LINE = 1 << 20  # characters; one recipient never needs more
 
 
 class Recipient:
@@ -253,7 +254,13 @@ def read_jsonl(source: JsonlSource, ctx: SourceContext) -> Iterator[Raw]:
     label = ctx.label
     wanted = [source.phone_field] if source.phone_field else list(PHONE_COLUMNS)
     with ctx.path.open("r", encoding="utf-8-sig", newline=None) as fh:
-        for number, text in enumerate(fh, start=1):
+        # readline with a limit: a 50 MB line is refused without being read whole
+        # (issue 8); the CSV reader has its own field size limit.
+        for number, text in enumerate(iter(lambda: fh.readline(MAX_JSONL_LINE + 1), ""),
+                                      start=1):
+            if len(text) > MAX_JSONL_LINE:
+                raise DeclareError("line is longer than 1 MiB", location=Location(label, number),
+                                   hint="each line must be one JSON object of at most 1 MiB")
             if not text.strip():
                 continue
             at = Location(label, number)
@@ -262,6 +269,12 @@ def read_jsonl(source: JsonlSource, ctx: SourceContext) -> Iterator[Raw]:
             except json.JSONDecodeError as exc:
                 raise DeclareError(f"bad JSON: {exc.msg} (column {exc.colno})", location=at,
                                    hint="each line must be one JSON object") from None
+            except RecursionError:
+                raise DeclareError("bad JSON: nested too deeply", location=at,
+                                   hint="each line must be one JSON object") from None
+            except ValueError:  # an integer past CPython's 4,300-digit conversion limit
+                raise DeclareError("bad JSON: a number with more than 4,300 digits",
+                                   location=at, hint="each line must be one JSON object") from None
             if not isinstance(obj, dict):
                 raise DeclareError(f"expected a JSON object, found {type(obj).__name__}",
                                    location=at, hint="each line must be one JSON object")
