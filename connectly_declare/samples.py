@@ -76,21 +76,25 @@ def render(ws: WorkspaceLike, name: str, *, limit: int = 10, show_recipients: bo
 
 
 def summary(result: RenderResult) -> str:
-    """One line for stderr about what was rendered and what the audience held."""
+    """A few lines for stderr: what was rendered, what the audience held, what was skipped
+    (each skip located at its file and row)."""
     s = result.stats
     shown = len(result.lines)
-    if not result.complete:
-        return (f"{shown} entries shown (--limit); the audience was not read to its end, "
+    if result.complete:
+        text = (f"{shown} entries: {s.read} read, {s.duplicates_dropped} duplicates dropped, "
+                f"{s.excluded} excluded, {s.filtered_out} filtered out, "
+                f"{s.invalid_skipped} invalid skipped")
+        if s.exclusion_invalid_skipped:
+            text += f" (and {s.exclusion_invalid_skipped} in exclusion lists)"
+    else:
+        text = (f"{shown} entries shown (--limit); the audience was not read to its end, "
                 "so counts are partial: use --limit 0 for all")
-    text = (f"{shown} entries: {s.read} read, {s.duplicates_dropped} duplicates dropped, "
-            f"{s.excluded} excluded, {s.filtered_out} filtered out, "
-            f"{s.invalid_skipped} invalid skipped")
     if not result.sendout.enabled:
-        text += " (the sendout is disabled: plan and apply skip it)"
+        text += "\nnote: the sendout is disabled (enabled: false); plan and apply skip it"
     for problem in s.skipped_samples:
         text += f"\n  skipped {problem}"
-    if s.invalid_skipped > len(s.skipped_samples):
-        text += f"\n  ... and {s.invalid_skipped - len(s.skipped_samples)} more skipped"
+    if s.skips.count > len(s.skipped_samples):
+        text += f"\n  ... and {s.skips.count - len(s.skipped_samples)} more skipped"
     return text
 
 
