@@ -17,6 +17,7 @@ import yaml
 from connectly_declare.entry import split_key
 from connectly_declare.ledger.local import LocalLedger
 from connectly_declare.ledger.postgres import PostgresLedger
+from tests.postgres.helpers import two_applies_at_once
 from tests.support.e2e import (
     CAMPAIGN,
     SimProcess,
@@ -126,17 +127,6 @@ def test_injected_faults_lose_nothing_and_duplicate_nothing(
     assert injected["500"] and injected["timeout"] and injected["drop"]
 
 
-def _two_at_once(ws: Path, key: str, env: dict[str, str], wait: str
-                 ) -> list[subprocess.CompletedProcess[str]]:
-    args = ("apply", "--auto-approve", "--lock-timeout", wait)
-    procs = [start_cli(ws, *args, api_key=key, env=env) for _ in range(2)]
-    results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=300)
-        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
-    return results
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["local", "postgres"])
 def test_two_applies_at_the_same_moment(tmp_path: Path, pg_server: PgServer, pg_schema: str,
@@ -147,7 +137,7 @@ def test_two_applies_at_the_same_moment(tmp_path: Path, pg_server: PgServer, pg_
     with sim_process(catalog(key), args=["--latency-ms", "5"]) as sim:
         clients = write_workspace(ws, base_url=sim.url, recipients=3_000, settings=settings)
         # No waiting: one sends, the other fails at once naming the holder.
-        first = _two_at_once(ws, key, env, "0")
+        first = two_applies_at_once(ws, key, env, "0")
         codes = sorted(r.returncode for r in first)
         failed = next(r for r in first if r.returncode == 1)
         assert codes == [0, 1], [r.stdout + r.stderr for r in first]
@@ -158,7 +148,7 @@ def test_two_applies_at_the_same_moment(tmp_path: Path, pg_server: PgServer, pg_
         # nothing left to send.
         clients += write_workspace(ws, base_url=sim.url, recipients=6_000,
                                    settings=settings)[3_000:]
-        second = _two_at_once(ws, key, env, "120")
+        second = two_applies_at_once(ws, key, env, "120")
         assert [r.returncode for r in second] == [0, 0], [r.stdout + r.stderr for r in second]
         assert any("Nothing to send" in r.stdout for r in second)
         assert sim.counts(CAMPAIGN) == dict.fromkeys(clients, 1)  # nobody twice
