@@ -50,6 +50,8 @@ ACTIONS: tuple[Action, ...] = ("send", "resend", "retry", "noop", "drift", "bloc
 SENDING_ACTIONS: tuple[Action, ...] = ("send", "resend", "retry")
 PLAN_FORMAT_VERSION = 1
 CREATED_BY = f"connectly-declare {__version__}"
+DRIFT_REASON = "accepted before with other content; allow_one: the server would reject it"
+RESEND_REASON = "accepted before with other content; allow_multiple"
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +253,7 @@ class _SendoutPlanner:
         if action in ("noop", "drift") and other:
             return f"already received via sendout {other}"
         if action == "drift":
-            return "accepted before with other content; allow_one: the server would reject it"
+            return DRIFT_REASON
         if action == "retry":
             why = "rejected before" if known.status == "rejected" else f"outcome {known.status}"
             return why + (f" ({known.error})" if known.error else "") + (
@@ -260,7 +262,7 @@ class _SendoutPlanner:
             return (f"outcome {known.status} under allow_multiple: resolve it with "
                     "`connectly-declare state resolve`")
         if action == "resend":
-            return "accepted before with other content; allow_multiple"
+            return RESEND_REASON
         return ""
 
     def _in_past(self, scheduled_at: str) -> bool:
@@ -270,31 +272,79 @@ class _SendoutPlanner:
                 datetime.fromisoformat(scheduled_at) < self.now)
         return cached
 
-    def add(self, entry: Entry) -> None:
+    def consume(self, entries: Iterable[Entry]) -> None:
+        """Diff every entry. One tight loop over locals for the common cases (send, and an
+        own key accepted before: noop / resend / drift); anything else goes to `_other`.
+        It runs once per recipient, and at a million recipients attribute lookups and
+        calls are most of the cost."""
+        keys_get = self.keys.get
+        ident, prefix, suffix, name = self._ident, self._prefix, self._suffix, self.spec.name
+        fast = self.seen is None  # no campaign shared with another allow_one sendout
+        changed: Action = "resend" if self.spec.allow_multiple else "drift"
+        changed_reason = RESEND_REASON if self.spec.allow_multiple else DRIFT_REASON
+        counts = dict.fromkeys(("send", "noop", changed), 0)
+        matched_own = 0
+        samples, want = self.samples, self.options.samples
+        to_send, sending_keys = self.to_send, self.sending_keys
+        check_past = not self.options.allow_past_schedule
+        other = self._other
+        for entry in entries:
+            if (entry.sendout, entry.campaign, entry.version, entry.allow_multiple) != ident:
+                self.mismatched += 1
+                continue
+            key = prefix + entry.client + suffix  # entry.key, inlined
+            known = keys_get(key)
+            if not fast:
+                other(entry, key, known)
+                continue
+            if known is None:
+                action: Action = "send"
+                reason = ""
+            elif known.sendout == name:
+                matched_own += 1
+                if known.status != "accepted":
+                    other(entry, key, known)
+                    continue
+                if known.fingerprint == entry.fingerprint:
+                    action, reason = "noop", ""
+                else:
+                    action, reason = changed, changed_reason
+            else:
+                other(entry, key, known)
+                continue
+            counts[action] += 1
+            if action == "send" or action == "resend":
+                before = len(sending_keys)
+                sending_keys.add(key)
+                if len(sending_keys) == before:
+                    self.duplicates += 1  # one client twice in one sendout: never send both
+                if check_past and entry.scheduled_at is not None:
+                    self._check_past(entry.scheduled_at)
+                planned = PlannedEntry(action, entry, reason)
+                to_send.append(planned)
+                if len(samples[action]) < want:
+                    samples[action].append(planned)
+            elif len(samples[action]) < want:
+                samples[action].append(PlannedEntry(action, entry, reason))
+        for action, count in counts.items():
+            self.counts[action] += count
+        self.matched_own += matched_own
+
+    def _check_past(self, scheduled_at: str) -> None:
+        if self._in_past(scheduled_at):
+            self.past[scheduled_at] = self.past.get(scheduled_at, 0) + 1
+
+    def _other(self, entry: Entry, key: str, known: KeyState | None) -> None:
+        """Every entry but an own, unchanged, already accepted one."""
         spec = self.spec
-        if (entry.sendout, entry.campaign, entry.version, entry.allow_multiple) != self._ident:
-            self.mismatched += 1
-            return
-        # entry.key, inlined: this runs once per recipient (a million times)
-        key = self._prefix + entry.client + self._suffix
-        known = self.keys.get(key)
         action: Action
         if known is None:
             action = "send"
         else:
-            own = known.sendout == spec.name
             if self.seen is not None:
                 self.seen.add(known.key)
-            elif own:
-                self.matched_own += 1
-            else:
+            elif known.sendout != spec.name:  # own keys were counted by `consume`
                 self.matched_other[known.sendout] += 1
-            if own and known.status == "accepted" and known.fingerprint == entry.fingerprint:
-                # the common case on every re-plan, kept short: unchanged and already sent
-                self.counts["noop"] += 1
-                if len(self.samples["noop"]) < self.options.samples:
-                    self.samples["noop"].append(PlannedEntry("noop", entry))
-                return
             action = self._action(entry, known)
             if action in ("noop", "drift") and known.sendout != spec.name:
                 self.via_other[known.sendout] += 1
@@ -314,9 +364,8 @@ class _SendoutPlanner:
                     self.duplicates += 1
                 else:
                     self.conflicts[owner] += 1
-            if entry.scheduled_at is not None and not self.options.allow_past_schedule \
-                    and self._in_past(entry.scheduled_at):
-                self.past[entry.scheduled_at] = self.past.get(entry.scheduled_at, 0) + 1
+            if entry.scheduled_at is not None and not self.options.allow_past_schedule:
+                self._check_past(entry.scheduled_at)
         samples = self.samples[action]
         if sending or len(samples) < self.options.samples:
             planned = PlannedEntry(action, entry, self._reason(action, known))
@@ -473,9 +522,7 @@ def make_plan(
                 disabled.add(item.spec.name)
                 stats[item.spec.name] = {}
                 continue
-            add = planner.add
-            for entry in item.entries:
-                add(entry)
+            planner.consume(item.entries)
             got = item.audience_stats
             stats[item.spec.name] = got() if callable(got) else got
         orphans = _orphans(state, seen, planners, disabled, options.targets)
