@@ -196,3 +196,15 @@ def test_sources_with_different_columns_each_render_their_own(root: Path, write:
     got = entries(root, s, aud)
     assert [e.variables["v"] for e in got] == ["Ana@Lisboa", "Bo@Oslo", "Chen@Lima",
                                                "Dara@Accra"]
+
+
+def test_same_inputs_same_entries(root: Path, write: Write) -> None:
+    write("data/a.csv", "phone,n\n+16505551235,b\n+16505551234,a\n+16505551235,c\n")
+    s = sendout(variables={"n": "{{ recipient.n | upper }}", "m": "{{ recipient.n }}"},
+                schedule="2030-03-01T09:00:00Z")
+    aud = audience(sources=[{"csv": "data/a.csv"}])
+    first, second = entries(root, s, aud), entries(root, s, aud)
+    assert first == second
+    assert [e.fingerprint for e in first] == [e.fingerprint for e in second]
+    assert [(e.client, e.variables["n"]) for e in first] == [("+16505551235", "B"),
+                                                            ("+16505551234", "A")]
