@@ -199,9 +199,10 @@ def read_csv(source: CsvSource, ctx: SourceContext) -> Iterator[Raw]:
             for row in reader:
                 line = last_line + 1
                 last_line = reader.line_num
+                if len(row) != width or not row[phone_index]:
+                    if not any(cell.strip() for cell in row):
+                        continue  # a blank line, or a spreadsheet's empty row `,,,`
                 if len(row) != width:
-                    if not row or (len(row) == 1 and not row[0].strip()):
-                        continue  # a blank line
                     raise DeclareError(
                         f"row has {len(row)} fields, the header has {width}",
                         location=Location(label, line),

@@ -182,3 +182,12 @@ def test_csv_header_after_blank_lines_and_capitalised_phone(write: Write,
     write("data/y.csv", "\nname\nAna\n")
     err = error(inputs, sources=[{"csv": "data/y.csv"}])
     assert str(err.problem.location) == "data/y.csv:2" and "no phone column" in str(err)
+
+
+def test_empty_spreadsheet_rows_are_blank_but_a_missing_phone_is_not(write: Write,
+                                                                      inputs: Inputs) -> None:
+    write("data/x.csv", "phone,name\n+16505551234,Ana\n,\n , \n")
+    assert len(resolve(inputs, sources=[{"csv": "data/x.csv"}])) == 1
+    write("data/y.csv", "phone,name\n+16505551234,Ana\n,Bo\n")
+    err = error(inputs, sources=[{"csv": "data/y.csv"}])
+    assert str(err.problem.location) == "data/y.csv:3" and "empty" in str(err)
