@@ -114,4 +114,4 @@ def run_show(path: Path, show: ShowRequest, *, out: TextIO) -> int:
 
 
 __all__ = ["EXIT_CHANGES", "PlanRequest", "ShowRequest", "emit", "make_workspace_plan",
-           "run_plan", "run_show"]
+           "review_outputs", "run_plan", "run_show", "utc_now"]
