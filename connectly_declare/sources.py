@@ -199,7 +199,7 @@ def read_csv(source: CsvSource, ctx: SourceContext) -> Iterator[Raw]:
             for row in reader:
                 line = last_line + 1
                 last_line = reader.line_num
-                if len(row) != width or not row[phone_index]:
+                if len(row) != width or not row[phone_index].strip():
                     if not any(cell.strip() for cell in row):
                         continue  # a blank line, or a spreadsheet's empty row `,,,`
                 if len(row) != width:
