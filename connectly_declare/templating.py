@@ -1,7 +1,8 @@
 """Per-recipient variables: Jinja templates compiled once, rendered sandboxed and strict.
 
-The environment is a `SandboxedEnvironment` (a manifest from a pull request must not reach
-Python internals: `{{ ''.__class__.__mro__ }}` is refused) with `StrictUndefined` (a typo
+The environment is template_budget's `BudgetedEnvironment`, an immutable sandbox with time
+and size budgets per render (a manifest from a pull request must not reach Python
+internals: `{{ ''.__class__.__mro__ }}` is refused) with `StrictUndefined` (a typo
 in a field name is an error, never an empty string in a message to a real person), and
 without Jinja's random parts (`lipsum`, the `random` filter): the same inputs always
 render the same text, so fingerprints only change when the message does.
