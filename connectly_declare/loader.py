@@ -10,20 +10,16 @@ the value.
 from __future__ import annotations
 
 import difflib
-import functools
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError
-from jinja2.lexer import describe_token
-from jinja2.parser import Parser
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import ValidationError
 
 from connectly_declare.config import WorkspaceConfig
 from connectly_declare.errors import Location, Problem
 from connectly_declare.manifests import KINDS, Audience, Campaign, Sendout
 from connectly_declare.pydantic_errors import translate
+from connectly_declare.template_check import expression_issue, template_issue
 from connectly_declare.yamlmarks import Document, YamlPath, decode, dotted, parse
 
 ManifestModel = Campaign | Audience | Sendout
@@ -32,9 +28,6 @@ MODELS: dict[str, type[Campaign] | type[Audience] | type[Sendout]] = {
     "Audience": Audience,
     "Sendout": Sendout,
 }
-
-# Only parsed here, never rendered: rendering (with the same sandbox) is templating.py's.
-_JINJA = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
 
 @dataclass(frozen=True)
@@ -161,44 +154,20 @@ def _template_problems(data: dict[str, Any], doc: Document) -> list[Problem]:
     return problems
 
 
-@functools.lru_cache(maxsize=4096)
-def _syntax_error(source: str, expression: bool) -> TemplateSyntaxError | None:
-    """The parse error of a template (or `where` expression), or None.
-
-    Cached by text: the same few templates (`{{ recipient.first_name }}`) recur across
-    hundreds of sendouts, and parsing them is most of the time `validate` takes."""
-    if "{" not in source and not expression:
-        return None  # plain text: nothing for Jinja to parse
-    try:
-        if expression:
-            # What Environment.compile_expression does, without compiling to Python.
-            parser = Parser(_JINJA, source, state="variable")
-            parser.parse_expression()
-            if not parser.stream.eos:
-                token = parser.stream.current
-                raise TemplateSyntaxError(f"unexpected {describe_token(token)!r}",
-                                          token.lineno)
-        else:
-            _JINJA.parse(source)
-    except TemplateSyntaxError as err:
-        return err
-    return None
-
-
 def _check_template(template: str, doc: Document, path: YamlPath) -> list[Problem]:
-    err = _syntax_error(template, expression=False)
-    if err is None:
+    issue = template_issue(template)
+    if issue is None:
         return []
-    return [Problem(_template_location(doc, path, err.lineno),
-                    f"{dotted(path)}: template does not parse: {err.message}")]
+    return [Problem(_template_location(doc, path, issue.lineno),
+                    f"{dotted(path)}: template {issue.message}", issue.hint)]
 
 
 def _check_where(expression: str, doc: Document, path: YamlPath) -> list[Problem]:
-    err = _syntax_error(expression, expression=True)
-    if err is None:
+    issue = expression_issue(expression)
+    if issue is None:
         return []
-    return [Problem(_template_location(doc, path, err.lineno),
-                    f"{dotted(path)}: expression does not parse: {err.message}")]
+    return [Problem(_template_location(doc, path, issue.lineno),
+                    f"{dotted(path)}: expression {issue.message}", issue.hint)]
 
 
 def _template_location(doc: Document, path: YamlPath, lineno: int) -> Location:
