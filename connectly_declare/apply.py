@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from connectly_declare.batching import Batch, PlannedLike, SendoutLike, make_batches, new_batch_id
 from connectly_declare.client import SendResult
 from connectly_declare.errors import LedgerError
-from connectly_declare.ledger.base import Ledger, Record
+from connectly_declare.ledger.base import Ledger, Outcome, Record
 from connectly_declare.outcomes import map_result
 
 
@@ -138,14 +138,19 @@ class LedgerWriter:
         self._busy = False
         self.serial: int | None = None
 
-    async def write(self, records: Sequence[Record]) -> int:
-        """Return once `records` are durable; raises what the ledger raised."""
+    def submit(self, records: Sequence[Record]) -> asyncio.Future[int]:
+        """Queue `records` now (appends keep the order of submission); the future resolves
+        once they are durable, or fails with what the ledger raised."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiting.append((records, future))
         if not self._busy:
             self._busy = True
             asyncio.get_running_loop().create_task(self._drain())
-        return await future
+        return future
+
+    async def write(self, records: Sequence[Record]) -> int:
+        """Return once `records` are durable; raises what the ledger raised."""
+        return await self.submit(records)
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
@@ -218,6 +223,7 @@ class Engine:
         self._retry: list[Batch] = []
         self._in_flight: set[str] = set()
         self._finalized: set[str] = set()  # batch ids whose entries the summary counted
+        self._writes: set[asyncio.Future[int]] = set()  # outcome appends not yet durable
         self.stopped_by: str | None = None
         self._fatal: BaseException | None = None
 
@@ -257,6 +263,7 @@ class Engine:
                     if batch.batch_id not in self._finalized | retrying:
                         self._final(batch, "unknown", 0, 0, None, None)
         finally:
+            await self._flush()
             self._writer.close()
         for batch in self._retry:  # still unknown after the last round
             self._final(batch, "unknown", 0, 0, None, None)
@@ -339,7 +346,10 @@ class Engine:
             # before_request never ran: the client gave up before any attempt (not sent).
             return
         mapped = map_result(batch, result, self._now())
-        await self._writer.write([mapped.outcome])
+        # Not awaited: nothing waits on an outcome being durable (a crash before it is just
+        # "unknown"), so the worker goes on to its next batch and the outcome shares the
+        # next intents' fsync. `run` waits for every write before it returns.
+        self._record(mapped.outcome)
         self._in_flight.discard(batch.batch_id)
         outcome = mapped.outcome
         if result.kind == "unauthorized":
@@ -349,6 +359,25 @@ class Engine:
         else:
             self._final(batch, outcome.status, outcome.accepted_count, outcome.rejected_count,
                         outcome.sendout_id, mapped.error_code)
+
+    def _record(self, outcome: Outcome) -> None:
+        future = self._writer.submit([outcome])
+        self._writes.add(future)
+        future.add_done_callback(self._written)
+
+    def _written(self, future: asyncio.Future[int]) -> None:
+        self._writes.discard(future)
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            self._fatal = self._fatal or exc
+            self.stop("the ledger could not be written: nothing more was sent")
+
+    async def _flush(self) -> None:
+        """Wait until every outcome submitted so far is durable (or failed)."""
+        if self._writes:
+            await asyncio.wait(set(self._writes))
 
     def _final(self, batch: Batch, status: str, accepted: int, rejected: int,
                sendout_id: str | None, code: str | None) -> None:
