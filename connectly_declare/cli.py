@@ -251,7 +251,8 @@ def validate_command(ctx: Context) -> int:
 @cli.command("init")
 @click.argument("directory", required=False, default=".",
                 type=click.Path(file_okay=False, path_type=Path))
-def init_command(directory: Path) -> int:
+@pass_ctx
+def init_command(ctx: Context, directory: Path) -> int:
     """Scaffold a working example workspace in DIRECTORY (new or empty; default: here).
 
     Never overwrites: refuses a folder that is not empty.
@@ -262,7 +263,9 @@ def init_command(directory: Path) -> int:
     """
     from connectly_declare.init import init_workspace
 
-    result = init_workspace(directory)
+    # `-C DIR init` scaffolds in DIR, as every other command runs in it.
+    base = ctx.directory if ctx.directory is not None else Path(".")
+    result = init_workspace(base / directory)
     click.echo(f"Created a workspace in {result.root} ({len(result.files)} files):")
     for name in result.files:
         click.echo(f"  {name}")

@@ -61,3 +61,10 @@ def test_init_fails_cleanly_when_the_folder_cannot_be_made(tmp_path: Path) -> No
     init_workspace(target)
     assert sorted(scaffold_files()) == sorted(
         p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
+
+
+def test_init_honours_C(tmp_path: Path, run_cli: RunCli) -> None:
+    result = run_cli("-C", "fresh", "init", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "fresh" / "declare.yaml").is_file()
+    assert "connectly-declare -C fresh validate" in result.stdout
