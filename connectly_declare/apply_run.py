@@ -12,7 +12,7 @@ import os
 import secrets
 import signal
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -317,8 +317,11 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
                            f"not {target.business_id}", hint="re-plan for this business")
     ledger = open_ledger(root, target.resolved, environ=environ)
     if target.sim:
-        print(f"Simulator run: the ledger is {root / SIM_LEDGER} (apart from the real one).",
-              file=out)
+        where = root / SIM_LEDGER
+        with suppress(ValueError):
+            where = where.relative_to(Path.cwd())
+        print(f"Simulator run: its ledger is {where} (apart from the real one; delete it to "
+              "start the demo afresh).", file=out)
     with ledger.lock("apply", timeout=request.lock_timeout):
         state = ledger.read()
         if saved is not None:
