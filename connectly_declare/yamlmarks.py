@@ -238,6 +238,9 @@ def decode(raw: bytes, file: str) -> tuple[str | None, list[Problem]]:
         return None, [Problem(Location(file, 1, 1),
                               f"file is larger than {MAX_FILE_BYTES // 1_000_000} MB",
                               "keep recipients in CSV or JSON Lines files under data/")]
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return None, [Problem(Location(file, 1, 1), "file is UTF-16 text, not UTF-8",
+                              "save it as UTF-8")]
     try:
         return raw.decode("utf-8-sig"), []
     except UnicodeDecodeError as err:

@@ -96,3 +96,16 @@ def test_block_scalars_are_remembered_for_template_lines() -> None:
     assert docs[0].is_block_scalar(("t",))
     assert not docs[0].is_block_scalar(("s",))
     assert docs[0].data["t"] == "hello\nworld\n"
+
+
+def test_encodings() -> None:
+    from connectly_declare.yamlmarks import decode
+
+    assert decode("\ufeffkind: Campaign\n".encode(), "f.yaml") == ("kind: Campaign\n", [])
+    text, problems = decode("kind: C\n".encode("utf-16"), "f.yaml")
+    assert text is None
+    assert [str(p) for p in problems] == [
+        "f.yaml:1:1: file is UTF-16 text, not UTF-8 (save it as UTF-8)"]
+    text, problems = decode(b"a: 1\nb: caf\xe9\n", "f.yaml")
+    assert [str(p) for p in problems] == [
+        "f.yaml:2:7: file is not UTF-8 text (byte 0xE9) (save it as UTF-8)"]
