@@ -34,6 +34,8 @@ from connectly_declare.errors import LedgerError
 from connectly_declare.ledger.base import Ledger, Outcome, Record
 from connectly_declare.outcomes import map_result
 
+UNREACHABLE_LIMIT = 3
+
 
 class Sender(Protocol):
     """What the engine needs of a client (`client.ConnectlyClient` fits)."""
@@ -224,6 +226,7 @@ class Engine:
         self._in_flight: set[str] = set()
         self._finalized: set[str] = set()  # batch ids whose entries the summary counted
         self._writes: set[asyncio.Future[int]] = set()  # outcome appends not yet durable
+        self._unreachable = 0  # batches in a row that never reached the server
         self.stopped_by: str | None = None
         self._fatal: BaseException | None = None
 
@@ -354,6 +357,12 @@ class Engine:
         outcome = mapped.outcome
         if result.kind == "unauthorized":
             self.stop("the API key was refused (HTTP 401): no more requests were made")
+        # A server that cannot be reached would otherwise cost every remaining batch its
+        # own round of connection retries; a few in a row end the run instead.
+        self._unreachable = self._unreachable + 1 if result.kind == "not_sent" else 0
+        if self._unreachable >= UNREACHABLE_LIMIT:
+            message = (result.error or {}).get("message", "")
+            self.stop(f"the API could not be reached ({message}): no more requests were made")
         if outcome.status == "unknown" and not batch.allow_multiple:
             self._retry.append(batch)  # counted when it is final
         else:

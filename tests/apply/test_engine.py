@@ -170,3 +170,21 @@ def test_stopping_finishes_in_flight_and_starts_nothing_new(ledger: MemoryLedger
 def make_simulator_with(faults: FaultConfig) -> Simulator:
     base = make_simulator()
     return Simulator(base.state.catalog, faults=faults, rate_limit=None, seed=faults.seed)
+
+
+def test_an_unreachable_server_stops_the_run_early(ledger: MemoryLedger) -> None:
+    async def go() -> ApplyResult:
+        client = ConnectlyClient(
+            ClientSettings("http://127.0.0.1:9", BUSINESS, Secret(KEY),
+                           requests_per_second=10_000, concurrency=1, max_connect_retries=1),
+            sleep=_nap)
+        async with client:
+            return await Engine(sends(500), ledger, client, sleep=_nap, settings=EngineSettings(
+                batch_size=10, concurrency=1)).run()
+
+    result = asyncio.run(go())
+    assert result.stopped_by is not None and "could not be reached" in result.stopped_by
+    (summary,) = result.sendouts
+    assert summary.rejected == 30 and summary.not_sent == 470
+    assert dict(summary.rejected_codes) == {"CLIENT_NOT_SENT": 30}
+    assert {s.status for s in ledger.read().keys.values()} == {"rejected"}
