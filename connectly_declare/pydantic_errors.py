@@ -147,6 +147,14 @@ def _problem(error: ErrorDetails, path: YamlPath, doc: Document,
         else:
             hint = ""
         return Problem(doc.location(doc.key_mark(path)), f"{where}: unknown field", hint)
+    if kind == "source_kind" and isinstance(error.get("input"), dict):
+        # `- cvs: data/x.csv`: point at the key that was meant to name the source.
+        keys = [str(k) for k in error["input"]]
+        for key in keys:
+            close = difflib.get_close_matches(key, sorted(_SOURCE_TAGS), n=1, cutoff=0.6)
+            if close:
+                return Problem(doc.location(doc.key_mark((*path, key))),
+                               f"{where}: {error['msg']}", f"did you mean {close[0]!r}?")
     message = _message(error, model)
     if not path:  # a whole-model rule, e.g. "give business_id or business_id_env, not both"
         return Problem(doc.location(doc.start), message)

@@ -47,6 +47,8 @@ def check_references(manifests: Sequence[LoadedManifest]) -> list[Problem]:
         else:
             first[key] = m
     campaigns = {name: m for (kind, name), m in first.items() if kind == "Campaign"}
+    for m in campaigns.values():
+        problems.extend(_duplicate_versions(m))
     audiences = {name: m for (kind, name), m in first.items() if kind == "Audience"}
     for m in manifests:
         if isinstance(m.model, Audience):
@@ -54,6 +56,24 @@ def check_references(manifests: Sequence[LoadedManifest]) -> list[Problem]:
         elif isinstance(m.model, Sendout):
             problems.extend(_sendout(m, m.model, campaigns, audiences))
     problems.extend(_cycles(audiences))
+    return problems
+
+
+def _duplicate_versions(m: LoadedManifest) -> list[Problem]:
+    """A version listed twice would make its variables ambiguous."""
+    assert isinstance(m.model, Campaign)
+    seen: dict[str, int] = {}
+    problems: list[Problem] = []
+    for i, version in enumerate(m.model.versions):
+        if version.version in seen:
+            problems.append(Problem(
+                m.location("versions", i, "version"),
+                f"versions[{i}]: version {version.version!r} is listed twice: here and at "
+                f"{m.location('versions', seen[version.version], 'version')}",
+                "list each version once",
+            ))
+        else:
+            seen[version.version] = i
     return problems
 
 
