@@ -92,7 +92,12 @@ def _region_patterns(metadata: PhoneMetadata, prefix: str | None) -> _ByLength:
     general = _desc_parts(metadata.general_desc)
     if general is None:
         return {}
-    types = [d for d in (_desc_parts(getattr(metadata, n)) for n in _TYPE_DESCS) if d]
+    names: tuple[str, ...] = _TYPE_DESCS
+    if metadata.same_mobile_and_fixed_line_pattern:
+        # The library then never tests `mobile` on its own (its possible lengths may differ
+        # from fixed_line's): neither may we.
+        names = tuple(n for n in names if n != "mobile")
+    types = [d for d in (_desc_parts(getattr(metadata, n)) for n in names) if d]
     lengths = set(general[0]) or set(range(2, 18))
     for type_lengths, _ in types:
         lengths |= type_lengths
