@@ -151,6 +151,14 @@ def session_holder_alive(conn: psycopg.Connection[tuple[object, ...]], key: str)
     return not (row is not None and row[0])
 
 
+class Busy(Exception):
+    """The lock is held (by `holder`, None when its row is not written yet)."""
+
+    def __init__(self, holder: LockInfo | None) -> None:
+        super().__init__(holder)
+        self.holder = holder
+
+
 def acquire(connect: Connect, table: LockTable, info: LockInfo, *, mode: LockMode,
             lease_seconds: float, timeout: float,
             on_wait: Callable[[LockInfo | None], None] = lambda _holder: None,
@@ -170,12 +178,6 @@ def acquire(connect: Connect, table: LockTable, info: LockInfo, *, mode: LockMod
             on_wait(holder)
             waited = True
         sleep(POLL_SECONDS)
-
-
-class Busy(Exception):
-    def __init__(self, holder: LockInfo | None) -> None:
-        super().__init__(holder)
-        self.holder = holder
 
 
 def _try_session(connect: Connect, table: LockTable, info: LockInfo, lease_seconds: float
