@@ -62,18 +62,33 @@ class Folder:
         # intents without an outcome yet: batch id -> (intent, its key states, its pairs)
         self._pending: dict[str, tuple[Intent, list[KeyState], Sequence[Sequence[str]]]] = {}
         self._removed: set[int] = set()  # ids of pending key states resolved `unsent`
+        self._held: tuple[Intent, Sequence[Sequence[str]]] | None = None
 
     def add(self, record: Record) -> None:
         if isinstance(record, Intent):
             self.add_intent(record, [(e.client, e.fingerprint) for e in record.entries])
             return
+        held, self._held = self._held, None
         self.count += 1
         if isinstance(record, Outcome):
+            if held is not None and held[0].batch_id == record.batch_id:
+                self._intent_and_outcome(held[0], held[1], record)
+                return
+            if held is not None:
+                self._intent(*held)
             self._outcome(record)
-        elif isinstance(record, Resolution):
+            return
+        if held is not None:
+            self._intent(*held)
+        if isinstance(record, Resolution):
             self._resolution(record)
         elif self.header is None:
             self.header = record
+
+    def _flush(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._intent(*held)
 
     def add_intent(self, intent: Intent, pairs: Sequence[Sequence[str]]) -> None:
         """Fold an intent whose entries are given as (client, fingerprint) pairs.
@@ -81,8 +96,39 @@ class Folder:
         The local backend calls this with the pairs straight from JSON, without building
         an IntentEntry per entry: folding a million keys is dominated by per-entry work.
         ``intent.entries`` is not read; the pairs must be validated (codec does).
+        The intent is held back one record: apply writes each outcome right after its
+        intent, and folding the pair at once creates each new key in its final state.
         """
+        self._flush()
         self.count += 1
+        self._held = (intent, pairs)
+
+    def _intent_and_outcome(self, intent: Intent, pairs: Sequence[Sequence[str]],
+                            outcome: Outcome) -> None:
+        """An intent and its outcome, folded in one pass over keys not seen before (the
+        others go through the general path, with the same result)."""
+        keys = self.keys
+        prefix = intent.campaign + KEY_SEPARATOR
+        suffix = KEY_SEPARATOR + intent.scope
+        status = outcome.status
+        accepted = status == "accepted"
+        error = None if accepted else error_text(outcome.error, outcome.http_status)
+        sendout, version, batch = intent.sendout, intent.version, intent.batch_id
+        first, last, sendout_id = intent.at, outcome.at, outcome.sendout_id
+        known = []
+        for pair in pairs:
+            client, fp = pair
+            key = prefix + client + suffix
+            if key in keys:
+                known.append(pair)
+                continue
+            keys[key] = KeyState(key, status, fp, sendout, version, batch, first, last,
+                                 sendout_id, error, fp if accepted else None)
+        if known:
+            self._intent(intent, known)
+            self._outcome(outcome)
+
+    def _intent(self, intent: Intent, pairs: Sequence[Sequence[str]]) -> None:
         keys = self.keys
         prefix = intent.campaign + KEY_SEPARATOR
         suffix = KEY_SEPARATOR + intent.scope
@@ -173,6 +219,7 @@ class Folder:
             self._removed.add(id(state))
 
     def state(self, *, serial: int | None = None) -> LedgerState:
+        self._flush()
         header = self.header
         return LedgerState(
             lineage=header.lineage if header else None,
