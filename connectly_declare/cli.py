@@ -243,8 +243,14 @@ def validate_command(ctx: Context) -> int:
     for warning in ws.warnings:
         click.echo(terminal(f"warning: {warning}"), err=True)
     disabled = sum(1 for s in ws.sendouts.values() if not s.enabled)
-    click.echo(f"valid: {len(ws.campaigns)} campaigns, {len(ws.audiences)} audiences, "
-               f"{len(ws.sendouts)} sendouts ({disabled} disabled) in {len(ws.files)} files")
+
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    click.echo(f"valid: {count(len(ws.campaigns), 'campaign')}, "
+               f"{count(len(ws.audiences), 'audience')}, "
+               f"{count(len(ws.sendouts), 'sendout')} ({disabled} disabled) "
+               f"in {count(len(ws.files), 'file')}")
     return 0
 
 
