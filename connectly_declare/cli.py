@@ -244,13 +244,13 @@ def validate_command(ctx: Context) -> int:
         click.echo(terminal(f"warning: {warning}"), err=True)
     disabled = sum(1 for s in ws.sendouts.values() if not s.enabled)
 
-    def count(n: int, word: str) -> str:
+    def counted(n: int, word: str) -> str:
         return f"{n} {word}{'' if n == 1 else 's'}"
 
-    click.echo(f"valid: {count(len(ws.campaigns), 'campaign')}, "
-               f"{count(len(ws.audiences), 'audience')}, "
-               f"{count(len(ws.sendouts), 'sendout')} ({disabled} disabled) "
-               f"in {count(len(ws.files), 'file')}")
+    click.echo(f"valid: {counted(len(ws.campaigns), 'campaign')}, "
+               f"{counted(len(ws.audiences), 'audience')}, "
+               f"{counted(len(ws.sendouts), 'sendout')} ({disabled} disabled) "
+               f"in {counted(len(ws.files), 'file')}")
     return 0
 
 
