@@ -19,6 +19,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import socket
 import threading
 import uuid
@@ -58,6 +59,23 @@ def _owner() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
+_KEYWORD_PASSWORD = re.compile(r"password\s*=\s*('[^']*'|\S+)")
+
+
+def _loose_passwords(dsn: str) -> set[str]:
+    """The userinfo (`user:password`), the password alone and `password=...` of a DSN,
+    found without parsing it: libpq quotes pieces of a DSN it cannot parse in its errors
+    ('missing "=" after "postgresql:/user:PASSWORD@..."'), found by the secret sweep."""
+    found = {m.strip("'") for m in _KEYWORD_PASSWORD.findall(dsn)}
+    for token in dsn.split():
+        head, at, _ = token.rpartition("@")
+        if at:
+            userinfo = head.rsplit("/", 1)[-1]
+            found.add(userinfo)
+            found.add(userinfo.partition(":")[2])
+    return {f for f in found if len(f) >= 3}
+
+
 class _Redactor:
     """Removes connection strings and passwords from text that may be shown."""
 
@@ -68,6 +86,9 @@ class _Redactor:
             password = _password_of(dsn)
             if password:
                 secrets.update({password, unquote(password)})
+            # A DSN that does not parse still holds its password: look for it loosely too.
+            for loose in _loose_passwords(dsn):
+                secrets.update({loose, unquote(loose)})
         self._secrets = sorted((s for s in secrets if s), key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
