@@ -109,10 +109,11 @@ class Document:
         return _mark(node)
 
     def is_block_scalar(self, path: YamlPath) -> bool:
-        """Whether `path` is written as a `|` or `>` block (its text starts a line below)."""
+        """Whether `path` is a literal `|` block: its text starts a line below the key and
+        keeps its lines, so line N of the text is line N of the block (a folded `>` block
+        joins lines, so its text lines do not map back)."""
         node, _key, found = self._walk(path)
-        return found == len(path) and isinstance(node, yaml.ScalarNode) \
-            and node.style in ("|", ">")
+        return found == len(path) and isinstance(node, yaml.ScalarNode) and node.style == "|"
 
     def location(self, mark: Mark) -> Location:
         return Location(self.file, mark.line, mark.col)
