@@ -148,3 +148,52 @@ def test_any_jsonl_gives_recipients_or_a_located_error(data: bytes, on_invalid: 
 def test_any_phone_text_in_a_csv_gives_a_recipient_or_a_located_error(phone: str) -> None:
     data = ("phone\n" + '"' + phone.replace('"', '""') + '"\n').encode("utf-8")
     _read_all(read_csv, CsvSource(csv="data/fuzz.csv"), data, ".csv")
+
+
+# --- a whole workspace: inline recipients and templates, through entries --------------------
+
+JINJA_TOKENS = ["{{ ", " }}", "{% ", " %}", "recipient", ".", "first_name", "client", "vars",
+                "env", "sendout", "name", "__class__", "__globals__", "|", "upper", "center(",
+                "join", "format", "(", ")", "[", "]", "'x'", "*", "**", "10", "9", "+", "%",
+                "for i in range(", "endfor", "if", "endif", "macro m()", "endmacro", "m()",
+                "self", "cycler", "namespace", "lipsum", "loop.index", ",", " ", "~", "'{0}'"]
+FIELD_VALUES = st.one_of(st.text(max_size=20), st.integers(), st.floats(allow_nan=True),
+                         st.booleans(), st.none())
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(template=st.lists(st.sampled_from(JINJA_TOKENS), max_size=14).map("".join),
+       recipients=st.lists(st.one_of(
+           st.text(alphabet="+0123456789 ()-x", max_size=16),
+           st.fixed_dictionaries({"client": st.text(alphabet="+0123456789 -", max_size=14)},
+                                 optional={"first_name": FIELD_VALUES, "x": FIELD_VALUES}),
+       ), min_size=1, max_size=4))
+def test_any_template_and_inline_audience_give_entries_or_located_errors(
+    template: str, recipients: list[object]
+) -> None:
+    import yaml
+
+    from connectly_declare.entries import iter_entries
+    from connectly_declare.workspace import load_workspace
+
+    docs = [
+        {"kind": "Campaign", "name": "promo", "versions": [{"version": "v1",
+                                                           "variables": ["msg"]}]},
+        {"kind": "Sendout", "name": "s", "campaign": "promo", "version": "v1",
+         "audience": {"sources": [{"inline": recipients}]}, "variables": {"msg": template}},
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "declare.yaml").write_text("version: 1\nbusiness_id: b\n", encoding="utf-8")
+        (root / "m.yaml").write_text(yaml.safe_dump_all(docs), encoding="utf-8")
+        try:
+            ws = load_workspace(root)
+            entries = list(iter_entries(ws, ws.sendouts["s"], environ={}))
+        except DeclareError as err:
+            for problem in err.problems:
+                assert problem.location.file, problem
+            return
+        for entry in entries:
+            assert entry.client.startswith("+")
+            assert isinstance(entry.variables["msg"], str)
