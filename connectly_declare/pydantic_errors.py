@@ -66,6 +66,8 @@ def _walk(error: ErrorDetails, data: Any) -> tuple[YamlPath, list[Union_]]:
             path, current = (*path, item), current[item]
         elif i == len(loc) - 1 and error["type"] == "missing":
             path, current = (*path, item), None
+        elif item == "[key]":
+            continue  # a dict key failed (e.g. `variables: {first-name: ...}`): see _problem
         elif not at_source:
             unions.append((path, str(item), current))
     return path, unions
@@ -156,6 +158,8 @@ def _problem(error: ErrorDetails, path: YamlPath, doc: Document,
                 return Problem(doc.location(doc.key_mark((*path, key))),
                                f"{where}: {error['msg']}", f"did you mean {close[0]!r}?")
     message = _message(error, model)
+    if "[key]" in error["loc"]:
+        return Problem(doc.location(doc.key_mark(path)), f"{where}: key {message}")
     if not path:  # a whole-model rule, e.g. "give business_id or business_id_env, not both"
         return Problem(doc.location(doc.start), message)
     return Problem(doc.location(doc.mark(path)), f"{where}: {message}")
