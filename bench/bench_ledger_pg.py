@@ -6,13 +6,15 @@
    ledger (session lock held, one transaction per appended batch). Prints both and the
    ratio postgres / local (target >= 90%). Then the same pair without the rate limit
    (``--unthrottled-recipients``), where the ledger's cost is not hidden behind the API's
-   pace; printed for information.
+   pace; printed for information. Runs alternate local/postgres (``--rounds``, default 2)
+   and the best of each is compared, which is what a shared, busy machine allows.
 2. Fold: a 1,000,000-key ledger (10,000 intents of 100 entries and their outcomes) is
    written to both backends, then `read()` (stream + decode + fold) is timed on each.
 
 PostgreSQL: the server of DECLARE_TEST_PG_DSN, else a throwaway one (tests/support/pg.py).
 
-    .venv/bin/python bench/bench_ledger_pg.py [--recipients 200000] [--fold-keys 1000000]
+    .venv/bin/python bench/bench_ledger_pg.py [--recipients 200000] [--rounds 2]
+        [--unthrottled-recipients 100000] [--fold-keys 1000000]
 
 Exits 1 when the apply ratio misses its target.
 """
@@ -71,10 +73,14 @@ async def apply_with(ledger: Ledger, url: str, key: str, recipients: int, offset
 
 
 def pair(url: str, key: str, dsn: str, tmp: Path, recipients: int, offset: int,
-         rps: float, label: str) -> float:
+         rps: float, label: str, rounds: int) -> float:
+    """Alternate local and postgres runs `rounds` times (fresh recipients each run) and
+    compare the best of each: on a shared machine the best run is the one least disturbed
+    by other load, and alternating exposes both backends to the same drift."""
     local = LocalLedger(tmp / f"{label}.jsonl", business_id=BUSINESS)
     pg = PostgresLedger(dsn=dsn, schema=f"bench_{secrets.token_hex(4)}", name=label,
                         business_id=BUSINESS)
+    best = {"local": 0.0, "postgres": 0.0}
     try:
         # Warm up both paths (imports, connections, the simulator's first requests), so
         # neither measured run pays for what the other one already paid.
@@ -83,18 +89,21 @@ def pair(url: str, key: str, dsn: str, tmp: Path, recipients: int, offset: int,
                                url, key, warm, offset, rps))
         asyncio.run(apply_with(pg, url, key, warm, offset + warm, rps))
         offset += 2 * warm
-        t_local, n_local = asyncio.run(apply_with(local, url, key, recipients, offset, rps))
-        t_pg, n_pg = asyncio.run(apply_with(pg, url, key, recipients, offset + recipients,
-                                            rps))
+        for _ in range(rounds):
+            for name, ledger in (("local", local), ("postgres", pg)):
+                elapsed, requests = asyncio.run(
+                    apply_with(ledger, url, key, recipients, offset, rps))
+                offset += recipients
+                best[name] = max(best[name], requests / elapsed)
+                print(f"  {name:8} ledger: {requests} requests in {elapsed:.2f} s = "
+                      f"{requests / elapsed:.1f} requests/s "
+                      f"({recipients / elapsed:,.0f} entries/s)")
     finally:
         pg.close()
-    local_rps, pg_rps = n_local / t_local, n_pg / t_pg
-    print(f"  local    ledger: {n_local} requests in {t_local:.2f} s = {local_rps:.1f} "
-          f"requests/s ({recipients / t_local:,.0f} entries/s)")
-    print(f"  postgres ledger: {n_pg} requests in {t_pg:.2f} s = {pg_rps:.1f} "
-          f"requests/s ({recipients / t_pg:,.0f} entries/s)")
-    print(f"  ratio postgres / local: {pg_rps / local_rps:.1%}")
-    return pg_rps / local_rps
+    ratio = best["postgres"] / best["local"]
+    print(f"  best: local {best['local']:.1f}, postgres {best['postgres']:.1f} requests/s; "
+          f"ratio postgres / local: {ratio:.1%}")
+    return ratio
 
 
 def ledger_records(keys: int, per_intent: int = 100) -> Iterator[Record]:
@@ -149,6 +158,7 @@ def main() -> int:
     parser.add_argument("--unthrottled-recipients", type=int, default=100_000)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--fold-keys", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     key = new_api_key()
     cat = catalog(key, business=BUSINESS, campaigns=((CAMPAIGN, (("v1", ("name",)),)),))
@@ -158,7 +168,8 @@ def main() -> int:
                                     str(LIMIT)], business=BUSINESS) as sim:
             print(f"apply at the API's pace: {args.recipients} recipients per ledger, batches "
                   f"of 100, {LIMIT:g} requests/s, {args.latency_ms:g} ms added latency")
-            ratio = pair(sim.url, key, server.dsn, tmp, args.recipients, 0, LIMIT, "paced")
+            ratio = pair(sim.url, key, server.dsn, tmp, args.recipients, 0, LIMIT, "paced",
+                         args.rounds)
         if args.unthrottled_recipients:
             with sim_process(cat, args=["--latency-ms", str(args.latency_ms), "--rate-limit",
                                         "100000", "--burst", "100000"],
@@ -166,7 +177,7 @@ def main() -> int:
                 print(f"apply unthrottled (information): {args.unthrottled_recipients} "
                       f"recipients per ledger, client pace 100000/s")
                 pair(sim.url, key, server.dsn, tmp, args.unthrottled_recipients,
-                     10_000_000, 100_000.0, "unthrottled")
+                     10_000_000, 100_000.0, "unthrottled", args.rounds)
         if args.fold_keys:
             fold_pair(server.dsn, tmp, args.fold_keys)
     ok = ratio >= TARGET
