@@ -11,6 +11,8 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -20,6 +22,7 @@ from connectly_declare.errors import LedgerError, LedgerLocked
 from connectly_declare.ledger.pg_lock import APP_PREFIX
 from connectly_declare.ledger.postgres import PostgresLedger
 from tests.postgres.helpers import intent, outcome, put
+from tests.support.e2e import run_cli, write_workspace
 
 Make = Callable[..., PostgresLedger]
 
@@ -27,8 +30,8 @@ HOLDER = """
 import json, sys, time
 from connectly_declare.ledger.postgres import PostgresLedger
 dsn, schema, mode, lease = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-ledger = PostgresLedger(dsn=dsn, schema=schema, environment="staging", lock_mode=mode,
-                        lease_seconds=lease)
+ledger = PostgresLedger(dsn=dsn, schema=schema, environment=sys.argv[5] or None,
+                        lock_mode=mode, lease_seconds=lease)
 with ledger.lock("connectly-declare apply --auto-approve", timeout=30) as info:
     print(json.dumps({"lock_id": info.lock_id, "pid": info.pid}), flush=True)
     time.sleep(600)
@@ -36,9 +39,11 @@ with ledger.lock("connectly-declare apply --auto-approve", timeout=30) as info:
 
 
 @contextmanager
-def holder_process(dsn: str, schema: str, mode: str = "session",
-                   lease: float = 60.0) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, dsn, schema, mode, str(lease)],
+def holder_process(dsn: str, schema: str, mode: str = "session", lease: float = 60.0,
+                   environment: str = "staging"
+                   ) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, dsn, schema, mode, str(lease),
+                             environment],
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -175,3 +180,31 @@ def test_reads_never_wait_for_a_writer(make_ledger: Make, pg_dsn: str, pg_schema
         assert make_ledger().read().keys[make_key("spring promo", "+16505550001")].status \
             == "unknown"
         mid_append.rollback()
+
+
+def test_state_unlock_frees_a_dead_lease_holders_lock(tmp_path: Path, pg_dsn: str,
+                                                      pg_schema: str, make_ledger: Make) -> None:
+    """The README's recovery path, through the real CLI: a killed apply's lease would hold
+    for ten minutes; `state unlock ID` frees it now, and a wrong id changes nothing."""
+    ws = tmp_path / "ws"
+    write_workspace(ws, base_url="http://127.0.0.1:9", settings={"state": {
+        "backend": "postgres", "dsn_env": "E2E_PG_DSN", "schema": pg_schema,
+        "lock": "lease", "lease_seconds": 600}})
+    env = {"E2E_PG_DSN": pg_dsn}
+    put(make_ledger(environment=None), [intent("b1", "+16505550001")])
+    with holder_process(pg_dsn, pg_schema, "lease", lease=600, environment="") as (proc, held):
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    other = make_ledger(environment=None, lock_mode="lease")
+    with pytest.raises(LedgerLocked, match=held["lock_id"]):
+        with other.lock("apply", timeout=0):
+            pass
+    wrong = run_cli(ws, "state", "unlock", "0123abcd", env=env)
+    assert wrong.returncode == 1 and held["lock_id"] in wrong.stderr
+    done = run_cli(ws, "state", "unlock", held["lock_id"], env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"removed lock {held['lock_id']}" in done.stdout
+    with other.lock("apply", timeout=0):
+        assert other.append([outcome("b1")]) == 3
+    for result in (wrong, done):
+        assert urlsplit(pg_dsn).password not in result.stdout + result.stderr
