@@ -102,13 +102,19 @@ def make_batches(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     open_: dict[_Group, tuple[SendoutLike, list[Entry], set[str]]] = {}
+    # Per-entry work is the hot path of a large apply: options are sorted once per sendout.
+    # (The cache holds the sendout itself, so its id cannot be reused by another object.)
+    options_of: dict[int, tuple[SendoutLike, tuple[tuple[str, str], ...]]] = {}
     for sendout, planned in sends:
         if planned.action not in SENDING_ACTIONS:
             continue
         entry = planned.entry
-        doubt = entry.key in in_doubt
-        group = (sendout.name, entry.campaign, entry.version, entry.scope,
-                 tuple(sorted(sendout.options.items())), doubt)
+        cached = options_of.get(id(sendout))
+        if cached is None or cached[0] is not sendout:
+            cached = options_of[id(sendout)] = (sendout, tuple(sorted(sendout.options.items())))
+        options = cached[1]
+        doubt = bool(in_doubt) and entry.key in in_doubt
+        group = (sendout.name, entry.campaign, entry.version, entry.scope, options, doubt)
         current = open_.get(group)
         # A client twice in one request would be two entries the server may treat as one;
         # the plan should never produce that, but a new request keeps it unambiguous.
