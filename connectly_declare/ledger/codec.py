@@ -111,9 +111,11 @@ def _int(obj: Mapping[str, Any], name: str, default: int | None = None) -> int:
     return value
 
 
-def intent_from_json(obj: dict[str, Any]) -> tuple[Intent, list[Any]]:
-    """An intent without its entries, and its validated ``[client, fingerprint]`` pairs:
-    the fold's fast path (:meth:`Folder.add_intent`) needs no IntentEntry per entry."""
+def intent_from_json(obj: dict[str, Any], *,
+                     check_pairs: bool = True) -> tuple[Intent, list[Any]]:
+    """An intent without its entries, and its ``[client, fingerprint]`` pairs: the fold's
+    fast path (:meth:`Folder.add_intent`) needs no IntentEntry per entry. Without
+    `check_pairs` only the list itself is checked (the fold raises on a bad pair)."""
     intent = Intent(
         batch_id=_str(obj, "batch_id"),
         at=_str(obj, "at"),
@@ -130,10 +132,10 @@ def intent_from_json(obj: dict[str, Any]) -> tuple[Intent, list[Any]]:
     ):
         raise ValueError("field 'options' must map strings to strings")
     pairs = obj.get("entries")
-    if not isinstance(pairs, list) or not all(
+    if not isinstance(pairs, list) or (check_pairs and not all(
         type(p) is list and len(p) == 2 and type(p[0]) is str and type(p[1]) is str
         for p in pairs
-    ):
+    )):
         raise ValueError("field 'entries' must be a list of [client, fingerprint] pairs")
     return replace(intent, options=cast(dict[str, str], options)), pairs
 

@@ -66,7 +66,7 @@ class Folder:
 
     def add(self, record: Record) -> None:
         if isinstance(record, Intent):
-            self.add_intent(record, [(e.client, e.fingerprint) for e in record.entries])
+            self.add_intent(record, [[e.client, e.fingerprint] for e in record.entries])
             return
         held, self._held = self._held, None
         self.count += 1
@@ -95,7 +95,8 @@ class Folder:
 
         The local backend calls this with the pairs straight from JSON, without building
         an IntentEntry per entry: folding a million keys is dominated by per-entry work.
-        ``intent.entries`` is not read; the pairs must be validated (codec does).
+        ``intent.entries`` is not read. A pair that is not two strings raises TypeError or
+        ValueError, possibly after earlier pairs were folded: discard the Folder then.
         The intent is held back one record: apply writes each outcome right after its
         intent, and folding the pair at once creates each new key in its final state.
         """
@@ -116,14 +117,16 @@ class Folder:
         sendout, version, batch = intent.sendout, intent.version, intent.batch_id
         first, last, sendout_id = intent.at, outcome.at, outcome.sendout_id
         known = []
+        setdefault = keys.setdefault
         for pair in pairs:
             client, fp = pair
+            if fp.__class__ is not str or pair.__class__ is not list:
+                raise TypeError("an entry must be a [client, fingerprint] pair of strings")
             key = prefix + client + suffix
-            if key in keys:
+            state = KeyState(key, status, fp, sendout, version, batch, first, last,
+                             sendout_id, error, fp if accepted else None)
+            if setdefault(key, state) is not state:  # one probe for the common new key
                 known.append(pair)
-                continue
-            keys[key] = KeyState(key, status, fp, sendout, version, batch, first, last,
-                                 sendout_id, error, fp if accepted else None)
         if known:
             self._intent(intent, known)
             self._outcome(outcome)
@@ -135,7 +138,10 @@ class Folder:
         allow_one = intent.scope == ""
         at, sendout, version, batch = intent.at, intent.sendout, intent.version, intent.batch_id
         batch_states = []
-        for client, fp in pairs:
+        for pair in pairs:
+            client, fp = pair
+            if fp.__class__ is not str or pair.__class__ is not list:
+                raise TypeError("an entry must be a [client, fingerprint] pair of strings")
             key = prefix + client + suffix
             state = keys.get(key)
             if state is None:

@@ -47,9 +47,10 @@ def _utc_now() -> datetime:
 class _Scan:
     """Walks the file's lines, separating records from torn/damaged lines."""
 
-    def __init__(self, path: Path, display: str) -> None:
+    def __init__(self, path: Path, display: str, *, check_pairs: bool = True) -> None:
         self.path = path
         self.display = display
+        self.check_pairs = check_pairs
         self.serial = 0
         self.warnings: list[str] = []
 
@@ -91,7 +92,8 @@ class _Scan:
                     record: Record
                     pairs = None
                     if isinstance(obj, dict) and obj.get("type") == "intent":
-                        record, pairs = codec.intent_from_json(obj)
+                        record, pairs = codec.intent_from_json(
+                            obj, check_pairs=self.check_pairs)
                     else:
                         record = codec.from_json(obj)
                 except codec.NewerFormat as err:
@@ -203,7 +205,16 @@ class LocalLedger:
         if not self.path.exists():
             return LedgerState(lineage=None, serial=0, environment=self.environment,
                                business_id=self.business_id)
-        scan = _Scan(self.path, self.display)
+        try:
+            # pairs checked by the fold as it goes (a million keys: checking them twice
+            # shows); a bad pair anywhere sends us to the strict read, which names its line
+            # or, on the last line, ignores it as a whole
+            return self._read(check_pairs=False)
+        except (TypeError, ValueError):
+            return self._read(check_pairs=True)
+
+    def _read(self, *, check_pairs: bool) -> LedgerState:
+        scan = _Scan(self.path, self.display, check_pairs=check_pairs)
         folder = Folder()
         with no_gc():
             for record, pairs in scan.items():

@@ -193,3 +193,22 @@ def test_whole_record_missing_only_its_newline_is_kept_and_sealed(ledger: LocalL
     assert [json.loads(x)["type"] for x in lines(ledger)] == ["header", "intent", "outcome",
                                                               "intent"]
     assert ledger.read().warnings == []
+
+
+@pytest.mark.parametrize("pairs", ['[["+16505550009"]]', '[{"a":"b"}]', '[["+1650", 7]]', '"ab"',
+                                   '[[1, "f"]]'])
+def test_malformed_entries_are_caught_in_the_middle_and_ignored_at_the_end(
+        ledger: LocalLedger, pairs: str) -> None:
+    bad = ('{"type":"intent","batch_id":"x","at":"t","sendout":"s","campaign":"Welcome",'
+           f'"version":null,"scope":"","options":{{}},"entries":{pairs}}}\n')
+    with ledger.lock("test"):
+        ledger.append([intent("b1", [A]), outcome("b1", "accepted")])
+    with open(ledger.path, "a", encoding="utf-8") as fh:
+        fh.write(bad)
+    state = ledger.read()  # the last line: a warning, and none of it folded
+    assert "ledger.jsonl:4: the last line is damaged" in state.warnings[0]
+    assert list(state.keys) == [make_key("Welcome", A)]
+    with open(ledger.path, "a", encoding="utf-8") as fh:
+        fh.write('{"type":"outcome","batch_id":"b1","at":"x","status":"accepted"}\n')
+    with pytest.raises(LedgerCorrupt, match=r"ledger.jsonl:4: .*'entries'"):
+        ledger.read()
