@@ -194,3 +194,23 @@ def test_key_is_campaign_and_client_under_allow_one() -> None:
     state = history(([entry(A, sendout="old")], "accepted"))
     assert state.keys[make_key("Welcome", A)].sendout == "old"
     assert plan_of(desired(spec(), [entry(A)]), state=state).total("noop") == 1
+
+
+def test_orphans_are_exact_when_two_allow_one_sendouts_share_a_campaign() -> None:
+    state = history(([entry(A, sendout="a"), entry(C, sendout="a")], "accepted"),
+                    ([entry(B, sendout="b")], "accepted"))
+    plan = plan_of(desired(spec("a"), [entry(A, sendout="a")]),
+                   desired(spec("b"), [entry(B, sendout="b"), entry(A, sendout="b")]),
+                   state=state)
+    assert [(o.sendout, o.count) for o in plan.orphans] == [("a", 1)]
+    assert plan.sendouts[1].counts["noop"] == 2  # A already received via sendout a
+    assert not plan.has_changes
+
+
+def test_orphans_of_a_sendout_whose_campaign_changed_name_the_old_campaign() -> None:
+    state = history(([entry(A), entry(B)], "accepted"))
+    plan = plan_of(desired(spec(campaign="Welcome 2"), [entry(A, campaign="Welcome 2")]),
+                   state=state)
+    assert [(o.sendout, o.campaign, o.count) for o in plan.orphans] == [
+        ("welcome", "Welcome", 2)]
+    assert plan.total("send") == 1
