@@ -108,11 +108,15 @@ def generate(root: Path, files: int) -> None:
     (root / "declare.yaml").write_text("version: 1\nbusiness_id: bench\n", encoding="utf-8")
     campaigns = max(files // 10, 1)
     audiences = max(files * 3 // 10, 1)
-    for sub in ("campaigns", "audiences", "sendouts"):
+    for sub in ("campaigns", "audiences", "sendouts", "data"):
         (root / sub).mkdir()
+    # The data files the audiences name, so the workspace also plans.
+    (root / "data/opt-out.csv").write_text("phone\n+16505550199\n", encoding="utf-8")
     for n in range(campaigns):
         (root / f"campaigns/c{n:05d}.yaml").write_text(CAMPAIGN.format(n=n), encoding="utf-8")
     for n in range(audiences):
+        (root / f"data/customers-{n}.csv").write_text(
+            f"phone,first_name,tier\n+1650555{n % 10000:04d},Ada,gold\n", encoding="utf-8")
         (root / f"audiences/a{n:05d}.yaml").write_text(
             AUDIENCE.format(n=n, n4=f"{n % 10000:04d}"), encoding="utf-8")
     for n in range(files - campaigns - audiences):

@@ -20,7 +20,6 @@ from connectly_declare.manifests import (
     Campaign,
     Sendout,
 )
-from connectly_declare.template_check import env_names
 
 
 def _did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -200,23 +199,4 @@ def _variables(m: LoadedManifest, sendout: Sendout, campaign: Campaign,
     return problems
 
 
-def check_template_env(manifests: Sequence[LoadedManifest],
-                       allowed: Sequence[str]) -> list[Problem]:
-    """`env.NAME` in a Sendout's templates where NAME is not in declare.yaml's
-    `template_env`: only listed variables ever reach a template (so a manifest from a pull
-    request cannot print `env.CONNECTLY_API_KEY` into a message)."""
-    problems: list[Problem] = []
-    for m in manifests:
-        if not isinstance(m.model, Sendout):
-            continue
-        for variable, template in m.model.variables.items():
-            for name in sorted(env_names(template) - set(allowed)):
-                problems.append(Problem(
-                    m.location("variables", variable),
-                    f"variables.{variable}: env.{name} is not listed in template_env",
-                    f"add {name} to template_env in declare.yaml if templates may read it",
-                ))
-    return problems
-
-
-__all__ = ["check_references", "check_template_env"]
+__all__ = ["check_references"]

@@ -100,28 +100,10 @@ def expression_issue(source: str) -> TemplateIssue | None:
     return _names_in(tree)
 
 
-@functools.lru_cache(maxsize=4096)
-def env_names(source: str) -> frozenset[str]:
-    """The `env.NAME` / `env["NAME"]` a template reads (empty when it does not parse)."""
-    if "env" not in source:
-        return frozenset()
-    try:
-        tree = _ENV.parse(source)
-    except TemplateSyntaxError:
-        return frozenset()  # reported by template_issue
-    names = {n.attr for n in tree.find_all(nodes.Getattr)
-             if isinstance(n.node, nodes.Name) and n.node.name == "env"}
-    names.update(n.arg.value for n in tree.find_all(nodes.Getitem)
-                 if isinstance(n.node, nodes.Name) and n.node.name == "env"
-                 and isinstance(n.arg, nodes.Const) and isinstance(n.arg.value, str))
-    return frozenset(names)
-
-
 def clear_cache() -> None:
     """Forget cached verdicts (benchmarks measure a cold start)."""
     template_issue.cache_clear()
     expression_issue.cache_clear()
-    env_names.cache_clear()
 
 
-__all__ = ["TemplateIssue", "clear_cache", "env_names", "expression_issue", "template_issue"]
+__all__ = ["TemplateIssue", "clear_cache", "expression_issue", "template_issue"]

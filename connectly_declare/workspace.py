@@ -18,16 +18,8 @@ from pathlib import Path, PurePosixPath
 from connectly_declare.config import CONFIG_FILE, DEFAULT_MANIFEST_GLOBS, WorkspaceConfig
 from connectly_declare.errors import DeclareError, Location, ManifestErrors, Problem
 from connectly_declare.loader import LoadedManifest, load_config, load_manifest_file
-from connectly_declare.manifests import (
-    Audience,
-    AudienceSpec,
-    Campaign,
-    CsvSource,
-    JsonlSource,
-    Sendout,
-)
-from connectly_declare.paths import resolve_data_path
-from connectly_declare.references import check_references, check_template_env
+from connectly_declare.manifests import Audience, Campaign, Sendout
+from connectly_declare.references import check_references
 from connectly_declare.unicode_checks import check_manifest
 from connectly_declare.yamlmarks import Document
 
@@ -96,7 +88,8 @@ def _glob(root: Path, patterns: Iterable[str], setting: str,
           config_location: Mapping[int, Location]) -> tuple[set[str], list[Problem]]:
     found: set[str] = set()
     problems: list[Problem] = []
-    real_root = Path(os.path.realpath(root))
+    real_root = os.path.realpath(root)
+    real_dirs: dict[str, str] = {}  # one realpath per folder, not per file
     for i, pattern in enumerate(patterns):
         pure = PurePosixPath(pattern)
         if not pattern or pure.is_absolute() or ".." in pure.parts:
@@ -110,9 +103,13 @@ def _glob(root: Path, patterns: Iterable[str], setting: str,
             path = os.path.join(root, name)
             if not os.path.isfile(path):
                 continue
-            relative = PurePosixPath(*Path(name).parts).as_posix()
-            real = os.path.realpath(path)
-            if real != path and not Path(real).is_relative_to(real_root):
+            relative = name.replace(os.sep, "/")
+            folder, base = os.path.split(path)
+            if folder not in real_dirs:
+                real_dirs[folder] = os.path.realpath(folder)
+            real = os.path.realpath(path) if os.path.islink(path) \
+                else os.path.join(real_dirs[folder], base)
+            if os.path.commonpath([real, real_root]) != real_root:
                 # A symlink to ../other-repo/secrets.yaml would otherwise be read and
                 # echoed in errors (issue 8: plan reads only inside the workspace).
                 problems.append(Problem(Location(relative), "this manifest is a symlink "
@@ -173,9 +170,6 @@ def load_workspace(start: Path, *, environ: Mapping[str, str] = os.environ) -> W
         problems.extend(unicode_errors)
         warnings.extend(unicode_warnings)
     problems.extend(check_references(manifests))
-    if config is not None:
-        problems.extend(check_template_env(manifests, config.template_env))
-    problems.extend(check_data_files(root, manifests))
     if problems or config is None:
         raise ManifestErrors(problems)
     ws = _build(root, config, config_doc, manifests, tuple(files), digest.hexdigest())
@@ -192,33 +186,6 @@ def _exact_names(loaded: Iterable[LoadedManifest]) -> Iterator[tuple[str, Locati
                 yield version.version, m.location("versions", i, "version")
         elif isinstance(m.model, Sendout) and m.model.version is not None:
             yield m.model.version, m.location("version")
-
-
-def check_data_files(root: Path, manifests: Iterable[LoadedManifest]) -> list[Problem]:
-    """Every CSV / JSON Lines file an audience names exists, is a regular file and lies
-    inside the workspace (its contents are read by plan, not here)."""
-    problems: list[Problem] = []
-    for m in manifests:
-        spec: AudienceSpec | None = None
-        prefix: tuple[str, ...] = ()
-        if isinstance(m.model, Audience):
-            spec = m.model
-        elif isinstance(m.model, Sendout) and isinstance(m.model.audience, AudienceSpec):
-            spec, prefix = m.model.audience, ("audience",)
-        if spec is None:
-            continue
-        for part, sources in (("sources", spec.sources), ("exclude", spec.exclude)):
-            for i, source in enumerate(sources):
-                key = "csv" if isinstance(source, CsvSource) else \
-                    "jsonl" if isinstance(source, JsonlSource) else None
-                if key is None:
-                    continue
-                name = getattr(source, key)
-                try:
-                    resolve_data_path(root, name, m.location(*prefix, part, i, key))
-                except DeclareError as err:
-                    problems.extend(err.problems)
-    return problems
 
 
 def _build(root: Path, config: WorkspaceConfig, config_doc: Document | None,
