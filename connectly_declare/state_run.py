@@ -130,7 +130,8 @@ def state_show(ctx: StateContext, out: TextIO, client: str, *, show_recipients: 
     keys = _keys_of(ctx.ledger.read(), e164)
     shown = e164 if show_recipients else mask_phone(e164)
     if not keys:
-        out.write(f"{shown}: not in the ledger (nothing was ever sent to this client)\n")
+        out.write(f"{shown}: not in the {ctx.ledger.describe()} (nothing was ever sent to "
+                  f"this client)\n")
         return 0
     for known in keys:
         out.write(_line(known, show_recipients))
@@ -183,13 +184,13 @@ def state_resolve(ctx: StateContext, out: TextIO, client: str, *, campaign: str,
                             reason=reason)
         serial = ctx.ledger.append([record])
     out.write(f"resolved {mask_phone(e164)} / {campaign!r} (was {known.status}) as "
-              f"{resolved_as}; ledger serial {serial}\n")
+              f"{resolved_as}; {ctx.ledger.describe()} serial {serial}\n")
     return 0
 
 
 def state_unlock(ctx: StateContext, out: TextIO, lock_id: str) -> int:
     ctx.ledger.unlock(lock_id)
-    out.write(f"removed lock {lock_id}\n")
+    out.write(f"removed lock {lock_id} of the {ctx.ledger.describe()}\n")
     return 0
 
 
