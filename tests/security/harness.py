@@ -213,6 +213,7 @@ def run_cli(
     env: dict[str, str],
     timeout: float,
     memory_mb: int,
+    module: str = "connectly_declare",
 ) -> Outcome:
     """`python -m connectly_declare ARGS` in `workspace`, bounded and audited."""
     audit_log = scratch / f"audit-{time.monotonic_ns()}.log"
@@ -226,7 +227,7 @@ def run_cli(
     })
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "connectly_declare", *args],
+        [sys.executable, "-m", module, *args],
         cwd=workspace,
         env=full_env,
         stdin=subprocess.DEVNULL,
