@@ -1,0 +1,191 @@
+"""The plan's data: what `plan` produces, `planfile` saves and `apply` consumes.
+
+Plain frozen dataclasses; the diff that builds them is in :mod:`connectly_declare.plan`
+(which re-exports every name here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from connectly_declare import __version__
+from connectly_declare.entry import Entry
+from connectly_declare.errors import Location, PlanError, Problem, StalePlan
+from connectly_declare.ledger.base import LedgerState
+
+if TYPE_CHECKING:
+    from connectly_declare.manifests import Sendout
+
+
+Action = Literal["send", "noop", "resend", "drift", "retry", "blocked", "orphan"]
+ACTIONS: tuple[Action, ...] = ("send", "resend", "retry", "noop", "drift", "blocked", "orphan")
+SENDING_ACTIONS: tuple[Action, ...] = ("send", "resend", "retry")
+PLAN_FORMAT_VERSION = 1
+CREATED_BY = f"connectly-declare {__version__}"
+DRIFT_REASON = "accepted before with other content; allow_one: the server would reject it"
+RESEND_REASON = "accepted before with other content; allow_multiple"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedEntry:
+    """One entry and what the plan does with it."""
+
+    action: Action
+    entry: Entry
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class SendoutSpec:
+    """What the plan needs to know of a Sendout manifest besides its entries."""
+
+    name: str
+    campaign: str
+    version: str | None = None
+    options: Mapping[str, str] = field(default_factory=dict)
+    allow_multiple: bool = False
+    max_recipients: int | None = None
+    enabled: bool = True
+    location: Location = field(default_factory=Location)  # the manifest, for errors
+
+    @classmethod
+    def of(cls, sendout: Sendout, location: Location | None = None) -> SendoutSpec:
+        """The spec of a Sendout manifest."""
+        return cls(name=sendout.name, campaign=sendout.campaign, version=sendout.version,
+                   options=sendout.options.as_api(),
+                   allow_multiple=sendout.options.allow_multiple,
+                   max_recipients=sendout.max_recipients, enabled=sendout.enabled,
+                   location=location or Location())
+
+
+@dataclass(frozen=True)
+class DesiredSendout:
+    """A sendout and its entries (read once, lazily). ``audience_stats`` is read after the
+    entries are consumed, so the audience code may fill it while they stream."""
+
+    spec: SendoutSpec
+    entries: Iterable[Entry] = ()
+    # a mapping, or a function returning one (called once the entries are consumed)
+    audience_stats: Mapping[str, int] | Callable[[], Mapping[str, int]] = field(
+        default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    targets: tuple[str, ...] = ()
+    max_recipients: int | None = None
+    allow_past_schedule: bool = False
+    batch_size: int = 100
+    samples: int = 3  # sample entries kept per sendout and action, for display
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"targets": list(self.targets), "max_recipients": self.max_recipients,
+                "allow_past_schedule": self.allow_past_schedule, "batch_size": self.batch_size}
+
+
+@dataclass(frozen=True)
+class SendoutPlan:
+    name: str
+    campaign: str
+    version: str | None
+    options: dict[str, str]  # the API's options object for this sendout's requests
+    allow_multiple: bool
+    counts: dict[Action, int]
+    to_send: tuple[PlannedEntry, ...]  # send/resend/retry, in the entries' order
+    samples: tuple[PlannedEntry, ...]  # a few entries of each action, for display
+    notes: tuple[str, ...]  # drift/blocked/orphan/other-sendout warnings with counts
+    audience_stats: dict[str, int]
+    enabled: bool = True
+
+    @property
+    def sends(self) -> int:
+        return sum(self.counts[a] for a in SENDING_ACTIONS)
+
+
+@dataclass(frozen=True)
+class OrphanCount:
+    """Ledger keys of a (sendout, campaign) that nothing declares any more."""
+
+    sendout: str
+    campaign: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    format_version: int
+    created_by: str
+    workspace_digest: str
+    environment: str | None
+    business_id: str | None
+    lineage: str | None  # of the ledger the plan was made against (None: no ledger yet)
+    serial: int
+    options: dict[str, Any]
+    sendouts: tuple[SendoutPlan, ...]
+    orphans: tuple[OrphanCount, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def total(self, action: Action) -> int:
+        return sum(s.counts[action] for s in self.sendouts)
+
+    @property
+    def sends(self) -> int:
+        return sum(s.sends for s in self.sendouts)
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether applying this plan would send anything."""
+        return self.sends > 0
+
+    def iter_sends(self) -> Iterator[tuple[SendoutPlan, PlannedEntry]]:
+        for sendout in self.sendouts:
+            for planned in sendout.to_send:
+                yield sendout, planned
+
+
+class PlanRefused(PlanError):
+    """Every guard a plan failed, at once."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self._problems = sorted(set(problems))
+        first = str(self._problems[0])
+        count = len(self._problems)
+        super().__init__(first if count == 1 else f"{count} problems, first: {first}")
+
+    @property
+    def problems(self) -> list[Problem]:
+        return list(self._problems)
+
+
+def check_fresh(plan: Plan, state: LedgerState) -> None:
+    """Raise StalePlan when the ledger moved on since `plan` was made."""
+    if plan.lineage != state.lineage or plan.serial != state.serial:
+        raise StalePlan(
+            f"the saved plan was made against ledger {plan.lineage or '(empty)'} at serial "
+            f"{plan.serial}, but the ledger is now {state.lineage or '(empty)'} at serial "
+            f"{state.serial}: something was applied since",
+            hint="run `connectly-declare plan --out FILE` again and review the new plan",
+        )
+
+
+
+__all__ = [
+    "ACTIONS",
+    "CREATED_BY",
+    "DRIFT_REASON",
+    "PLAN_FORMAT_VERSION",
+    "RESEND_REASON",
+    "SENDING_ACTIONS",
+    "Action",
+    "DesiredSendout",
+    "OrphanCount",
+    "Plan",
+    "PlanOptions",
+    "PlanRefused",
+    "PlannedEntry",
+    "SendoutPlan",
+    "SendoutSpec",
+    "check_fresh",
+]

@@ -1,0 +1,262 @@
+"""Diffing one sendout's entries against the folded ledger (see :mod:`plan` for the
+actions and the decisions behind them)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from connectly_declare.entry import KEY_SEPARATOR, Entry
+from connectly_declare.errors import Problem
+from connectly_declare.ledger.base import KeyState, LedgerState
+from connectly_declare.plan_model import (
+    ACTIONS,
+    DRIFT_REASON,
+    RESEND_REASON,
+    SENDING_ACTIONS,
+    Action,
+    PlannedEntry,
+    PlanOptions,
+    SendoutPlan,
+    SendoutSpec,
+)
+
+
+def noun(count: int, one: str = "client", many: str = "clients") -> str:
+    return f"{count:,} {one if count == 1 else many}"
+
+
+class SendoutDiff:
+    """Diffs one sendout's entries.
+
+    Bookkeeping is sized for a million recipients: only when another planned ``allow_one``
+    sendout has the same campaign (so the two could share keys) are keys tracked in the
+    shared `claimed` dict (conflicts) and `seen` set (orphans); otherwise a set of this
+    sendout's sending keys catches duplicates and matched ledger keys are only counted.
+    """
+
+    def __init__(self, spec: SendoutSpec, state: LedgerState, options: PlanOptions,
+                 now: datetime, shared: tuple[dict[str, str], set[str]] | None) -> None:
+        self.spec = spec
+        self.keys = state.keys
+        self.options = options
+        self.now = now
+        self.claimed: dict[str, str] | None = shared[0] if shared is not None else None
+        self.seen: set[str] | None = shared[1] if shared is not None else None
+        self.sending_keys: set[str] = set()
+        self.matched_own = 0  # ledger keys matched whose recorded sendout is this one
+        self.matched_other: Counter[str] = Counter()  # ... recorded under another sendout
+        self.counts: dict[Action, int] = dict.fromkeys(ACTIONS, 0)
+        self.to_send: list[PlannedEntry] = []
+        self.samples: dict[Action, list[PlannedEntry]] = {a: [] for a in ACTIONS}
+        self.via_other: Counter[str] = Counter()
+        self.conflicts: Counter[str] = Counter()
+        self.duplicates = 0
+        self.mismatched = 0
+        self.past: dict[str, int] = {}
+        self._past_cache: dict[str, bool] = {}
+        self._ident = (spec.name, spec.campaign, spec.version, spec.allow_multiple)
+        self._prefix = spec.campaign + KEY_SEPARATOR
+        self._suffix = KEY_SEPARATOR + (spec.name if spec.allow_multiple else "")
+
+    def _action(self, entry: Entry, known: KeyState) -> Action:
+        status = known.status
+        multiple = self.spec.allow_multiple
+        if status == "accepted":
+            if known.fingerprint == entry.fingerprint:
+                return "noop"
+            return "resend" if multiple else "drift"
+        if status == "rejected":
+            if multiple and known.accepted_fingerprint == entry.fingerprint:
+                return "noop"
+            return "retry"
+        return "blocked" if multiple else "retry"
+
+    def _reason(self, action: Action, known: KeyState | None) -> str:
+        if known is None:
+            return ""
+        other = known.sendout if known.sendout != self.spec.name else ""
+        if action in ("noop", "drift") and other:
+            return f"already received via sendout {other}"
+        if action == "drift":
+            return DRIFT_REASON
+        if action == "retry":
+            why = "rejected before" if known.status == "rejected" else f"outcome {known.status}"
+            return why + (f" ({known.error})" if known.error else "") + (
+                f" via sendout {other}" if other else "")
+        if action == "blocked":
+            return (f"outcome {known.status} under allow_multiple: resolve it with "
+                    "`connectly-declare state resolve`")
+        if action == "resend":
+            return RESEND_REASON
+        return ""
+
+    def _in_past(self, scheduled_at: str) -> bool:
+        cached = self._past_cache.get(scheduled_at)
+        if cached is None:
+            cached = self._past_cache[scheduled_at] = (
+                datetime.fromisoformat(scheduled_at) < self.now)
+        return cached
+
+    def consume(self, entries: Iterable[Entry]) -> None:
+        """Diff every entry. One tight loop over locals for the common cases (send, and an
+        own key accepted before: noop / resend / drift); anything else goes to `_other`.
+        It runs once per recipient, and at a million recipients attribute lookups and
+        calls are most of the cost."""
+        keys_get = self.keys.get
+        ident, prefix, suffix, name = self._ident, self._prefix, self._suffix, self.spec.name
+        fast = self.seen is None  # no campaign shared with another allow_one sendout
+        changed: Action = "resend" if self.spec.allow_multiple else "drift"
+        changed_reason = RESEND_REASON if self.spec.allow_multiple else DRIFT_REASON
+        counts = dict.fromkeys(("send", "noop", changed), 0)
+        matched_own = 0
+        samples, want = self.samples, self.options.samples
+        to_send, sending_keys = self.to_send, self.sending_keys
+        check_past = not self.options.allow_past_schedule
+        other = self._other
+        for entry in entries:
+            if (entry.sendout, entry.campaign, entry.version, entry.allow_multiple) != ident:
+                self.mismatched += 1
+                continue
+            key = prefix + entry.client + suffix  # entry.key, inlined
+            known = keys_get(key)
+            if not fast:
+                other(entry, key, known)
+                continue
+            if known is None:
+                action: Action = "send"
+                reason = ""
+            elif known.sendout == name:
+                matched_own += 1
+                if known.status != "accepted":
+                    other(entry, key, known)
+                    continue
+                if known.fingerprint == entry.fingerprint:
+                    action, reason = "noop", ""
+                else:
+                    action, reason = changed, changed_reason
+            else:
+                other(entry, key, known)
+                continue
+            counts[action] += 1
+            if action == "send" or action == "resend":
+                before = len(sending_keys)
+                sending_keys.add(key)
+                if len(sending_keys) == before:
+                    self.duplicates += 1  # one client twice in one sendout: never send both
+                if check_past and entry.scheduled_at is not None:
+                    self._check_past(entry.scheduled_at)
+                planned = PlannedEntry(action, entry, reason)
+                to_send.append(planned)
+                if len(samples[action]) < want:
+                    samples[action].append(planned)
+            elif len(samples[action]) < want:
+                samples[action].append(PlannedEntry(action, entry, reason))
+        for action, count in counts.items():
+            self.counts[action] += count
+        self.matched_own += matched_own
+
+    def _check_past(self, scheduled_at: str) -> None:
+        if self._in_past(scheduled_at):
+            self.past[scheduled_at] = self.past.get(scheduled_at, 0) + 1
+
+    def _other(self, entry: Entry, key: str, known: KeyState | None) -> None:
+        """Every entry but an own, unchanged, already accepted one."""
+        spec = self.spec
+        action: Action
+        if known is None:
+            action = "send"
+        else:
+            if self.seen is not None:
+                self.seen.add(known.key)
+            elif known.sendout != spec.name:  # own keys were counted by `consume`
+                self.matched_other[known.sendout] += 1
+            action = self._action(entry, known)
+            if action in ("noop", "drift") and known.sendout != spec.name:
+                self.via_other[known.sendout] += 1
+        self.counts[action] += 1
+        sending = action in SENDING_ACTIONS
+        if sending:
+            if self.claimed is None:
+                before = len(self.sending_keys)
+                self.sending_keys.add(key)
+                if len(self.sending_keys) == before:
+                    self.duplicates += 1  # one client twice in one sendout: never send both
+            else:
+                owner = self.claimed.get(key)
+                if owner is None:
+                    self.claimed[key] = spec.name
+                elif owner == spec.name:
+                    self.duplicates += 1
+                else:
+                    self.conflicts[owner] += 1
+            if entry.scheduled_at is not None and not self.options.allow_past_schedule:
+                self._check_past(entry.scheduled_at)
+        samples = self.samples[action]
+        if sending or len(samples) < self.options.samples:
+            planned = PlannedEntry(action, entry, self._reason(action, known))
+            if sending:
+                self.to_send.append(planned)
+            if len(samples) < self.options.samples:
+                samples.append(planned)
+
+    def notes(self) -> list[str]:
+        spec, counts = self.spec, self.counts
+        notes = []
+        for other, count in sorted(self.via_other.items()):
+            notes.append(f"{noun(count)} already received {spec.campaign!r} via sendout "
+                         f"{other}: nothing is sent to them again")
+        if counts["drift"]:
+            notes.append(
+                f"drift: {noun(counts['drift'])} received {spec.campaign!r} with other "
+                "content (version, variables, schedule or round changed); under allow_one the "
+                "server would reject a resend, so nothing is sent to them")
+        if counts["blocked"]:
+            notes.append(
+                f"blocked: {noun(counts['blocked'])} have an unknown outcome under "
+                "allow_multiple and are not sent again until resolved: check the Connectly "
+                "inbox, then run `connectly-declare state resolve CLIENT --campaign "
+                f"{spec.campaign!r} --as accepted|unsent`")
+        if counts["orphan"]:
+            notes.append(
+                f"orphan: {noun(counts['orphan'])} in the ledger for this sendout are no "
+                "longer in its audience (nothing is done: a message cannot be unsent)")
+        return notes
+
+    def problems(self) -> list[Problem]:
+        spec, where = self.spec, self.spec.location
+        problems = []
+        sends = sum(self.counts[a] for a in SENDING_ACTIONS)
+        if spec.max_recipients is not None and sends > spec.max_recipients:
+            problems.append(Problem(
+                where, f"sendout {spec.name} would send {sends:,} entries, more than its "
+                f"max_recipients {spec.max_recipients:,}",
+                "raise max_recipients if this is intended, or fix the audience"))
+        for scheduled_at, count in sorted(self.past.items()):
+            problems.append(Problem(
+                where, f"sendout {spec.name}: schedule {scheduled_at} is in the past and "
+                f"{noun(count, 'entry', 'entries')} would be sent",
+                "update the schedule, or pass --allow-past-schedule to send them now"))
+        if self.duplicates:
+            problems.append(Problem(
+                where, f"sendout {spec.name} holds {noun(self.duplicates)} more than once",
+                "each client may appear once per sendout; deduplicate the audience"))
+        if self.mismatched:
+            problems.append(Problem(
+                where, f"sendout {spec.name}: {self.mismatched:,} entries do not match its "
+                "campaign, version or options", "this is a bug in connectly-declare"))
+        return problems
+
+    def finish(self, stats: Mapping[str, int]) -> SendoutPlan:
+        spec = self.spec
+        samples = tuple(p for a in ACTIONS for p in self.samples[a])
+        return SendoutPlan(
+            name=spec.name, campaign=spec.campaign, version=spec.version,
+            options=dict(spec.options), allow_multiple=spec.allow_multiple,
+            counts=dict(self.counts), to_send=tuple(self.to_send), samples=samples,
+            notes=tuple(self.notes()), audience_stats=dict(stats), enabled=spec.enabled)
+
+
+
+__all__ = ["SendoutDiff", "noun"]
