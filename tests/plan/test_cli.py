@@ -227,3 +227,12 @@ def test_resolve_waits_for_no_one_and_names_the_lock_holder(ws: Path) -> None:
     assert run(ws, "state", "unlock", lock_id).returncode == 0
     assert run(ws, "state", "resolve", CLIENTS[1], "--campaign", "Welcome ✓", "--as",
                "accepted").returncode == 0
+
+
+def test_show_refuses_a_damaged_plan_without_a_traceback(ws: Path) -> None:
+    path = ws / "p.json.gz"
+    assert run(ws, "plan", "--out", str(path)).returncode == 0
+    path.write_bytes(path.read_bytes()[:-12])
+    result = run(ws, "show", str(path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{path}: not a usable saved plan" in result.stderr
