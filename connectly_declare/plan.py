@@ -34,7 +34,7 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-from connectly_declare.entry import split_key
+from connectly_declare.entry import Entry, split_key
 from connectly_declare.errors import Location, PlanError, Problem
 from connectly_declare.ledger.base import Ledger, LedgerState
 from connectly_declare.ledger.fold import no_gc
@@ -60,8 +60,16 @@ if TYPE_CHECKING:
     from connectly_declare.workspace import Workspace
 
 
-def _select(desired: Iterable[DesiredSendout], targets: tuple[str, ...]) -> list[DesiredSendout]:
-    chosen = sorted(desired, key=lambda d: d.spec.name)
+Desired = DesiredSendout | tuple[SendoutSpec, Iterable[Entry]]
+
+
+def _desired(item: Desired) -> DesiredSendout:
+    # a plain (spec, entries) pair is accepted too (the contract's first form)
+    return item if isinstance(item, DesiredSendout) else DesiredSendout(item[0], item[1])
+
+
+def _select(desired: Iterable[Desired], targets: tuple[str, ...]) -> list[DesiredSendout]:
+    chosen = sorted((_desired(d) for d in desired), key=lambda d: d.spec.name)
     names = [d.spec.name for d in chosen]
     if targets:
         unknown = sorted(set(targets) - set(names))
@@ -121,7 +129,7 @@ def _orphans(state: LedgerState, seen: set[str], planners: dict[str, SendoutDiff
 
 
 def make_plan(
-    desired: Iterable[DesiredSendout],
+    desired: Iterable[Desired],
     state: LedgerState,
     options: PlanOptions,
     *,

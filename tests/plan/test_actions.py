@@ -214,3 +214,8 @@ def test_orphans_of_a_sendout_whose_campaign_changed_name_the_old_campaign() -> 
     assert [(o.sendout, o.campaign, o.count) for o in plan.orphans] == [
         ("welcome", "Welcome", 2)]
     assert plan.total("send") == 1
+
+
+def test_desired_may_be_plain_spec_and_entries_pairs() -> None:
+    plan = make_plan([(spec(), iter([entry(A)]))], LedgerState(None, 0), PlanOptions(), now=NOW)
+    assert plan.total("send") == 1
