@@ -110,7 +110,7 @@ class ClientSettings:
     backoff_max_seconds: float = 10.0
     # Pacing bucket depth: the server's bucket holds 200, ours only `burst`, so the server
     # always keeps headroom for network jitter and we never spend its burst at start.
-    burst: int = 0  # 0: one twentieth of a second's worth (at least 1)
+    burst: int = 0  # 0: a fifth of a second's worth (at least 1)
     extra_headers: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -127,7 +127,9 @@ def make_limiter(requests_per_second: float, burst: int = 0) -> AsyncLimiter:
     turns any later jitter into 429s. `AsyncLimiter(burst, burst / rate)` has the same rate
     with a shallow bucket.
     """
-    depth = burst or max(1, int(requests_per_second / 20))
+    # A fifth of a second: deep enough to catch up after a short stall of the event loop
+    # (a busy machine), shallow enough that the server's bucket of 200 always keeps headroom.
+    depth = burst or max(1, int(requests_per_second / 5))
     return AsyncLimiter(depth, depth / requests_per_second)
 
 

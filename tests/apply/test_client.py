@@ -158,8 +158,8 @@ def test_the_key_does_not_show_in_reprs() -> None:
     asyncio.run(client.aclose())
 
 
-def test_the_limiter_holds_a_twentieth_of_a_second_not_a_whole_second() -> None:
+def test_the_limiter_holds_a_fifth_of_a_second_not_a_whole_second() -> None:
     # A full second's bucket (200) at start would spend the server's whole burst at once.
     limiter = make_limiter(200.0)
-    assert limiter.max_rate == 10 and limiter.time_period == pytest.approx(0.05)
-    assert make_limiter(5.0).max_rate == 1
+    assert limiter.max_rate == 40 and limiter.time_period == pytest.approx(0.2)
+    assert make_limiter(4.0).max_rate == 1
