@@ -209,6 +209,44 @@ def _resolve(inputs: AudienceInputs, spec: AudienceSpec, node: Node, stats: Audi
         _close_source(source, counts, stats)
 
 
+# Nested audiences are read afresh at every reference, so audiences that each name the next
+# one twice (a0 -> a1, a1; a1 -> a2, a2; ...) make 2**depth reads from a few lines of YAML
+# (issue 8). No real audience graph comes near this many nested reads per resolution.
+MAX_NESTED_READS = 100
+
+
+def _nested_reads(inputs: AudienceInputs, spec: AudienceSpec, memo: dict[str, int],
+                  visiting: set[str]) -> int:
+    """How many nested audience reads resolving `spec` makes (cycles are reported when
+    they are reached; here they count once)."""
+    total = 0
+    for source in (*spec.sources, *spec.exclude):
+        if not isinstance(source, AudienceRef):
+            continue
+        name = source.audience
+        if name not in memo:
+            nested = inputs.audiences.get(name)
+            if nested is None or name in visiting:
+                memo[name] = 1
+            else:
+                visiting.add(name)
+                memo[name] = 1 + _nested_reads(inputs, nested, memo, visiting)
+                visiting.discard(name)
+        total += memo[name]
+        if total > MAX_NESTED_READS:
+            break  # enough to refuse; the exact count can be astronomical
+    return total
+
+
+def _check_nesting(inputs: AudienceInputs, spec: AudienceSpec, where: Location) -> None:
+    reads = _nested_reads(inputs, spec, {}, set())
+    if reads > MAX_NESTED_READS:
+        raise DeclareError(
+            f"this audience reads nested audiences more than {MAX_NESTED_READS} times "
+            "(audiences that name the same audience several times multiply)",
+            location=where, hint="name each nested audience once, or list the sources directly")
+
+
 def resolve_raw(inputs: AudienceInputs, spec: AudienceSpec | str, *,
                 node: Node | None = None, stats: AudienceStats | None = None) -> Iterator[Raw]:
     """:func:`resolve_audience` as the internal (client, data, source, header) stream."""
@@ -220,9 +258,11 @@ def resolve_raw(inputs: AudienceInputs, spec: AudienceSpec | str, *,
             known = ", ".join(sorted(inputs.audiences)) or "none"
             raise DeclareError(f"unknown audience {spec!r}", location=where,
                                hint=f"known audiences: {known}")
+        _check_nesting(inputs, audience, inputs.at("Audience", spec))
         return _resolve(inputs, audience, ("Audience", spec), stats, [spec])
     if node is None:
         node = ("Audience", spec.name) if isinstance(spec, Audience) else ()
+    _check_nesting(inputs, spec, inputs.at(*node))
     stack = [spec.name] if isinstance(spec, Audience) else []
     return _resolve(inputs, spec, node, stats, stack)
 

@@ -177,7 +177,8 @@ def _load(root: Path) -> Workspace:
         DEFAULT_MANIFEST_GLOBS)), config_doc if config is not None else None)
     problems += glob_problems
     manifests: list[LoadedManifest] = []
-    warnings: list[Problem] = []
+    config_errors, warnings = check_manifest(raw_config, CONFIG_FILE, ())
+    problems += config_errors
     for name in files:
         try:
             with open(os.path.join(root, name), "rb") as fh:
