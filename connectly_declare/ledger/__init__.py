@@ -34,6 +34,14 @@ def local_ledger_path(root: Path, state: LocalState) -> Path:
             location=Location("declare.yaml"),
             hint="give a path relative to the workspace root, e.g. .declare/ledger.jsonl",
         )
+    if path.exists() and not path.is_file():
+        # A pull request can commit a FIFO or a folder here: reading a FIFO blocks forever
+        # (issue 8).
+        raise DeclareError(
+            f"state.path {state.path!r} is not a regular file",
+            location=Location("declare.yaml"),
+            hint="the local ledger is a JSON Lines file; remove what is at that path",
+        )
     return path
 
 
