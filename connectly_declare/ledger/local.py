@@ -101,7 +101,9 @@ class _Scan:
                         str(err), location=Location(self.display, number),
                         hint="upgrade connectly-declare to read this ledger",
                     ) from None
-                except ValueError as err:  # JSONDecodeError and bad shapes alike
+                # JSONDecodeError and bad shapes alike; RecursionError: a line nested too deep
+                # for the parser (a committed ledger is pull-request data too, issue 8)
+                except (ValueError, RecursionError) as err:
                     if pending is not None:
                         raise self._corrupt(pending[0], pending[1]) from None
                     pending = (number, str(err) if complete else "incomplete line")
@@ -153,7 +155,7 @@ def _is_record(line: bytes) -> bool:
         if isinstance(obj, dict) and obj.get("type") == TORN:
             return True
         codec.from_json(obj)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
 
@@ -263,7 +265,7 @@ class LocalLedger:
                 except codec.NewerFormat as err:
                     raise LedgerError(str(err), location=Location(self.display, 1),
                                       hint="upgrade connectly-declare") from None
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
                 if not isinstance(record, Header):
                     raise LedgerCorrupt("the first record is not a header",
