@@ -51,6 +51,7 @@ class _Scan:
         self.path = path
         self.display = display
         self.check_pairs = check_pairs
+        self.torn_tail = 0  # line number of an ignored damaged last line
         self.serial = 0
         self.warnings: list[str] = []
 
@@ -116,6 +117,7 @@ class _Scan:
                 seen_header = True
                 yield record, pairs
         if pending is not None:
+            self.torn_tail = pending[0]
             self.warnings.append(
                 f"{self.display}:{pending[0]}: the last line is damaged "
                 f"(a write torn by a crash?) and was ignored: {pending[1]}"
@@ -228,6 +230,14 @@ class LocalLedger:
                 folder.add(record)
         state = folder.state(serial=scan.serial)
         state.warnings[:0] = scan.warnings
+        holder = self._lock.holder() if scan.torn_tail else None
+        if holder is not None:
+            # most likely not a crash: a writer is appending while we read (reads never
+            # wait for writers); say so instead of alarming anyone
+            state.warnings = [w for w in state.warnings if "the last line is damaged" not in w]
+            state.warnings.append(
+                f"{self.display}:{scan.torn_tail}: the last line is being written by "
+                f"{holder.owner} (`{holder.command}`) and was not read")
         return state
 
     def records(self) -> Iterator[Record]:

@@ -212,3 +212,15 @@ def test_malformed_entries_are_caught_in_the_middle_and_ignored_at_the_end(
         fh.write('{"type":"outcome","batch_id":"b1","at":"x","status":"accepted"}\n')
     with pytest.raises(LedgerCorrupt, match=r"ledger.jsonl:4: .*'entries'"):
         ledger.read()
+
+
+def test_incomplete_last_line_while_a_writer_holds_the_lock_is_not_called_a_crash(
+        ledger: LocalLedger) -> None:
+    with ledger.lock("apply --auto-approve"):
+        ledger.append([intent("b1", [A])])
+        with open(ledger.path, "ab") as fh:  # what a reader sees mid-append
+            fh.write(b'{"type":"outcome","batch_id":"b1"')
+        warnings = LocalLedger(ledger.path).read().warnings
+    assert len(warnings) == 1
+    assert "ledger.jsonl:3: the last line is being written by" in warnings[0]
+    assert "`apply --auto-approve`" in warnings[0]
