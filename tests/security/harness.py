@@ -8,7 +8,7 @@ case can never damage the checkout) and ``expect.yaml``::
       - {kind: repeat, path: big.yaml, head: "x: ", body: "a", times: 52428800}
     env: {NAME: value}             # extra environment for the run
     timeout: 20                    # wall-clock seconds (default 20)
-    memory_mb: 768                 # peak RSS bound, also the address-space limit + slack
+    memory_mb: 512                 # peak RSS bound, also the address-space limit + slack
     runs:
       - args: [validate]
         exit: 1
@@ -59,7 +59,7 @@ CANARY_ENV = {
     "DECLARE_PG_DSN": f"postgresql://declare:{CANARY_PG_PASSWORD}@127.0.0.1:1/declare",
 }
 DEFAULT_TIMEOUT = 20.0
-DEFAULT_MEMORY_MB = 768
+DEFAULT_MEMORY_MB = 512
 # The address-space limit sits well above the RSS bound: CPython, pydantic-core and
 # thread stacks reserve far more virtual memory than they touch.
 ADDRESS_SPACE_SLACK_MB = 1024

@@ -16,7 +16,7 @@ from connectly_declare.loader import load_config, load_manifest_file
 from connectly_declare.manifests import CsvSource, JsonlSource
 from connectly_declare.sources import SkipLog, SourceContext, SourceCounts, read_csv, read_jsonl
 
-FUZZ = settings(max_examples=400, deadline=None,
+FUZZ = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 # Pieces of YAML that matter to a loader: structure, anchors, tags, quoting, the kinds and
