@@ -224,3 +224,20 @@ def test_incomplete_last_line_while_a_writer_holds_the_lock_is_not_called_a_cras
     assert len(warnings) == 1
     assert "ledger.jsonl:3: the last line is being written by" in warnings[0]
     assert "`apply --auto-approve`" in warnings[0]
+
+
+def test_appends_under_one_lock_keep_serials_exact_and_notice_a_changed_file(
+    ledger: LocalLedger,
+) -> None:
+    # appends under one lock reuse what the previous append left (no re-count of the file);
+    # if the file is not as this writer left it, it is read again: serials stay exact and a
+    # torn tail is still sealed
+    with ledger.lock("test"):
+        serials = [ledger.append([intent(f"b{i}", [A])]) for i in range(5)]
+        assert serials == [2, 3, 4, 5, 6]
+        with open(ledger.path, "ab") as fh:
+            fh.write(b'{"type":"outcome","batch_id":"b4"')
+        assert ledger.append([outcome("b4", "accepted")]) == 9
+    text = lines(ledger)
+    assert len(text) == 9 and json.loads(text[7]) == {"type": "torn", "line": 7}
+    assert ledger.read().serial == 9
