@@ -145,11 +145,12 @@ def state_export(ctx: StateContext, out: TextIO, *, show_recipients: bool = True
     head = {"format_version": STATE_FORMAT_VERSION, "lineage": state.lineage,
             "serial": state.serial, "environment": state.environment,
             "business_id": state.business_id, "warnings": state.warnings}
-    out.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "keys": [')
+    # Ledger text (sendout names, API errors) may hold controls: \u-escape them (issue 8).
+    out.write(escape.json_text(json.dumps(head, ensure_ascii=False))[:-1] + ', "keys": [')
     for i, known in enumerate(select(state)):
         out.write(("" if i == 0 else ",\n ")
-                  + json.dumps(key_json(known, show_recipients=show_recipients),
-                               ensure_ascii=False))
+                  + escape.json_text(json.dumps(key_json(known, show_recipients=show_recipients),
+                                                ensure_ascii=False)))
     out.write("]}\n")
     return 0
 
