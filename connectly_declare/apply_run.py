@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from connectly_declare import environments
+from connectly_declare import environments, escape
 from connectly_declare.apply import ApplyResult, Engine, EngineSettings
 from connectly_declare.batching import PlannedLike, SendoutLike
 from connectly_declare.client import ClientSettings, ConnectlyClient, Secret
@@ -366,7 +366,7 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
     # Every output names the environment: pipelines applying several log into one place.
     lines[0] += f" Environment {environments.environment_label(target.resolved.environment)}."
     for line in lines:
-        print(line, file=out)
+        print(escape.terminal(line), file=out)  # names and API errors quoted in it
     return exit_code(result)
 
 

@@ -8,6 +8,7 @@ another, so each is reported with its code point and where it is:
 - invisible characters (U+200B ZERO WIDTH SPACE, U+FEFF...) make two different names look
   equal: an error in a name, a warning elsewhere (ZWJ and ZWNJ are legitimate in emoji
   sequences and in some scripts' running text);
+- a control character (ESC, BEL...) in a name: always an error;
 - a single word that mixes Latin with Cyrillic or Greek letters (``саmpaign`` with a
   Cyrillic ``а``) is a confusable spoof of another name: an error in a name, a warning in
   other text (a sentence may well mix scripts, one word rarely does).
@@ -30,6 +31,7 @@ BIDI_CONTROLS = frozenset(
 )
 INVISIBLE = frozenset("\u00ad\u034f\u180e\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff")
 _SUSPECT = re.compile("[" + "".join(sorted(BIDI_CONTROLS | INVISIBLE)) + "]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _WORD = re.compile(r"[^\W\d_]+")  # runs of letters only
 _CONFUSABLE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
 
@@ -41,7 +43,7 @@ class Finding:
     offset: int
     code_point: str  # "U+202E"
     char_name: str  # "RIGHT-TO-LEFT OVERRIDE"
-    kind: Literal["bidi", "invisible", "mixed-script"]
+    kind: Literal["bidi", "invisible", "mixed-script", "control"]
     severity: Severity
     word: str = ""
 
@@ -54,6 +56,8 @@ class Finding:
             )
         if self.kind == "invisible":
             return f"invisible character {self.code_point} {self.char_name}"
+        if self.kind == "control":
+            return f"control character {self.code_point} in a name"
         return (
             f"{self.word!r} mixes scripts: {self.code_point} {self.char_name} among Latin "
             "letters looks like a Latin letter but is not"
@@ -63,6 +67,8 @@ class Finding:
     def hint(self) -> str:
         if self.kind == "mixed-script":
             return "retype the word in one script"
+        if self.kind == "control":
+            return "remove it; names are plain text"
         return "remove the character (it cannot be seen in a review)"
 
 
@@ -108,6 +114,11 @@ def scan(text: str, *, is_name: bool = False) -> list[Finding]:
             findings.append(Finding(match.start(), _code_point(char), _name(char), "invisible",
                                     "error" if is_name else "warning"))
     findings.extend(_mixed_script(text, "error" if is_name else "warning"))
+    if is_name:
+        # A name is printed in plans, summaries and logs; ESC and friends have no place in
+        # a campaign name (YAML's "\e" writes one invisibly to a reviewer).
+        findings.extend(Finding(m.start(), _code_point(m.group(0)), "", "control", "error")
+                        for m in _CONTROL.finditer(text))
     return sorted(findings, key=lambda f: f.offset)
 
 

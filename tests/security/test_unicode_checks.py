@@ -56,3 +56,10 @@ def test_honest_text_in_any_script_is_clean() -> None:
     assert check_name("campaña 2023 11 17", Location("m.yaml", 1, 1)) == []
     assert check_name("Акция", Location("m.yaml", 1, 1)) == []
     assert scan_file_text("name: Акция sale\n", "m.yaml") == []
+
+
+def test_a_control_character_in_a_name_is_an_error() -> None:
+    [(severity, problem)] = check_name("promo\x1b[2J", Location("m.yaml", 2, 7))
+    assert severity == "error"
+    assert str(problem) == ("m.yaml:2:7: control character U+001B in a name "
+                            "(remove it; names are plain text)")
