@@ -67,3 +67,39 @@ def test_corpus_folder_holds_no_big_files() -> None:
     big = [p for p in CORPUS.rglob("*") if p.is_file() and not p.is_symlink()
            and p.stat().st_size > 64 * 1024]
     assert big == []
+
+
+# Every attack the issue names has its case (issue 8, "What to build and prove").
+REQUIRED = {
+    "YAML alias bombs": ["yaml-billion-laughs", "yaml-bomb-in-declare-yaml", "yaml-merge-key"],
+    "deeply nested documents": ["yaml-deep-flow-nesting", "yaml-deep-block-nesting",
+                                "yaml-deep-flow-mappings", "jsonl-deep-nesting"],
+    "50 MB single-line files": ["yaml-50mb-single-line", "yaml-50mb-declare-yaml",
+                                "csv-50mb-single-line", "jsonl-50mb-single-line"],
+    "CSV NUL, encodings, 100,000 columns, 10 MB field": [
+        "csv-nul-byte", "csv-mixed-encodings", "csv-utf16", "csv-100k-columns",
+        "csv-10mb-field"],
+    "Jinja sandbox escapes": [
+        "jinja-globals-walk", "jinja-subclasses", "jinja-format-string", "jinja-format-map",
+        "jinja-self", "jinja-cycler", "jinja-joiner", "jinja-namespace", "jinja-lipsum"],
+    "Jinja loops and huge strings": [
+        "jinja-nested-for", "jinja-string-multiply", "jinja-recursive-macro",
+        "jinja-exponential-macro", "jinja-range-huge", "jinja-loop-output"],
+    "paths escaping the workspace": [
+        "path-absolute", "path-dotdot", "path-symlink-file-out", "path-symlink-dir-out",
+        "path-tilde", "path-windows-drive", "path-unc"],
+    "environment variables not on the allow list": [
+        "jinja-env-not-allowed", "jinja-env-secret", "env-api-key-in-template-env"],
+    "Unicode tricks in names": [
+        "unicode-bidi-campaign-name", "unicode-zero-width-campaign-name",
+        "unicode-cyrillic-campaign-name", "unicode-bidi-in-comment"],
+    "output safety": [
+        "output-hostile-fields-markdown", "output-hostile-fields-terminal",
+        "output-hostile-campaign-name", "unicode-bidi-in-csv-field"],
+}
+
+
+@pytest.mark.parametrize("attack", sorted(REQUIRED))
+def test_every_attack_the_issue_names_has_cases(attack: str) -> None:
+    names = {case.name for case in CASES}
+    assert set(REQUIRED[attack]) <= names, set(REQUIRED[attack]) - names
