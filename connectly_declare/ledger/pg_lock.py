@@ -44,6 +44,7 @@ from connectly_declare.ledger.base import LockInfo
 LockMode = Literal["session", "lease"]
 Connect = Callable[[str], "psycopg.Connection[tuple[object, ...]]"]  # application_name
 POLL_SECONDS = 0.2
+HOLDER_ROW_POLLS = 20  # x POLL_SECONDS / 4: up to one second
 APP_PREFIX = "connectly-declare-lock:"
 
 
@@ -188,8 +189,15 @@ def _try_session(connect: Connect, table: LockTable, info: LockInfo, lease_secon
         row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
                            (key,)).fetchone()
         if not (row is not None and row[0]):
-            with conn.transaction():
-                holder = table.holder(conn)
+            # The winner of a race takes the advisory lock a moment before it writes its
+            # row: give that row a moment to appear so the loser can name the holder.
+            holder = None
+            for _ in range(HOLDER_ROW_POLLS):
+                with conn.transaction():
+                    holder = table.holder(conn)
+                if holder is not None:
+                    break
+                time.sleep(POLL_SECONDS / 4)
             conn.close()
             return None, holder
         with conn.transaction():
