@@ -31,6 +31,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from connectly_declare.errors import DeclareError, Location, ManifestErrors, Problem
 from connectly_declare.template_budget import (
     BudgetedEnvironment,
+    TemplateBudgetExceeded,
     render_bounded,
     time_budget,
 )
@@ -60,6 +61,10 @@ def _describe(exc: Exception) -> str:
         return f"unsafe template: {exc}"
     if isinstance(exc, UndefinedError):
         return f"undefined: {exc}"
+    if isinstance(exc, TemplateBudgetExceeded):
+        return f"over budget: {exc}"
+    if isinstance(exc, RecursionError):
+        return "over budget: calls nested too deep (a macro that calls itself without end?)"
     return f"{type(exc).__name__}: {exc}"
 
 
