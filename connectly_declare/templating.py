@@ -63,6 +63,8 @@ def _describe(exc: Exception) -> str:
         return f"undefined: {exc}"
     if isinstance(exc, TemplateBudgetExceeded):
         return f"over budget: {exc}"
+    if isinstance(exc, TypeError) and "no loader" in str(exc):
+        return "{% include %}, {% import %} and {% extends %} read no files in templates"
     if isinstance(exc, RecursionError):
         return "over budget: calls nested too deep (a macro that calls itself without end?)"
     return f"{type(exc).__name__}: {exc}"
