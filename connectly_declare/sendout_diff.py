@@ -56,7 +56,6 @@ class SendoutDiff:
         self.mismatched = 0
         self.past: dict[str, int] = {}
         self._past_cache: dict[str, bool] = {}
-        self._ident = (spec.name, spec.campaign, spec.version, spec.allow_multiple)
         self._prefix = spec.campaign + KEY_SEPARATOR
         self._suffix = KEY_SEPARATOR + (spec.name if spec.allow_multiple else "")
 
@@ -105,7 +104,9 @@ class SendoutDiff:
         It runs once per recipient, and at a million recipients attribute lookups and
         calls are most of the cost."""
         keys_get = self.keys.get
-        ident, prefix, suffix, name = self._ident, self._prefix, self._suffix, self.spec.name
+        spec = self.spec
+        prefix, suffix, name = self._prefix, self._suffix, spec.name
+        campaign, version, multiple = spec.campaign, spec.version, spec.allow_multiple
         fast = self.seen is None  # no campaign shared with another allow_one sendout
         changed: Action = "resend" if self.spec.allow_multiple else "drift"
         changed_reason = RESEND_REASON if self.spec.allow_multiple else DRIFT_REASON
@@ -116,7 +117,8 @@ class SendoutDiff:
         check_past = not self.options.allow_past_schedule
         other = self._other
         for entry in entries:
-            if (entry.sendout, entry.campaign, entry.version, entry.allow_multiple) != ident:
+            if (entry.sendout != name or entry.campaign != campaign
+                    or entry.version != version or entry.allow_multiple is not multiple):
                 self.mismatched += 1
                 continue
             key = prefix + entry.client + suffix  # entry.key, inlined
