@@ -23,11 +23,12 @@ from connectly_declare.apply import ApplyResult, Engine, EngineSettings
 from connectly_declare.batching import PlannedLike, SendoutLike
 from connectly_declare.client import ClientSettings, ConnectlyClient, Secret
 from connectly_declare.config import CONFIG_FILE, LocalState, ResolvedTarget, WorkspaceConfig
-from connectly_declare.errors import DeclareError, Location, ManifestErrors, StalePlan
+from connectly_declare.errors import DeclareError, Location, StalePlan
 from connectly_declare.ledger import open_ledger, resolve_business_id
 from connectly_declare.ledger.base import Ledger, LedgerState
 from connectly_declare.plan import Plan, PlanOptions, build_plan, check_fresh
 from connectly_declare.progress import Progress
+from connectly_declare.workspace import load_config_only
 
 SIM_LEDGER = ".declare/sim-ledger.jsonl"
 SIM_BUSINESS = "sim-business"
@@ -63,23 +64,6 @@ class Target:
     base_url: str
     api_key: Secret
     sim: bool
-
-
-def load_config_only(start: Path) -> tuple[Path, WorkspaceConfig]:
-    """declare.yaml alone (a saved plan is applied without reading any manifest)."""
-    from connectly_declare.loader import load_config
-    from connectly_declare.workspace import find_workspace
-
-    root = find_workspace(start)
-    try:
-        raw = (root / CONFIG_FILE).read_bytes()
-    except OSError as exc:
-        raise DeclareError(f"cannot read {CONFIG_FILE}: {exc.strerror}",
-                           location=Location(CONFIG_FILE)) from exc
-    config, _doc, problems = load_config(raw, CONFIG_FILE)
-    if problems or config is None:
-        raise ManifestErrors(problems)
-    return root, config
 
 
 def resolve_target(root: Path, config: WorkspaceConfig, environment: str | None, *,
@@ -376,7 +360,6 @@ __all__ = [
     "Target",
     "exit_code",
     "in_doubt_keys",
-    "load_config_only",
     "resolve_target",
     "run_apply",
     "send_plan",

@@ -22,14 +22,14 @@ from connectly_declare.ledger import local_ledger_path, resolve_business_id
 from connectly_declare.ledger.local import LocalLedger
 from connectly_declare.ledger.migrate import MigrateResult, migrate_to_postgres
 from connectly_declare.ledger.postgres import open_postgres
-from connectly_declare.state_run import load_config
+from connectly_declare.workspace import load_config_only
 
 
 def run_migrate(start: Path, environment: str | None, *, source_path: str | None = None,
                 dsn_env: str | None = None, schema: str | None = None,
                 lock_timeout: float = 0.0, out: TextIO,
                 environ: Mapping[str, str] = os.environ) -> int:
-    root, config = load_config(start)
+    root, config = load_config_only(start)
     target = resolve_target(config, environment)
     business = resolve_business_id(target, environ)
     configured = target.state

@@ -14,31 +14,15 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from connectly_declare import escape
-from connectly_declare.config import CONFIG_FILE, WorkspaceConfig
+from connectly_declare.config import WorkspaceConfig
 from connectly_declare.entry import mask_phone, split_key
-from connectly_declare.errors import DeclareError, LedgerError, Location, ManifestErrors
+from connectly_declare.errors import DeclareError, LedgerError
 from connectly_declare.ledger.base import KeyState, Ledger, LedgerState, Resolution
 from connectly_declare.ledger.lock import current_owner
+from connectly_declare.workspace import load_config_only
 
 STATE_FORMAT_VERSION = 1
 RESOLVABLE = ("unknown", "partial")
-
-
-def load_config(start: Path) -> tuple[Path, WorkspaceConfig]:
-    """The workspace root and its declare.yaml."""
-    from connectly_declare.loader import load_config as parse_config
-    from connectly_declare.workspace import find_workspace
-
-    root = find_workspace(start)
-    try:
-        raw = (root / CONFIG_FILE).read_bytes()
-    except OSError as err:
-        raise DeclareError(f"cannot read {CONFIG_FILE}: {err.strerror}",
-                           location=Location(CONFIG_FILE)) from None
-    config, _doc, problems = parse_config(raw, CONFIG_FILE)
-    if problems or config is None:
-        raise ManifestErrors(problems)
-    return root, config
 
 
 @dataclass(frozen=True)
@@ -52,7 +36,7 @@ def open_state(start: Path, environment: str | None,
     from connectly_declare.environments import resolve_target
     from connectly_declare.ledger import open_ledger
 
-    root, config = load_config(start)
+    root, config = load_config_only(start)
     target = resolve_target(config, environment)
     return StateContext(config, open_ledger(root, target, environ=environ))
 
@@ -195,6 +179,6 @@ def state_unlock(ctx: StateContext, out: TextIO, lock_id: str) -> int:
     return 0
 
 
-__all__ = ["RESOLVABLE", "StateContext", "key_json", "load_config", "normalize_client",
+__all__ = ["RESOLVABLE", "StateContext", "key_json", "normalize_client",
            "open_state", "select", "state_export", "state_list", "state_resolve",
            "state_show", "state_unlock"]

@@ -200,6 +200,16 @@ def _load(root: Path) -> Workspace:
     return replace(ws, warnings=tuple(sorted(warnings)))
 
 
+def load_config_only(start: Path) -> tuple[Path, WorkspaceConfig]:
+    """The workspace root and its declare.yaml alone, no manifests: for commands that must
+    not depend on them (applying a saved plan, `state`, `state migrate`)."""
+    root = find_workspace(start)
+    config, _doc, problems = load_config(_read(root, CONFIG_FILE), CONFIG_FILE)
+    if problems or config is None:
+        raise ManifestErrors(problems)
+    return root, config
+
+
 def _exact_names(loaded: Iterable[LoadedManifest]) -> Iterator[tuple[str, Location]]:
     """Strings matched exactly against the vendor's inbox, where a look-alike character
     would silently name another campaign or version (issue 8: Unicode tricks)."""
@@ -242,4 +252,4 @@ def _digest_file(digest: hashlib._Hash, name: str, raw: bytes) -> None:
     digest.update(raw)
 
 
-__all__ = ["Workspace", "discover", "find_workspace", "load_workspace"]
+__all__ = ["Workspace", "discover", "find_workspace", "load_config_only", "load_workspace"]
