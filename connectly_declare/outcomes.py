@@ -35,10 +35,9 @@ from typing import Any
 
 from connectly_declare.batching import Batch
 from connectly_declare.client import SendResult
-from connectly_declare.ledger.base import Outcome, OutcomeStatus
+from connectly_declare.ledger.base import ALREADY_RECEIVED, Outcome, OutcomeStatus
 
 NOT_SENT = "CLIENT_NOT_SENT"
-ALREADY_RECEIVED = "ALREADY_RECEIVED"
 WRONG_GROUPS = "CLIENT_UNEXPECTED_GROUPS"
 COUNTS_MISMATCH = "CLIENT_COUNTS_MISMATCH"
 

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from connectly_declare.entry import KEY_SEPARATOR, Entry
 from connectly_declare.errors import Problem
-from connectly_declare.ledger.base import KeyState, LedgerState
+from connectly_declare.ledger.base import ALREADY_RECEIVED, KeyState, LedgerState
 from connectly_declare.plan_model import (
     ACTIONS,
     DRIFT_REASON,
@@ -69,6 +69,10 @@ class SendoutDiff:
         if status == "rejected":
             if multiple and known.accepted_fingerprint == entry.fingerprint:
                 return "noop"
+            if not multiple and (known.error or "").startswith(ALREADY_RECEIVED):
+                # The server's duplicate check said this client already has the campaign
+                # (sent outside this ledger): a retry would be rejected the same way for ever.
+                return "noop"
             return "retry"
         return "blocked" if multiple else "retry"
 
@@ -76,6 +80,8 @@ class SendoutDiff:
         if known is None:
             return ""
         other = known.sendout if known.sendout != self.spec.name else ""
+        if action == "noop" and known.status == "rejected" and not self.spec.allow_multiple:
+            return "the server said this client already received the campaign"
         if action in ("noop", "drift") and other:
             return f"already received via sendout {other}"
         if action == "drift":

@@ -23,6 +23,10 @@ from typing import Any, Literal, Protocol
 
 FORMAT_VERSION = 1
 
+# The error code apply records when the server rejects, without an error, entries under
+# allow_one: the API's duplicate check, i.e. the client already received the campaign.
+ALREADY_RECEIVED = "ALREADY_RECEIVED"
+
 KeyStatus = Literal["accepted", "rejected", "partial", "unknown"]
 OutcomeStatus = Literal["accepted", "rejected", "partial", "unknown"]
 RecordType = Literal["header", "intent", "outcome", "resolution"]

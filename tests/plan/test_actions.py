@@ -8,10 +8,18 @@ import pytest
 
 from connectly_declare.entry import make_key
 from connectly_declare.errors import Location, PlanError, StalePlan
-from connectly_declare.ledger.base import LedgerState
+from connectly_declare.ledger.base import (
+    ALREADY_RECEIVED,
+    Header,
+    Intent,
+    IntentEntry,
+    LedgerState,
+    Outcome,
+)
+from connectly_declare.ledger.fold import fold
 from connectly_declare.plan import Plan, PlanOptions, check_fresh, make_plan
 
-from .conftest import NOW, desired, entry, history, spec
+from .conftest import AT, NOW, desired, entry, history, spec
 
 A, B, C, D = "+16505550001", "+16505550002", "+16505550003", "+16505550004"
 
@@ -219,3 +227,41 @@ def test_orphans_of_a_sendout_whose_campaign_changed_name_the_old_campaign() -> 
 def test_desired_may_be_plain_spec_and_entries_pairs() -> None:
     plan = make_plan([(spec(), iter([entry(A)]))], LedgerState(None, 0), PlanOptions(), now=NOW)
     assert plan.total("send") == 1
+
+
+def test_rejected_as_already_received_under_allow_one_is_a_noop_not_an_endless_retry() -> None:
+    # apply records ALREADY_RECEIVED when the server's duplicate check rejects a fresh
+    # batch without an error: the client has the campaign (sent outside this ledger), and a
+    # retry would be rejected the same way on every run
+    def rejected(error: dict[str, str]) -> LedgerState:
+        entries = [entry(A), entry(B)]
+        first = entries[0]
+        return fold([
+            Header(lineage="L1", created_at=AT, business_id="biz"),
+            Intent(batch_id="b0", at=AT, sendout=first.sendout, campaign=first.campaign,
+                   version=first.version, scope="", options={},
+                   entries=tuple(IntentEntry(e.client, e.fingerprint) for e in entries)),
+            Outcome(batch_id="b0", at=AT, status="rejected", rejected_count=2, error=error),
+        ])
+
+    plan = plan_of(desired(spec(), [entry(A), entry(B)]),
+                   state=rejected({"code": ALREADY_RECEIVED, "message": "already received"}))
+    assert plan.sendouts[0].counts["noop"] == 2 and not plan.has_changes
+    assert plan.sendouts[0].samples[0].reason == (
+        "the server said this client already received the campaign")
+    # any other rejection is retried
+    plan = plan_of(desired(spec(), [entry(A), entry(B)]),
+                   state=rejected({"code": "ERROR_CODE_CAMPAIGN_ENTRY_INVALID"}))
+    assert plan.sendouts[0].counts["retry"] == 2
+    # under allow_multiple there is no duplicate check to explain it: retried
+    multi = [entry(A, allow_multiple=True), entry(B, allow_multiple=True)]
+    state = fold([
+        Header(lineage="L1", created_at=AT, business_id="biz"),
+        Intent(batch_id="b0", at=AT, sendout="welcome", campaign="Welcome", version=None,
+               scope="welcome", options={},
+               entries=tuple(IntentEntry(e.client, e.fingerprint) for e in multi)),
+        Outcome(batch_id="b0", at=AT, status="rejected", rejected_count=2,
+                error={"code": ALREADY_RECEIVED}),
+    ])
+    plan = plan_of(desired(spec(allow_multiple=True), multi), state=state)
+    assert plan.sendouts[0].counts["retry"] == 2
