@@ -41,9 +41,23 @@ def _scaffold(node: Traversable, prefix: str = "") -> dict[str, bytes]:
     return out
 
 
+# The local ledger itself is meant to be committed (a pull request that commits it shows
+# exactly who was sent what); its writer lock and the simulator's ledger are not.
+GITIGNORE = """\
+# connectly-declare: the ledger's writer lock (the ledger itself is committed)
+.declare/*.lock
+.declare/*.lock.json
+.declare/*.tmp
+# runs against the local simulator (connectly-declare apply --sim)
+.declare/sim-ledger.jsonl*
+"""
+
+
 def scaffold_files() -> dict[str, bytes]:
     """Every file `init` writes, by relative path."""
     content = _scaffold(files("connectly_declare") / "data" / "init")
+    # dot files are not package data (setuptools' globs skip them), so it is written here
+    content[".gitignore"] = GITIGNORE.encode("utf-8")
     for kind, path in SCHEMA_FILES.items():
         content[path] = render(kind).encode("utf-8")
     return dict(sorted(content.items()))

@@ -68,3 +68,23 @@ def test_init_honours_C(tmp_path: Path, run_cli: RunCli) -> None:
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "fresh" / "declare.yaml").is_file()
     assert "connectly-declare -C fresh validate" in result.stdout
+
+
+def test_init_ignores_the_lock_and_the_simulator_ledger_but_not_the_ledger(
+    tmp_path: Path, run_cli: RunCli,
+) -> None:
+    import subprocess
+
+    root = tmp_path / "ws"
+    assert run_cli("init", str(root)).returncode == 0
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    state = root / ".declare"
+    state.mkdir()
+    names = ["ledger.jsonl", "ledger.jsonl.lock", "ledger.jsonl.lock.json",
+             "sim-ledger.jsonl", "sim-ledger.jsonl.lock"]
+    for name in names:
+        (state / name).write_text("x\n", encoding="utf-8")
+    ignored = subprocess.run(
+        ["git", "-C", str(root), "check-ignore", *(f".declare/{n}" for n in names)],
+        capture_output=True, text=True, check=False).stdout.split()
+    assert ignored == [f".declare/{n}" for n in names[1:]]
