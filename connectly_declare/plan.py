@@ -32,6 +32,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from functools import partial
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from connectly_declare.entry import Entry, split_key
@@ -104,7 +105,7 @@ def _orphans(state: LedgerState, seen: set[str], planners: dict[str, SendoutDiff
     def relevant(sendout: str) -> bool:
         return sendout not in skip and (not targets or sendout in targets)
 
-    totals = Counter(known.sendout for known in state.keys.values())
+    totals = Counter(map(attrgetter("sendout"), state.keys.values()))
     matched: Counter[tuple[str, str]] = Counter()  # (recorded sendout, campaign)
     for planner in planners.values():
         campaign = planner.spec.campaign

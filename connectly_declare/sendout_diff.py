@@ -121,6 +121,7 @@ class SendoutDiff:
         samples, want = self.samples, self.options.samples
         to_send, sending_keys = self.to_send, self.sending_keys
         check_past = not self.options.allow_past_schedule
+        in_past = self._past_cache.get  # a sendout has one schedule: one lookup per entry
         other = self._other
         for entry in entries:
             if (entry.sendout != name or entry.campaign != campaign
@@ -153,8 +154,10 @@ class SendoutDiff:
                 sending_keys.add(key)
                 if len(sending_keys) == before:
                     self.duplicates += 1  # one client twice in one sendout: never send both
-                if check_past and entry.scheduled_at is not None:
-                    self._check_past(entry.scheduled_at)
+                scheduled_at = entry.scheduled_at
+                if check_past and scheduled_at is not None \
+                        and in_past(scheduled_at) is not False:
+                    self._check_past(scheduled_at)
                 planned = PlannedEntry(action, entry, reason)
                 to_send.append(planned)
                 if len(samples[action]) < want:
