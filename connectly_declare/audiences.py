@@ -279,7 +279,9 @@ def resolve_audience(inputs: AudienceInputs, spec: AudienceSpec | str, *,
     return map(as_recipient, resolve_raw(inputs, spec, node=node, stats=stats))
 
 
-class _Workspace(Protocol):
+class WorkspaceLike(Protocol):
+    """The parts of `connectly_declare.workspace.Workspace` audiences and entries need."""
+
     @property
     def root(self) -> Path: ...
     @property
@@ -289,12 +291,12 @@ class _Workspace(Protocol):
     def location(self, kind: str, name: str, *path: Any) -> Location: ...
 
 
-def workspace_inputs(ws: _Workspace) -> AudienceInputs:
+def workspace_inputs(ws: WorkspaceLike) -> AudienceInputs:
     """The inputs of a loaded `connectly_declare.workspace.Workspace`."""
     return AudienceInputs(ws.root, ws.config.default_region, ws.audiences, ws.location)
 
 
-def audience_recipients(ws: _Workspace, name: str, *,
+def audience_recipients(ws: WorkspaceLike, name: str, *,
                         stats: AudienceStats | None = None) -> Iterator[Recipient]:
     """Lazily the recipients of the workspace's Audience `name` (see resolve_audience)."""
     return resolve_audience(workspace_inputs(ws), name, stats=stats)
@@ -304,6 +306,7 @@ __all__ = [
     "AudienceInputs",
     "AudienceStats",
     "Recipient",
+    "WorkspaceLike",
     "audience_recipients",
     "resolve_audience",
     "resolve_raw",

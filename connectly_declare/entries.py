@@ -16,9 +16,9 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from connectly_declare.audiences import AudienceInputs, AudienceStats, resolve_raw
+from connectly_declare.audiences import AudienceInputs, AudienceStats, WorkspaceLike, resolve_raw
 from connectly_declare.config import WorkspaceConfig
 from connectly_declare.entry import Entry
 from connectly_declare.entrymaker import EntryMaker, MissingField, build_maker
@@ -31,18 +31,6 @@ from connectly_declare.templating import (
     compile_all,
     make_environment,
 )
-
-
-class WorkspaceLike(Protocol):
-    """The parts of `connectly_declare.workspace.Workspace` entries need."""
-
-    @property
-    def root(self) -> Path: ...
-    @property
-    def config(self) -> WorkspaceConfig: ...
-    @property
-    def audiences(self) -> Mapping[str, Audience]: ...
-    def location(self, kind: str, name: str, *path: Any) -> Location: ...
 
 
 def scheduled_at(schedule: datetime | None) -> str | None:
