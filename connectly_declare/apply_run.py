@@ -66,6 +66,16 @@ class Target:
     sim: bool
 
 
+def announce_wait(ledger: Ledger, timeout: float, err: TextIO) -> None:
+    """Say whom we wait for before waiting on a held lock (Terraform's "Acquiring state
+    lock"): a pipeline that sits silent for minutes looks hung."""
+    if timeout > 0:
+        holder = ledger.lock_holder()
+        if holder is not None:
+            print(f"Waiting up to {timeout:g} s for the ledger's writer lock: "
+                  f"{holder.describe()}", file=err, flush=True)
+
+
 def resolve_target(root: Path, config: WorkspaceConfig, environment: str | None, *,
                    sim: bool, environ: Mapping[str, str]) -> Target:
     """Business id, base URL and API key, each checked before anything is sent."""
@@ -184,7 +194,8 @@ def summary_lines(result: ApplyResult) -> list[str]:
         if s.sendout_ids:
             lines.append("    sendoutIds: " + ", ".join(s.sendout_ids))
     totals = (f"{result.total('accepted')} accepted of {result.total('planned')} planned "
-              f"in {result.requests} requests ({result.throttled} rate-limited and retried)")
+              f"in {result.requests} request{'' if result.requests == 1 else 's'} "
+              f"({result.throttled} rate-limited and retried)")
     head = "Apply complete" if result.ok else (
         "Apply interrupted" if result.interrupted else "Apply finished with problems")
     lines.insert(0, f"{head}: {totals}.")
@@ -306,6 +317,7 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
             where = where.relative_to(Path.cwd())
         print(f"Simulator run: its ledger is {where} (apart from the real one; delete it to "
               "start the demo afresh).", file=out)
+    announce_wait(ledger, request.lock_timeout, err)
     with ledger.lock("apply", timeout=request.lock_timeout):
         state = ledger.read()
         if saved is not None:

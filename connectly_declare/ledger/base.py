@@ -165,3 +165,7 @@ class Ledger(Protocol):
     def unlock(self, lock_id: str) -> None:
         """Force-remove a stale lock by its id (`state unlock`)."""
         ...
+
+    def lock_holder(self) -> LockInfo | None:
+        """Who holds the writer lock now (None: nobody), for messages."""
+        ...

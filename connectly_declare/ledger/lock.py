@@ -22,6 +22,7 @@ import getpass
 import json
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ import filelock
 from connectly_declare.errors import LedgerError, LedgerLocked, Location
 from connectly_declare.ledger.base import LockInfo
 
+OWNER_FILE_GRACE = 1.0  # seconds a loser waits for the winner to write who it is
 UNLOCK_HINT = (
     "wait for it to finish or pass --lock-timeout SECONDS to wait; if that process is gone, "
     "run `connectly-declare state unlock {lock_id}`"
@@ -90,6 +92,17 @@ class LocalLock:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
+    def _busy_holder(self) -> LockInfo | None:
+        """The holder of a lock we could not take. The winner of a race takes the OS lock a
+        moment before it writes the owner file: give that file a moment to appear, so the
+        loser can name who holds the lock."""
+        deadline = time.monotonic() + OWNER_FILE_GRACE
+        while True:
+            holder = self.holder()
+            if holder is not None or time.monotonic() >= deadline:
+                return holder
+            time.sleep(0.05)
+
     def _locked_error(self, holder: LockInfo | None) -> LedgerLocked:
         if holder is None:
             return LedgerLocked(
@@ -118,7 +131,7 @@ class LocalLock:
         try:
             os_lock.acquire(timeout=max(timeout, 0.0))
         except filelock.Timeout:
-            raise self._locked_error(self.holder()) from None
+            raise self._locked_error(self._busy_holder()) from None
         try:
             previous = self.holder()
             host = socket.gethostname()

@@ -53,6 +53,9 @@ class MemoryLedger:
     def unlock(self, lock_id: str) -> None:
         pass
 
+    def lock_holder(self) -> LockInfo | None:
+        return None
+
 
 def make_entry(i: int, *, sendout: str = "promo", campaign: str = CAMPAIGN,
                allow_multiple: bool = False, version: str | None = "v1") -> Entry:

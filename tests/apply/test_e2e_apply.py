@@ -214,6 +214,14 @@ def test_another_apply_holding_the_lock_is_named_and_nothing_is_sent(tmp_path: P
     assert done.returncode == 1, done.stdout + done.stderr
     assert "the other pipeline" in done.stderr and "Traceback" not in done.stderr
     assert "Apply" not in done.stdout
+    assert "Waiting" not in done.stderr  # --lock-timeout 0 (the default): no wait
+    with ledger.lock("apply (the other pipeline)"):
+        waited = run_cli(ws, "apply", "--auto-approve", "--lock-timeout", "0.5",
+                         api_key=new_api_key())
+    assert waited.returncode == 1, waited.stdout + waited.stderr
+    first = waited.stderr.splitlines()[0]
+    assert first.startswith("Waiting up to 0.5 s for the ledger's writer lock: lock ")
+    assert "the other pipeline" in first
 
 
 def answer_on_a_terminal(workspace: Path, key: str, answer: str) -> tuple[int, str, str]:
