@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING
 
 from connectly_declare.entry import Entry, split_key
 from connectly_declare.errors import Location, PlanError, Problem
+from connectly_declare.gcpause import no_gc
 from connectly_declare.ledger.base import Ledger, LedgerState
-from connectly_declare.ledger.fold import no_gc
 from connectly_declare.plan_model import (
     ACTIONS,
     CREATED_BY,
@@ -149,7 +149,7 @@ def make_plan(
     planners: dict[str, SendoutDiff] = {}
     disabled: set[str] = set()
     stats: dict[str, Mapping[str, int]] = {}
-    with no_gc():  # millions of small acyclic objects; see ledger.fold.no_gc
+    with no_gc():  # millions of small acyclic objects; see gcpause
         for item in chosen:
             spec = item.spec
             overlap = not spec.allow_multiple and allow_one[spec.campaign] > 1

@@ -8,17 +8,16 @@ its globs select, and run all checks, reporting every problem of the run at once
 
 from __future__ import annotations
 
-import gc
 import glob
 import hashlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from connectly_declare.config import CONFIG_FILE, DEFAULT_MANIFEST_GLOBS, WorkspaceConfig
 from connectly_declare.errors import DeclareError, Location, ManifestErrors, Problem
+from connectly_declare.gcpause import no_gc
 from connectly_declare.loader import LoadedManifest, load_config, load_manifest_file
 from connectly_declare.manifests import Audience, Campaign, Sendout
 from connectly_declare.references import check_references
@@ -148,24 +147,8 @@ def load_workspace(start: Path, *, environ: Mapping[str, str] = os.environ) -> W
     pull request can be validated without credentials."""
     del environ  # nothing in loading depends on the environment (see docstring)
     root = find_workspace(start)
-    with _no_cyclic_gc():
+    with no_gc():
         return _load(root)
-
-
-@contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while loading.
-
-    The YAML node trees kept for marks are hundreds of thousands of small acyclic objects;
-    the collector rescanning them as they pile up took ~40% of `validate` on 2,000 files
-    (bench/bench_validate.py). Nothing is leaked: it runs again afterwards."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _load(root: Path) -> Workspace:

@@ -19,12 +19,11 @@ The rules, in the order records were appended:
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from connectly_declare.entry import KEY_SEPARATOR, make_key
+from connectly_declare.gcpause import no_gc
 from connectly_declare.ledger.base import (
     Header,
     Intent,
@@ -237,20 +236,6 @@ class Folder:
         )
 
 
-@contextlib.contextmanager
-def no_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building millions of acyclic objects: each
-    collection walks every live object, which makes a large fold quadratic-ish (the
-    objects are reference counted; nothing is leaked)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def fold(records: Iterable[Record], *, serial: int | None = None) -> LedgerState:
     """Fold records (header first) into a :class:`LedgerState`.
 
@@ -263,4 +248,4 @@ def fold(records: Iterable[Record], *, serial: int | None = None) -> LedgerState
     return folder.state(serial=serial)
 
 
-__all__ = ["Folder", "error_text", "fold", "no_gc"]
+__all__ = ["Folder", "error_text", "fold"]

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from connectly_declare.errors import LedgerCorrupt, LedgerError, Location
+from connectly_declare.gcpause import no_gc
 from connectly_declare.ledger import codec
 from connectly_declare.ledger.base import Header, Intent, IntentEntry, LedgerState, LockInfo, Record
-from connectly_declare.ledger.fold import Folder, no_gc
+from connectly_declare.ledger.fold import Folder
 from connectly_declare.ledger.lock import LocalLock
 
 TORN = "torn"
