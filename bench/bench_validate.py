@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from connectly_declare.template_check import clear_cache
+from connectly_declare.templates.check import clear_cache
 from connectly_declare.workspace import load_workspace
 
 CAMPAIGN = """\

@@ -45,7 +45,7 @@ from connectly_declare.sources import (
     read_inline,
     read_jsonl,
 )
-from connectly_declare.templating import TemplateContext, compile_where, make_environment
+from connectly_declare.templates.compiled import TemplateContext, compile_where, make_environment
 
 Locate = Callable[..., Location]
 Node = tuple[Any, ...]

@@ -25,7 +25,7 @@ from connectly_declare.entrymaker import EntryMaker, MissingField, build_maker
 from connectly_declare.errors import Location
 from connectly_declare.manifests import Audience, Sendout
 from connectly_declare.sources import Raw, as_fields
-from connectly_declare.templating import (
+from connectly_declare.templates.compiled import (
     CompiledTemplate,
     TemplateContext,
     compile_all,

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from connectly_declare.entry import Entry
-from connectly_declare.templating import CompiledTemplate
+from connectly_declare.templates.compiled import CompiledTemplate
 
 _encode = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
 

@@ -19,7 +19,7 @@ from connectly_declare.config import WorkspaceConfig
 from connectly_declare.errors import Location, Problem
 from connectly_declare.manifests import KINDS, Audience, Campaign, Sendout
 from connectly_declare.pydantic_errors import translate
-from connectly_declare.template_check import expression_issue, template_issue
+from connectly_declare.templates.check import expression_issue, template_issue
 from connectly_declare.yamlmarks import Document, YamlPath, decode, dotted, parse
 
 ManifestModel = Campaign | Audience | Sendout

@@ -12,7 +12,7 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from connectly_declare.errors import DeclareError, Location, ManifestErrors
-from connectly_declare.templating import (
+from connectly_declare.templates.compiled import (
     TemplateContext,
     TemplateRenderError,
     compile_all,

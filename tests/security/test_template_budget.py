@@ -7,7 +7,7 @@ import pytest
 from jinja2 import StrictUndefined
 from jinja2.exceptions import SecurityError
 
-from connectly_declare.template_budget import (
+from connectly_declare.templates.budget import (
     MAX_OUTPUT_CHARS,
     BudgetedEnvironment,
     TemplateBudgetExceeded,

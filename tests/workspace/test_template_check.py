@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jinja2 import TemplateSyntaxError
 
-from connectly_declare.template_check import (
+from connectly_declare.templates.check import (
     _ENV,
     _SIMPLE,
     expression_issue,

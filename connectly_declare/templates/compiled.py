@@ -29,7 +29,7 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
 from connectly_declare.errors import DeclareError, Location, ManifestErrors, Problem
-from connectly_declare.template_budget import (
+from connectly_declare.templates.budget import (
     BudgetedEnvironment,
     TemplateBudgetExceeded,
     render_bounded,

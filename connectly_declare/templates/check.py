@@ -18,7 +18,7 @@ from jinja2 import TemplateSyntaxError, nodes
 from jinja2.lexer import describe_token
 from jinja2.parser import Parser
 
-from connectly_declare.templating import make_environment
+from connectly_declare.templates.compiled import make_environment
 
 _ENV = make_environment()
 
