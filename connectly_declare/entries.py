@@ -18,13 +18,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from connectly_declare.audiences import AudienceInputs, AudienceStats, WorkspaceLike, resolve_raw
+from connectly_declare.audience.resolve import (
+    AudienceInputs,
+    AudienceStats,
+    WorkspaceLike,
+    resolve_raw,
+)
+from connectly_declare.audience.sources import Raw, as_fields
 from connectly_declare.config import WorkspaceConfig
 from connectly_declare.entry import Entry
 from connectly_declare.entrymaker import EntryMaker, MissingField, build_maker
 from connectly_declare.errors import Location
 from connectly_declare.manifests import Audience, Sendout
-from connectly_declare.sources import Raw, as_fields
 from connectly_declare.templates.compiled import (
     CompiledTemplate,
     TemplateContext,

@@ -204,7 +204,7 @@ def build_plan(ws: Workspace, ledger: Ledger, options: PlanOptions, *,
     """Plan a loaded workspace against `ledger`: entries are produced lazily per sendout
     (connectly_declare.entries) and streamed through :func:`make_plan`. Reads the ledger
     without locking."""
-    from connectly_declare.audiences import AudienceStats
+    from connectly_declare.audience.resolve import AudienceStats
     from connectly_declare.entries import iter_entries
 
     state = ledger.read()

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectly_declare.audiences import AudienceStats
+from connectly_declare.audience.resolve import AudienceStats
 from connectly_declare.entries import WorkspaceLike, iter_entries
 from connectly_declare.entry import Entry, mask_phone
 from connectly_declare.errors import DeclareError

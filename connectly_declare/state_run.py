@@ -43,7 +43,7 @@ def open_state(start: Path, environment: str | None,
 
 def normalize_client(client: str, region: str) -> str:
     """Any phone format, read with the workspace's default region, as E.164."""
-    from connectly_declare.phones import InvalidPhone, normalize
+    from connectly_declare.audience.phones import InvalidPhone, normalize
 
     try:
         return normalize(client, region)

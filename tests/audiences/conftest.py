@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from connectly_declare.audiences import AudienceInputs
+from connectly_declare.audience.resolve import AudienceInputs
 from connectly_declare.errors import Location
 from connectly_declare.manifests import Audience, Sendout
 

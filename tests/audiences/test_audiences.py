@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat
 
-from connectly_declare.audiences import AudienceInputs, AudienceStats, resolve_audience
+from connectly_declare.audience.resolve import AudienceInputs, AudienceStats, resolve_audience
 from connectly_declare.errors import DeclareError
 
 from .conftest import audience, locate

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectly_declare.audiences import AudienceStats
+from connectly_declare.audience.resolve import AudienceStats
 from connectly_declare.config import WorkspaceConfig
 from connectly_declare.entries import iter_sendout_entries, scheduled_at
 from connectly_declare.entry import Entry, fingerprint

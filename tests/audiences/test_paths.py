@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from connectly_declare.audience.paths import resolve_data_path
 from connectly_declare.errors import DeclareError, Location
-from connectly_declare.paths import resolve_data_path
 
 WHERE = Location("audiences.yaml", 7, 11)
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from connectly_declare.phones import InvalidPhone, fast_e164, normalize
+from connectly_declare.audience.phones import InvalidPhone, fast_e164, normalize
 
 
 def library(raw: str, region: str | None = None) -> str | None:

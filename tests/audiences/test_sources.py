@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from connectly_declare.audiences import AudienceInputs, AudienceStats, resolve_audience
+from connectly_declare.audience.resolve import AudienceInputs, AudienceStats, resolve_audience
 from connectly_declare.errors import DeclareError, Location
 
 from .conftest import audience, locate

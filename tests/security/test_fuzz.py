@@ -11,10 +11,16 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectly_declare.audience.sources import (
+    SkipLog,
+    SourceContext,
+    SourceCounts,
+    read_csv,
+    read_jsonl,
+)
 from connectly_declare.errors import DeclareError, Location
 from connectly_declare.loader import load_config, load_manifest_file
 from connectly_declare.manifests import CsvSource, JsonlSource
-from connectly_declare.sources import SkipLog, SourceContext, SourceCounts, read_csv, read_jsonl
 
 FUZZ = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])

@@ -22,18 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 from typing import Any, Protocol
 
-from connectly_declare.config import WorkspaceConfig
-from connectly_declare.errors import DeclareError, Location, Problem
-from connectly_declare.manifests import (
-    Audience,
-    AudienceRef,
-    AudienceSpec,
-    CsvSource,
-    InlineSource,
-    JsonlSource,
-)
-from connectly_declare.paths import resolve_data_path
-from connectly_declare.sources import (
+from connectly_declare.audience.paths import resolve_data_path
+from connectly_declare.audience.sources import (
     Raw,
     Recipient,
     SkipLog,
@@ -44,6 +34,16 @@ from connectly_declare.sources import (
     read_csv,
     read_inline,
     read_jsonl,
+)
+from connectly_declare.config import WorkspaceConfig
+from connectly_declare.errors import DeclareError, Location, Problem
+from connectly_declare.manifests import (
+    Audience,
+    AudienceRef,
+    AudienceSpec,
+    CsvSource,
+    InlineSource,
+    JsonlSource,
 )
 from connectly_declare.templates.compiled import TemplateContext, compile_where, make_environment
 

@@ -8,7 +8,7 @@ the file in the message. Invalid phone numbers are errors unless the source says
 
 The CSV loop is the hot path of a million-row audience: it uses `csv.reader` (not
 `DictReader`), zips one dict per row from a header read once, and asks
-:func:`connectly_declare.phones.fast_e164` before the full `phonenumbers` parse.
+:func:`connectly_declare.audience.phones.fast_e164` before the full `phonenumbers` parse.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from connectly_declare.audience.phones import InvalidPhone, fast_e164, normalize
 from connectly_declare.errors import DeclareError, Location, Problem
 from connectly_declare.manifests import CsvSource, InlineSource, JsonlSource
-from connectly_declare.phones import InvalidPhone, fast_e164, normalize
 
 PHONE_COLUMNS = ("phone", "client")
 SNIFF_BYTES = 8 * 1024  # csv.Sniffer is slow; the first lines decide
