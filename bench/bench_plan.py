@@ -56,7 +56,7 @@ def sendout(mode: str) -> Any:
 
 def entries(folder: Path, mode: str) -> Any:
     from connectly_declare.config import WorkspaceConfig
-    from connectly_declare.entries import iter_sendout_entries
+    from connectly_declare.entries.stream import iter_sendout_entries
     from connectly_declare.errors import Location
 
     audience, spec = sendout(mode)

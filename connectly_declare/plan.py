@@ -202,10 +202,10 @@ STAT_FIELDS = ("read", "yielded", "invalid_skipped", "duplicates_dropped", "excl
 def build_plan(ws: Workspace, ledger: Ledger, options: PlanOptions, *,
                environ: Mapping[str, str] = os.environ, now: datetime) -> Plan:
     """Plan a loaded workspace against `ledger`: entries are produced lazily per sendout
-    (connectly_declare.entries) and streamed through :func:`make_plan`. Reads the ledger
+    (connectly_declare.entries.stream) and streamed through :func:`make_plan`. Reads the ledger
     without locking."""
     from connectly_declare.audience.resolve import AudienceStats
-    from connectly_declare.entries import iter_entries
+    from connectly_declare.entries.stream import iter_entries
 
     state = ledger.read()
     targets = set(options.targets)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectly_declare.audience.resolve import AudienceStats
-from connectly_declare.entries import WorkspaceLike, iter_entries
+from connectly_declare.entries.stream import WorkspaceLike, iter_entries
 from connectly_declare.entry import Entry, mask_phone
 from connectly_declare.errors import DeclareError
 from connectly_declare.escape import json_text

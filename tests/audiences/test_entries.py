@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from connectly_declare.audience.resolve import AudienceStats
 from connectly_declare.config import WorkspaceConfig
-from connectly_declare.entries import iter_sendout_entries, scheduled_at
+from connectly_declare.entries.stream import iter_sendout_entries, scheduled_at
 from connectly_declare.entry import Entry, fingerprint
 from connectly_declare.errors import DeclareError, ManifestErrors
 from connectly_declare.manifests import Audience, Sendout

@@ -180,7 +180,7 @@ def test_any_template_and_inline_audience_give_entries_or_located_errors(
 ) -> None:
     import yaml
 
-    from connectly_declare.entries import iter_entries
+    from connectly_declare.entries.stream import iter_entries
     from connectly_declare.workspace import load_workspace
 
     docs = [

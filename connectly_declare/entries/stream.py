@@ -26,8 +26,8 @@ from connectly_declare.audience.resolve import (
 )
 from connectly_declare.audience.sources import Raw, as_fields
 from connectly_declare.config import WorkspaceConfig
+from connectly_declare.entries.maker import EntryMaker, MissingField, build_maker
 from connectly_declare.entry import Entry
-from connectly_declare.entrymaker import EntryMaker, MissingField, build_maker
 from connectly_declare.errors import Location
 from connectly_declare.manifests import Audience, Sendout
 from connectly_declare.templates.compiled import (
