@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from connectly_declare import environments, escape
+from connectly_declare import environments
 from connectly_declare.apply import ApplyResult, Engine, EngineSettings
 from connectly_declare.batching import PlannedLike, SendoutLike
 from connectly_declare.client import ClientSettings, ConnectlyClient, Secret
@@ -28,6 +28,7 @@ from connectly_declare.ledger import open_ledger, resolve_business_id
 from connectly_declare.ledger.base import Ledger, LedgerState
 from connectly_declare.plan import Plan, PlanOptions, build_plan, check_fresh
 from connectly_declare.progress import Progress
+from connectly_declare.report import escape
 from connectly_declare.workspace import load_config_only
 
 SIM_LEDGER = ".declare/sim-ledger.jsonl"
@@ -264,7 +265,7 @@ def _endpoint(target: Target, catalog: Any) -> Iterator[str]:
 
 def render_plan(plan: Plan, *, show_recipients: bool = False) -> str:
     """The plan as `connectly-declare plan` shows it, for the reviewer."""
-    from connectly_declare.report import render_text
+    from connectly_declare.report.format import render_text
 
     return render_text(plan, show_recipients=show_recipients).rstrip("\n")
 

@@ -75,7 +75,7 @@ _CURRENT: Context | None = None  # the running command's options, for error anno
 def _github_annotate(problems: Sequence[Any]) -> None:
     """In a GitHub Actions job, repeat problems as `::error file=…,line=…::` annotations
     (stdout), so a pull request shows them on the lines they are about."""
-    from connectly_declare import github
+    from connectly_declare.report import github
 
     if not github.in_github_actions(os.environ):
         return
@@ -91,7 +91,7 @@ def _github_annotate(problems: Sequence[Any]) -> None:
 
 
 def _report_error(err: DeclareError) -> None:
-    from connectly_declare.escape import terminal
+    from connectly_declare.report.escape import terminal
 
     # Messages quote names and data from untrusted files: escape controls so an error
     # cannot clear the screen or set the clipboard (issue 8).
@@ -227,7 +227,7 @@ def validate_command(ctx: Context) -> int:
       connectly-declare -C campaigns validate
     """
     from connectly_declare.errors import ManifestErrors
-    from connectly_declare.escape import terminal
+    from connectly_declare.report.escape import terminal
     from connectly_declare.workspace import load_workspace
 
     try:

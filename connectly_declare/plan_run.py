@@ -45,7 +45,7 @@ class PlanRequest:
 
 def emit(plan: Plan, show: ShowRequest, out: TextIO) -> int:
     """Render `plan` to `out`; the exit code (2 for changes with --detailed-exitcode)."""
-    from connectly_declare.report import RenderOptions, render
+    from connectly_declare.report.format import RenderOptions, render
 
     options = RenderOptions(show_recipients=show.show_recipients, details=show.details,
                             color=show.color)
@@ -93,8 +93,8 @@ def review_outputs(plan: Plan, out_comment: Path | None, environ: Mapping[str, s
     """The pull-request comment body (--out-comment) and, in a GitHub Actions job, the
     Markdown plan appended to the job summary. Both always mask phone numbers, whatever
     --show-recipients says: they are read by everyone who can see the pull request."""
-    from connectly_declare import github
-    from connectly_declare.report import RenderOptions, render
+    from connectly_declare.report import github
+    from connectly_declare.report.format import RenderOptions, render
 
     summary = github.in_github_actions(environ) and environ.get("GITHUB_STEP_SUMMARY")
     if out_comment is None and not summary:

@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from connectly_declare import escape
 from connectly_declare.config import WorkspaceConfig
 from connectly_declare.entry import mask_phone, split_key
 from connectly_declare.errors import DeclareError, LedgerError
 from connectly_declare.ledger.base import KeyState, Ledger, LedgerState, Resolution
 from connectly_declare.ledger.lock import current_owner
+from connectly_declare.report import escape
 from connectly_declare.workspace import load_config_only
 
 STATE_FORMAT_VERSION = 1

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from connectly_declare.errors import Location, Problem
-from connectly_declare.github import (
+from connectly_declare.report.github import (
     COMMENT_LIMIT,
     annotation,
     append_step_summary,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from connectly_declare.github import comment_marker
+from connectly_declare.report.github import comment_marker
 from tests.support.e2e import run_cli, write_workspace
 
 ENVS = {"environments": {

@@ -8,7 +8,7 @@ import pytest
 
 MODULES = ["connectly_declare.plan", "connectly_declare.plan_model",
            "connectly_declare.sendout_diff", "connectly_declare.planfile",
-           "connectly_declare.report", "connectly_declare.plan_run",
+           "connectly_declare.report.format", "connectly_declare.plan_run",
            "connectly_declare.state_run", "connectly_declare.ledger",
            "connectly_declare.ledger.codec", "connectly_declare.ledger.fold",
            "connectly_declare.ledger.local", "connectly_declare.ledger.lock"]

@@ -8,7 +8,7 @@ import re
 
 from connectly_declare.ledger.base import LedgerState
 from connectly_declare.plan import Plan, PlanOptions, make_plan
-from connectly_declare.report import FORMATS, RenderOptions, render_markdown, render_text
+from connectly_declare.report.format import FORMATS, RenderOptions, render_markdown, render_text
 
 from .conftest import NOW, desired, entry, history, spec
 

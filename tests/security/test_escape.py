@@ -1,4 +1,4 @@
-"""Untrusted text through connectly_declare.escape, rendered by GitHub's own Markdown parser
+"""Untrusted text through connectly_declare.report.escape, rendered by GitHub's own Markdown parser
 (cmark-gfm) and checked for what a stranger's data must never achieve."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from cmarkgfm.cmark import Options
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectly_declare import escape
+from connectly_declare.report import escape
 
 HOSTILE = [
     "</details><img src=x onerror=alert(1)>",

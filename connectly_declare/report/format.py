@@ -3,7 +3,7 @@ bots. Reporters are chosen by name from :data:`FORMATS` (one interface, several 
 and yield the output in chunks, so a million-entry `--details` listing streams.
 
 Every piece of text that came from manifests or data (campaign names, variables, notes
-quoting them) goes through :mod:`connectly_declare.escape` at the last moment; phone
+quoting them) goes through :mod:`connectly_declare.report.escape` at the last moment; phone
 numbers are masked (``+1650•••1234``) unless ``show_recipients``.
 """
 
@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from connectly_declare import escape
 from connectly_declare.entry import mask_phone
 from connectly_declare.plan import ACTIONS, SENDING_ACTIONS, Plan, PlannedEntry, SendoutPlan
+from connectly_declare.report import escape
 
 JSON_FORMAT_VERSION = 1
 MARKDOWN_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
