@@ -31,8 +31,8 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from connectly_declare.apply import Engine, EngineSettings  # noqa: E402
-from connectly_declare.client import ClientSettings, ConnectlyClient, Secret  # noqa: E402
+from connectly_declare.apply.client import ClientSettings, ConnectlyClient, Secret  # noqa: E402
+from connectly_declare.apply.engine import Engine, EngineSettings  # noqa: E402
 from connectly_declare.entry import Entry, fingerprint  # noqa: E402
 from connectly_declare.ledger.local import LocalLedger  # noqa: E402
 from tests.support.e2e import catalog, new_api_key, sim_process  # noqa: E402

@@ -38,8 +38,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from bench_apply import BUSINESS, CAMPAIGN, LIMIT, plan  # noqa: E402
 
-from connectly_declare.apply import Engine, EngineSettings  # noqa: E402
-from connectly_declare.client import ClientSettings, ConnectlyClient, Secret  # noqa: E402
+from connectly_declare.apply.client import ClientSettings, ConnectlyClient, Secret  # noqa: E402
+from connectly_declare.apply.engine import Engine, EngineSettings  # noqa: E402
 from connectly_declare.ledger.base import (  # noqa: E402
     Header,
     Intent,

@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from connectly_declare import environments
-from connectly_declare.apply import ApplyResult, Engine, EngineSettings
-from connectly_declare.batching import PlannedLike, SendoutLike
-from connectly_declare.client import ClientSettings, ConnectlyClient, Secret
+from connectly_declare.apply.batching import PlannedLike, SendoutLike
+from connectly_declare.apply.client import ClientSettings, ConnectlyClient, Secret
+from connectly_declare.apply.engine import ApplyResult, Engine, EngineSettings
+from connectly_declare.apply.progress import Progress
 from connectly_declare.config import CONFIG_FILE, LocalState, ResolvedTarget, WorkspaceConfig
 from connectly_declare.errors import DeclareError, Location, StalePlan
 from connectly_declare.ledger import open_ledger, resolve_business_id
 from connectly_declare.ledger.base import Ledger, LedgerState
 from connectly_declare.plan import Plan, PlanOptions, build_plan, check_fresh
-from connectly_declare.progress import Progress
 from connectly_declare.report import escape
 from connectly_declare.workspace import load_config_only
 

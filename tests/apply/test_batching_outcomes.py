@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
-from connectly_declare.batching import Batch, make_batches
-from connectly_declare.client import GroupResult, SendResult
-from connectly_declare.outcomes import ALREADY_RECEIVED, NOT_SENT, map_result
+from connectly_declare.apply.batching import Batch, make_batches
+from connectly_declare.apply.client import GroupResult, SendResult
+from connectly_declare.apply.outcomes import ALREADY_RECEIVED, NOT_SENT, map_result
 from tests.apply.helpers import PlannedStub, SendoutStub, make_entry, sends
 
 

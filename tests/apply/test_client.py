@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connectly_declare.client import (
+from connectly_declare.apply.client import (
     ClientSettings,
     ConnectlyClient,
     Secret,

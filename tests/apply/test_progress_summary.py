@@ -6,12 +6,12 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 
-from connectly_declare.apply import ApplyResult, SendoutSummary
+from connectly_declare.apply.client import Secret
+from connectly_declare.apply.engine import ApplyResult, SendoutSummary
+from connectly_declare.apply.progress import Progress
 from connectly_declare.apply_run import exit_code, sim_catalog_from_plan, summary_lines
-from connectly_declare.client import Secret
 from connectly_declare.ledger.base import LedgerState
 from connectly_declare.plan import DesiredSendout, PlanOptions, SendoutSpec, make_plan
-from connectly_declare.progress import Progress
 from tests.apply.helpers import CAMPAIGN, make_entry
 
 

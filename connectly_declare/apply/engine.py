@@ -28,11 +28,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from connectly_declare.batching import Batch, PlannedLike, SendoutLike, make_batches, new_batch_id
-from connectly_declare.client import SendResult
+from connectly_declare.apply.batching import (
+    Batch,
+    PlannedLike,
+    SendoutLike,
+    make_batches,
+    new_batch_id,
+)
+from connectly_declare.apply.client import SendResult
+from connectly_declare.apply.outcomes import map_result
 from connectly_declare.errors import LedgerError
 from connectly_declare.ledger.base import Ledger, Outcome, Record
-from connectly_declare.outcomes import map_result
 
 UNREACHABLE_LIMIT = 3
 

@@ -33,8 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from connectly_declare.batching import Batch
-from connectly_declare.client import SendResult
+from connectly_declare.apply.batching import Batch
+from connectly_declare.apply.client import SendResult
 from connectly_declare.ledger.base import ALREADY_RECEIVED, Outcome, OutcomeStatus
 
 NOT_SENT = "CLIENT_NOT_SENT"
