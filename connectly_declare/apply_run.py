@@ -27,7 +27,7 @@ from connectly_declare.config import CONFIG_FILE, LocalState, ResolvedTarget, Wo
 from connectly_declare.errors import DeclareError, Location, StalePlan
 from connectly_declare.ledger import open_ledger, resolve_business_id
 from connectly_declare.ledger.base import Ledger, LedgerState
-from connectly_declare.plan import Plan, PlanOptions, build_plan, check_fresh
+from connectly_declare.plan.make import Plan, PlanOptions, build_plan, check_fresh
 from connectly_declare.report import escape
 from connectly_declare.workspace import load_config_only
 
@@ -287,7 +287,7 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
 
     `confirm(question)` asks on a terminal (None: there is none, so only --auto-approve
     proceeds). `render(plan)` is the plan's text for the reviewer."""
-    from connectly_declare.planfile import read_plan
+    from connectly_declare.plan.planfile import read_plan
 
     ws: Any = None
     saved: Any = None

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from connectly_declare.plan import Plan, PlanOptions
+from connectly_declare.plan.make import Plan, PlanOptions
 
 EXIT_CHANGES = 2
 
@@ -60,7 +60,7 @@ def make_workspace_plan(request: PlanRequest, *, environ: Mapping[str, str],
     """Load the workspace and its ledger for the chosen environment and plan it."""
     from connectly_declare.environments import resolve_target
     from connectly_declare.ledger import open_ledger
-    from connectly_declare.plan import build_plan
+    from connectly_declare.plan.make import build_plan
     from connectly_declare.workspace import load_workspace
 
     ws = load_workspace(request.start, environ=environ)
@@ -76,7 +76,7 @@ def run_plan(request: PlanRequest, *, out: TextIO, err: TextIO,
              environ: Mapping[str, str] = os.environ,
              now: Callable[[], datetime] = utc_now) -> int:
     """`connectly-declare plan`."""
-    from connectly_declare.planfile import write_plan
+    from connectly_declare.plan.planfile import write_plan
 
     plan = make_workspace_plan(request, environ=environ, now=now())
     if request.out_file is not None:
@@ -108,7 +108,7 @@ def review_outputs(plan: Plan, out_comment: Path | None, environ: Mapping[str, s
 
 def run_show(path: Path, show: ShowRequest, *, out: TextIO) -> int:
     """`connectly-declare show FILE`."""
-    from connectly_declare.planfile import read_plan
+    from connectly_declare.plan.planfile import read_plan
 
     return emit(read_plan(path), show, out)
 

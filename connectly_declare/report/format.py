@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectly_declare.entry import mask_phone
-from connectly_declare.plan import ACTIONS, SENDING_ACTIONS, Plan, PlannedEntry, SendoutPlan
+from connectly_declare.plan.make import ACTIONS, SENDING_ACTIONS, Plan, PlannedEntry, SendoutPlan
 from connectly_declare.report import escape
 
 JSON_FORMAT_VERSION = 1

@@ -17,7 +17,7 @@ from connectly_declare.ledger.base import (
     Outcome,
 )
 from connectly_declare.ledger.fold import fold
-from connectly_declare.plan import Plan, PlanOptions, check_fresh, make_plan
+from connectly_declare.plan.make import Plan, PlanOptions, check_fresh, make_plan
 
 from .conftest import AT, NOW, desired, entry, history, spec
 

@@ -13,7 +13,7 @@ import pytest
 
 from connectly_declare.ledger.base import Intent, IntentEntry, Outcome, OutcomeStatus
 from connectly_declare.ledger.local import LocalLedger
-from connectly_declare.planfile import read_plan
+from connectly_declare.plan.planfile import read_plan
 
 AT = "2026-11-20T10:00:00+00:00"
 CLIENTS = ["+16505550101", "+16505550102", "+16505550103", "+16505550104"]

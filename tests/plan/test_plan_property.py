@@ -20,7 +20,7 @@ from connectly_declare.ledger.base import (
     Record,
 )
 from connectly_declare.ledger.fold import fold
-from connectly_declare.plan import SENDING_ACTIONS, Plan, PlanOptions, make_plan
+from connectly_declare.plan.make import SENDING_ACTIONS, Plan, PlanOptions, make_plan
 
 from .conftest import AT, NOW, desired, entry, spec
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from connectly_declare.errors import DeclareError
-from connectly_declare.plan import Plan, PlanOptions, make_plan
-from connectly_declare.planfile import read_plan, write_plan
+from connectly_declare.plan.make import Plan, PlanOptions, make_plan
+from connectly_declare.plan.planfile import read_plan, write_plan
 
 from .conftest import NOW, desired, entry, history, spec
 

@@ -6,8 +6,8 @@ import importlib
 
 import pytest
 
-MODULES = ["connectly_declare.plan", "connectly_declare.plan_model",
-           "connectly_declare.sendout_diff", "connectly_declare.planfile",
+MODULES = ["connectly_declare.plan.make", "connectly_declare.plan.model",
+           "connectly_declare.plan.sendout_diff", "connectly_declare.plan.planfile",
            "connectly_declare.report.format", "connectly_declare.plan_run",
            "connectly_declare.state_run", "connectly_declare.ledger",
            "connectly_declare.ledger.codec", "connectly_declare.ledger.fold",

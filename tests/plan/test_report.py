@@ -7,7 +7,7 @@ import json
 import re
 
 from connectly_declare.ledger.base import LedgerState
-from connectly_declare.plan import Plan, PlanOptions, make_plan
+from connectly_declare.plan.make import Plan, PlanOptions, make_plan
 from connectly_declare.report.format import FORMATS, RenderOptions, render_markdown, render_text
 
 from .conftest import NOW, desired, entry, history, spec

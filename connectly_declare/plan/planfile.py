@@ -25,7 +25,7 @@ from typing import Any
 
 from connectly_declare.entry import Entry
 from connectly_declare.errors import DeclareError, Location
-from connectly_declare.plan import (
+from connectly_declare.plan.make import (
     ACTIONS,
     PLAN_FORMAT_VERSION,
     OrphanCount,

@@ -39,7 +39,7 @@ from connectly_declare.entry import Entry, split_key
 from connectly_declare.errors import Location, PlanError, Problem
 from connectly_declare.gcpause import no_gc
 from connectly_declare.ledger.base import Ledger, LedgerState
-from connectly_declare.plan_model import (
+from connectly_declare.plan.model import (
     ACTIONS,
     CREATED_BY,
     PLAN_FORMAT_VERSION,
@@ -55,7 +55,7 @@ from connectly_declare.plan_model import (
     SendoutSpec,
     check_fresh,
 )
-from connectly_declare.sendout_diff import SendoutDiff, noun
+from connectly_declare.plan.sendout_diff import SendoutDiff, noun
 
 if TYPE_CHECKING:
     from connectly_declare.workspace import Workspace

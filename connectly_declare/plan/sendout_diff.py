@@ -10,7 +10,7 @@ from datetime import datetime
 from connectly_declare.entry import KEY_SEPARATOR, Entry
 from connectly_declare.errors import Problem
 from connectly_declare.ledger.base import ALREADY_RECEIVED, KeyState, LedgerState
-from connectly_declare.plan_model import (
+from connectly_declare.plan.model import (
     ACTIONS,
     DRIFT_REASON,
     RESEND_REASON,
