@@ -119,10 +119,10 @@ def naive(audience: Path, optout: Path, sample: int) -> tuple[float, int]:
 
 def project(folder: Path) -> dict[str, float]:
     """(c), run in the child process."""
-    from connectly_declare.config import WorkspaceConfig
     from connectly_declare.entries.stream import AudienceStats, iter_sendout_entries
     from connectly_declare.errors import Location
-    from connectly_declare.manifests import Audience, Sendout
+    from connectly_declare.workspace.config import WorkspaceConfig
+    from connectly_declare.workspace.manifests import Audience, Sendout
 
     audience = Audience.model_validate({
         "kind": "Audience", "name": "everyone",

@@ -40,7 +40,7 @@ CHANGED = "0" * 32
 
 
 def sendout(mode: str) -> Any:
-    from connectly_declare.manifests import Audience, Sendout
+    from connectly_declare.workspace.manifests import Audience, Sendout
 
     audience = Audience.model_validate({
         "kind": "Audience", "name": "everyone",
@@ -55,9 +55,9 @@ def sendout(mode: str) -> Any:
 
 
 def entries(folder: Path, mode: str) -> Any:
-    from connectly_declare.config import WorkspaceConfig
     from connectly_declare.entries.stream import iter_sendout_entries
     from connectly_declare.errors import Location
+    from connectly_declare.workspace.config import WorkspaceConfig
 
     audience, spec = sendout(mode)
     return spec, iter_sendout_entries(folder, WorkspaceConfig(), {"everyone": audience}, spec,

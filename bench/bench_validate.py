@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from connectly_declare.templates.check import clear_cache
-from connectly_declare.workspace import load_workspace
+from connectly_declare.workspace.load import load_workspace
 
 CAMPAIGN = """\
 # yaml-language-server: $schema=../schema/manifests.schema.json

@@ -18,18 +18,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from connectly_declare import environments
 from connectly_declare.apply.batching import PlannedLike, SendoutLike
 from connectly_declare.apply.client import ClientSettings, ConnectlyClient, Secret
 from connectly_declare.apply.engine import ApplyResult, Engine, EngineSettings
 from connectly_declare.apply.progress import Progress
-from connectly_declare.config import CONFIG_FILE, LocalState, ResolvedTarget, WorkspaceConfig
 from connectly_declare.errors import DeclareError, Location, StalePlan
 from connectly_declare.ledger import open_ledger, resolve_business_id
 from connectly_declare.ledger.base import Ledger, LedgerState
 from connectly_declare.plan.make import Plan, PlanOptions, build_plan, check_fresh
 from connectly_declare.report import escape
-from connectly_declare.workspace import load_config_only
+from connectly_declare.workspace import environments
+from connectly_declare.workspace.config import (
+    CONFIG_FILE,
+    LocalState,
+    ResolvedTarget,
+    WorkspaceConfig,
+)
+from connectly_declare.workspace.load import load_config_only
 
 SIM_LEDGER = ".declare/sim-ledger.jsonl"
 SIM_BUSINESS = "sim-business"
@@ -301,7 +306,7 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
                 f"the saved plan is for environment {saved.environment or '(none)'}, "
                 f"not {request.environment}", hint="apply it without --env, or re-plan")
     else:
-        from connectly_declare.workspace import load_workspace
+        from connectly_declare.workspace.load import load_workspace
 
         ws = load_workspace(request.start, environ=environ)
         root, config = ws.root, ws.config

@@ -81,7 +81,7 @@ def _github_annotate(problems: Sequence[Any]) -> None:
         return
     root: Path | None = None
     try:
-        from connectly_declare.workspace import find_workspace
+        from connectly_declare.workspace.load import find_workspace
 
         root = find_workspace(_CURRENT.start if _CURRENT else Path.cwd())
     except DeclareError:
@@ -228,7 +228,7 @@ def validate_command(ctx: Context) -> int:
     """
     from connectly_declare.errors import ManifestErrors
     from connectly_declare.report.escape import terminal
-    from connectly_declare.workspace import load_workspace
+    from connectly_declare.workspace.load import load_workspace
 
     try:
         ws = load_workspace(ctx.start)
@@ -287,7 +287,7 @@ def schema_command(kind: str) -> int:
     Example:
       connectly-declare schema > schema/manifests.schema.json
     """
-    from connectly_declare.schema import render
+    from connectly_declare.workspace.schema import render
 
     click.echo(render(kind), nl=False)
     return 0
@@ -565,7 +565,7 @@ def render_command(ctx: Context, sendout: str, limit: int, show_recipients: bool
       connectly-declare render vip-early-access --limit 0 > entries.jsonl
     """
     from connectly_declare.samples import render, summary
-    from connectly_declare.workspace import load_workspace
+    from connectly_declare.workspace.load import load_workspace
 
     result = render(load_workspace(ctx.start), sendout, limit=limit,
                     show_recipients=show_recipients)

@@ -14,9 +14,9 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from connectly_declare.config import CONFIG_FILE
 from connectly_declare.errors import DeclareError
-from connectly_declare.schema import SCHEMA_FILES, render
+from connectly_declare.workspace.config import CONFIG_FILE
+from connectly_declare.workspace.schema import SCHEMA_FILES, render
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from connectly_declare.config import LocalState, PostgresState
-from connectly_declare.environments import environment_label, resolve_target
 from connectly_declare.ledger import local_ledger_path, resolve_business_id
 from connectly_declare.ledger.local import LocalLedger
 from connectly_declare.ledger.migrate import MigrateResult, migrate_to_postgres
 from connectly_declare.ledger.postgres import open_postgres
-from connectly_declare.workspace import load_config_only
+from connectly_declare.workspace.config import LocalState, PostgresState
+from connectly_declare.workspace.environments import environment_label, resolve_target
+from connectly_declare.workspace.load import load_config_only
 
 
 def run_migrate(start: Path, environment: str | None, *, source_path: str | None = None,

@@ -58,10 +58,10 @@ def emit(plan: Plan, show: ShowRequest, out: TextIO) -> int:
 def make_workspace_plan(request: PlanRequest, *, environ: Mapping[str, str],
                         now: datetime) -> Plan:
     """Load the workspace and its ledger for the chosen environment and plan it."""
-    from connectly_declare.environments import resolve_target
     from connectly_declare.ledger import open_ledger
     from connectly_declare.plan.make import build_plan
-    from connectly_declare.workspace import load_workspace
+    from connectly_declare.workspace.environments import resolve_target
+    from connectly_declare.workspace.load import load_workspace
 
     ws = load_workspace(request.start, environ=environ)
     target = resolve_target(ws.config, request.environment)

@@ -19,8 +19,8 @@ from connectly_declare.audience.resolve import AudienceStats
 from connectly_declare.entries.stream import WorkspaceLike, iter_entries
 from connectly_declare.entry import Entry, mask_phone
 from connectly_declare.errors import DeclareError
-from connectly_declare.manifests import Sendout
 from connectly_declare.report.escape import json_text
+from connectly_declare.workspace.manifests import Sendout
 
 
 def json_line(item: Mapping[str, Any]) -> str:

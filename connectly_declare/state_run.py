@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from connectly_declare.config import WorkspaceConfig
 from connectly_declare.entry import mask_phone, split_key
 from connectly_declare.errors import DeclareError, LedgerError
 from connectly_declare.ledger.base import KeyState, Ledger, LedgerState, Resolution
 from connectly_declare.ledger.lock import current_owner
 from connectly_declare.report import escape
-from connectly_declare.workspace import load_config_only
+from connectly_declare.workspace.config import WorkspaceConfig
+from connectly_declare.workspace.load import load_config_only
 
 STATE_FORMAT_VERSION = 1
 RESOLVABLE = ("unknown", "partial")
@@ -33,8 +33,8 @@ class StateContext:
 
 def open_state(start: Path, environment: str | None,
                environ: Mapping[str, str] = os.environ) -> StateContext:
-    from connectly_declare.environments import resolve_target
     from connectly_declare.ledger import open_ledger
+    from connectly_declare.workspace.environments import resolve_target
 
     root, config = load_config_only(start)
     target = resolve_target(config, environment)

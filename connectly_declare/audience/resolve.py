@@ -35,9 +35,10 @@ from connectly_declare.audience.sources import (
     read_inline,
     read_jsonl,
 )
-from connectly_declare.config import WorkspaceConfig
 from connectly_declare.errors import DeclareError, Location, Problem
-from connectly_declare.manifests import (
+from connectly_declare.templates.compiled import TemplateContext, compile_where, make_environment
+from connectly_declare.workspace.config import WorkspaceConfig
+from connectly_declare.workspace.manifests import (
     Audience,
     AudienceRef,
     AudienceSpec,
@@ -45,7 +46,6 @@ from connectly_declare.manifests import (
     InlineSource,
     JsonlSource,
 )
-from connectly_declare.templates.compiled import TemplateContext, compile_where, make_environment
 
 Locate = Callable[..., Location]
 Node = tuple[Any, ...]
@@ -280,7 +280,7 @@ def resolve_audience(inputs: AudienceInputs, spec: AudienceSpec | str, *,
 
 
 class WorkspaceLike(Protocol):
-    """The parts of `connectly_declare.workspace.Workspace` audiences and entries need."""
+    """The parts of `connectly_declare.workspace.load.Workspace` audiences and entries need."""
 
     @property
     def root(self) -> Path: ...
@@ -292,7 +292,7 @@ class WorkspaceLike(Protocol):
 
 
 def workspace_inputs(ws: WorkspaceLike) -> AudienceInputs:
-    """The inputs of a loaded `connectly_declare.workspace.Workspace`."""
+    """The inputs of a loaded `connectly_declare.workspace.load.Workspace`."""
     return AudienceInputs(ws.root, ws.config.default_region, ws.audiences, ws.location)
 
 

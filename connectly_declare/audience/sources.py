@@ -23,7 +23,7 @@ from typing import Any
 
 from connectly_declare.audience.phones import InvalidPhone, fast_e164, normalize
 from connectly_declare.errors import DeclareError, Location, Problem
-from connectly_declare.manifests import CsvSource, InlineSource, JsonlSource
+from connectly_declare.workspace.manifests import CsvSource, InlineSource, JsonlSource
 
 PHONE_COLUMNS = ("phone", "client")
 SNIFF_BYTES = 8 * 1024  # csv.Sniffer is slow; the first lines decide

@@ -25,17 +25,17 @@ from connectly_declare.audience.resolve import (
     resolve_raw,
 )
 from connectly_declare.audience.sources import Raw, as_fields
-from connectly_declare.config import WorkspaceConfig
 from connectly_declare.entries.maker import EntryMaker, MissingField, build_maker
 from connectly_declare.entry import Entry
 from connectly_declare.errors import Location
-from connectly_declare.manifests import Audience, Sendout
 from connectly_declare.templates.compiled import (
     CompiledTemplate,
     TemplateContext,
     compile_all,
     make_environment,
 )
+from connectly_declare.workspace.config import WorkspaceConfig
+from connectly_declare.workspace.manifests import Audience, Sendout
 
 
 def scheduled_at(schedule: datetime | None) -> str | None:

@@ -9,9 +9,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from connectly_declare.config import LocalState, ResolvedTarget
 from connectly_declare.errors import DeclareError, Location
 from connectly_declare.ledger.base import Ledger
+from connectly_declare.workspace.config import LocalState, ResolvedTarget
 
 
 def resolve_business_id(target: ResolvedTarget, environ: Mapping[str, str]) -> str | None:

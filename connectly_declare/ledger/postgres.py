@@ -34,13 +34,13 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from connectly_declare.config import PostgresState
 from connectly_declare.errors import LedgerCorrupt, LedgerError, LedgerLocked, Location
 from connectly_declare.gcpause import no_gc
 from connectly_declare.ledger import codec, pg_lock
 from connectly_declare.ledger.base import Header, LedgerState, LockInfo, Record
 from connectly_declare.ledger.fold import Folder
 from connectly_declare.ledger.pg_schema import NewerSchema, ensure_schema, installed_version
+from connectly_declare.workspace.config import PostgresState
 
 SIM_LEDGER_NAME = "sim-ledger.jsonl"  # apply --sim's own ledger, never a real history
 DEFAULT_LEDGER_NAME = "default"  # the ledger of a workspace without environments

@@ -58,7 +58,7 @@ from connectly_declare.plan.model import (
 from connectly_declare.plan.sendout_diff import SendoutDiff, noun
 
 if TYPE_CHECKING:
-    from connectly_declare.workspace import Workspace
+    from connectly_declare.workspace.load import Workspace
 
 
 Desired = DesiredSendout | tuple[SendoutSpec, Iterable[Entry]]

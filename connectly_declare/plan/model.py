@@ -16,7 +16,7 @@ from connectly_declare.errors import Location, PlanError, Problem, StalePlan
 from connectly_declare.ledger.base import LedgerState
 
 if TYPE_CHECKING:
-    from connectly_declare.manifests import Sendout
+    from connectly_declare.workspace.manifests import Sendout
 
 
 Action = Literal["send", "noop", "resend", "drift", "retry", "blocked", "orphan"]

@@ -56,7 +56,7 @@ def build_catalog(options: SimOptions, environ: Mapping[str, str]) -> tuple[Cata
             return with_extra_key(catalog, api_key), f"the catalog's, and --api-key/${API_KEY_ENV}"
         return catalog, "the catalog's"
     from connectly_declare.sim.workspace import catalog_from_workspace
-    from connectly_declare.workspace import find_workspace, load_workspace
+    from connectly_declare.workspace.load import find_workspace, load_workspace
 
     try:
         root = find_workspace(options.workspace or Path.cwd())

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from connectly_declare.manifests import Campaign
 from connectly_declare.sim.catalog import Catalog, catalog_from_campaigns
-from connectly_declare.workspace import Workspace
+from connectly_declare.workspace.load import Workspace
+from connectly_declare.workspace.manifests import Campaign
 
 DEFAULT_BUSINESS_ID = "sim-business"
 

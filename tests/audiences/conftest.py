@@ -11,7 +11,7 @@ import pytest
 
 from connectly_declare.audience.resolve import AudienceInputs
 from connectly_declare.errors import Location
-from connectly_declare.manifests import Audience, Sendout
+from connectly_declare.workspace.manifests import Audience, Sendout
 
 MANIFEST = "audiences.yaml"
 

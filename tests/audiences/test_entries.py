@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectly_declare.audience.resolve import AudienceStats
-from connectly_declare.config import WorkspaceConfig
 from connectly_declare.entries.stream import iter_sendout_entries, scheduled_at
 from connectly_declare.entry import Entry, fingerprint
 from connectly_declare.errors import DeclareError, ManifestErrors
-from connectly_declare.manifests import Audience, Sendout
+from connectly_declare.workspace.config import WorkspaceConfig
+from connectly_declare.workspace.manifests import Audience, Sendout
 
 from .conftest import audience, locate, sendout
 

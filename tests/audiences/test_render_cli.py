@@ -110,7 +110,7 @@ def test_unknown_sendout_and_unlisted_env(workspace: Path) -> None:
 def test_workspace_wrappers_on_a_loaded_workspace(workspace: Path) -> None:
     from connectly_declare.audience.resolve import AudienceStats, audience_recipients
     from connectly_declare.entries.stream import iter_entries
-    from connectly_declare.workspace import load_workspace
+    from connectly_declare.workspace.load import load_workspace
 
     ws = load_workspace(workspace)
     stats = AudienceStats()

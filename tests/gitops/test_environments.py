@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from connectly_declare.config import LocalState, PostgresState, WorkspaceConfig
-from connectly_declare.environments import (
+from connectly_declare.errors import DeclareError
+from connectly_declare.workspace.config import LocalState, PostgresState, WorkspaceConfig
+from connectly_declare.workspace.environments import (
     chosen_environment,
     environment_label,
     resolve_target,
 )
-from connectly_declare.errors import DeclareError
 
 CONFIG = WorkspaceConfig.model_validate({
     "business_id": "biz-top",

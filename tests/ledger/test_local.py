@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from connectly_declare.config import LocalState, WorkspaceConfig
 from connectly_declare.entry import make_key
 from connectly_declare.errors import DeclareError, LedgerCorrupt, LedgerError
 from connectly_declare.ledger import open_ledger
 from connectly_declare.ledger.base import Header, Resolution
 from connectly_declare.ledger.local import LocalLedger
+from connectly_declare.workspace.config import LocalState, WorkspaceConfig
 
 from .conftest import AT, intent, outcome
 

@@ -19,8 +19,8 @@ from connectly_declare.audience.sources import (
     read_jsonl,
 )
 from connectly_declare.errors import DeclareError, Location
-from connectly_declare.loader import load_config, load_manifest_file
-from connectly_declare.manifests import CsvSource, JsonlSource
+from connectly_declare.workspace.loader import load_config, load_manifest_file
+from connectly_declare.workspace.manifests import CsvSource, JsonlSource
 
 FUZZ = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -181,7 +181,7 @@ def test_any_template_and_inline_audience_give_entries_or_located_errors(
     import yaml
 
     from connectly_declare.entries.stream import iter_entries
-    from connectly_declare.workspace import load_workspace
+    from connectly_declare.workspace.load import load_workspace
 
     docs = [
         {"kind": "Campaign", "name": "promo", "versions": [{"version": "v1",

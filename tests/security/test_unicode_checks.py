@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from connectly_declare.errors import Location
-from connectly_declare.unicode_checks import check_name, scan, scan_file_text
+from connectly_declare.workspace.unicode_checks import check_name, scan, scan_file_text
 
 
 def test_bidi_override_is_an_error_naming_the_code_point_and_position() -> None:

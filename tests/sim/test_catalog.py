@@ -10,7 +10,7 @@ import pytest
 from connectly_declare.errors import DeclareError, ManifestErrors
 from connectly_declare.sim.catalog import catalog_from_campaigns, derived_id, load_catalog
 from connectly_declare.sim.workspace import catalog_from_workspace
-from connectly_declare.workspace import load_workspace
+from connectly_declare.workspace.load import load_workspace
 from tests.sim.conftest import PAGE_CATALOG
 
 REPO = Path(__file__).resolve().parents[2]

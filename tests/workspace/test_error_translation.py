@@ -10,8 +10,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectly_declare.loader import validate_document
-from connectly_declare.yamlmarks import parse
+from connectly_declare.workspace.loader import validate_document
+from connectly_declare.workspace.yamlmarks import parse
 
 VALID: list[dict[str, Any]] = [
     {"kind": "Campaign", "name": "spring", "variables": ["a"],

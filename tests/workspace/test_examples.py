@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 
 from connectly_declare.errors import ManifestErrors
-from connectly_declare.workspace import load_workspace
-from connectly_declare.yamlmarks import parse
+from connectly_declare.workspace.load import load_workspace
+from connectly_declare.workspace.yamlmarks import parse
 
 from .conftest import REPO, RunCli, expected_lines, materialise, negative_cases, positive_cases
 

@@ -8,8 +8,8 @@ import pytest
 
 from connectly_declare.errors import DeclareError
 from connectly_declare.init import init_workspace, scaffold_files
-from connectly_declare.schema import render
-from connectly_declare.workspace import load_workspace
+from connectly_declare.workspace.load import load_workspace
+from connectly_declare.workspace.schema import render
 
 from .conftest import RunCli
 

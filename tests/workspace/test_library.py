@@ -23,8 +23,8 @@ def test_loading_a_workspace_does_not_import_click() -> None:
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from connectly_declare.workspace import load_workspace\n"
-        "from connectly_declare.schema import render\n"
+        "from connectly_declare.workspace.load import load_workspace\n"
+        "from connectly_declare.workspace.schema import render\n"
         "from connectly_declare.init import scaffold_files\n"
         f"ws = load_workspace(Path({str(REPO / 'campaigns')!r}), environ={{}})\n"
         "render(); scaffold_files()\n"

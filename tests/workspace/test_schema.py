@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from connectly_declare.schema import SCHEMA_FILES, render
+from connectly_declare.workspace.schema import SCHEMA_FILES, render
 
 from .conftest import REPO, RunCli
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from connectly_declare.errors import DeclareError, ManifestErrors
-from connectly_declare.workspace import find_workspace, load_workspace
+from connectly_declare.workspace.load import find_workspace, load_workspace
 
 from .conftest import EXAMPLES, REPO, RunCli
 

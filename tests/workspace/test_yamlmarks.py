@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectly_declare.yamlmarks import parse
+from connectly_declare.workspace.yamlmarks import parse
 
 
 def _one(text: str) -> object:
@@ -99,7 +99,7 @@ def test_block_scalars_are_remembered_for_template_lines() -> None:
 
 
 def test_encodings() -> None:
-    from connectly_declare.yamlmarks import decode
+    from connectly_declare.workspace.yamlmarks import decode
 
     assert decode("\ufeffkind: Campaign\n".encode(), "f.yaml") == ("kind: Campaign\n", [])
     text, problems = decode("kind: C\n".encode("utf-16"), "f.yaml")

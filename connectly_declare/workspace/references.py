@@ -12,8 +12,8 @@ import difflib
 from collections.abc import Iterable, Sequence
 
 from connectly_declare.errors import Problem
-from connectly_declare.loader import LoadedManifest
-from connectly_declare.manifests import (
+from connectly_declare.workspace.loader import LoadedManifest
+from connectly_declare.workspace.manifests import (
     Audience,
     AudienceRef,
     AudienceSpec,

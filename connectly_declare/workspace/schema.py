@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from connectly_declare.config import WorkspaceConfig
-from connectly_declare.manifests import Manifest
+from connectly_declare.workspace.config import WorkspaceConfig
+from connectly_declare.workspace.manifests import Manifest
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

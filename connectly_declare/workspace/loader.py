@@ -1,7 +1,7 @@
 """YAML documents -> manifest and config models, with every problem located.
 
 Each document is checked on its own here (shape, kind, field types, templates that do not
-parse); references between documents are checked by :mod:`connectly_declare.workspace`.
+parse); references between documents are checked by :mod:`connectly_declare.workspace.load`.
 Pydantic's error locations are mapped back to the YAML node they are about: a missing
 field points at the mapping that lacks it, an unknown field at its key, a bad value at
 the value.
@@ -15,12 +15,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from connectly_declare.config import WorkspaceConfig
 from connectly_declare.errors import Location, Problem
-from connectly_declare.manifests import KINDS, Audience, Campaign, Sendout
-from connectly_declare.pydantic_errors import translate
 from connectly_declare.templates.check import expression_issue, template_issue
-from connectly_declare.yamlmarks import Document, YamlPath, decode, dotted, parse
+from connectly_declare.workspace.config import WorkspaceConfig
+from connectly_declare.workspace.manifests import KINDS, Audience, Campaign, Sendout
+from connectly_declare.workspace.pydantic_errors import translate
+from connectly_declare.workspace.yamlmarks import Document, YamlPath, decode, dotted, parse
 
 ManifestModel = Campaign | Audience | Sendout
 MODELS: dict[str, type[Campaign] | type[Audience] | type[Sendout]] = {

@@ -17,10 +17,10 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from connectly_declare.config import ENV_VAR_PATTERN, WorkspaceConfig
 from connectly_declare.errors import Problem
-from connectly_declare.manifests import NAME_PATTERN, VARIABLE_PATTERN
-from connectly_declare.yamlmarks import Document, YamlPath, dotted
+from connectly_declare.workspace.config import ENV_VAR_PATTERN, WorkspaceConfig
+from connectly_declare.workspace.manifests import NAME_PATTERN, VARIABLE_PATTERN
+from connectly_declare.workspace.yamlmarks import Document, YamlPath, dotted
 
 _SOURCE_TAGS = frozenset({"csv", "jsonl", "inline", "audience"})
 _PATTERNS = {

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from connectly_declare.config import CONFIG_FILE, ResolvedTarget, WorkspaceConfig
 from connectly_declare.errors import DeclareError, Location
+from connectly_declare.workspace.config import CONFIG_FILE, ResolvedTarget, WorkspaceConfig
 
 ENV_VAR = "DECLARE_ENV"
 NO_ENVIRONMENT = "default"  # how outputs name the top-level settings

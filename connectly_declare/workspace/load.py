@@ -15,14 +15,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
-from connectly_declare.config import CONFIG_FILE, DEFAULT_MANIFEST_GLOBS, WorkspaceConfig
 from connectly_declare.errors import DeclareError, Location, ManifestErrors, Problem
 from connectly_declare.gcpause import no_gc
-from connectly_declare.loader import LoadedManifest, load_config, load_manifest_file
-from connectly_declare.manifests import Audience, Campaign, Sendout
-from connectly_declare.references import check_references
-from connectly_declare.unicode_checks import check_manifest
-from connectly_declare.yamlmarks import Document
+from connectly_declare.workspace.config import CONFIG_FILE, DEFAULT_MANIFEST_GLOBS, WorkspaceConfig
+from connectly_declare.workspace.loader import LoadedManifest, load_config, load_manifest_file
+from connectly_declare.workspace.manifests import Audience, Campaign, Sendout
+from connectly_declare.workspace.references import check_references
+from connectly_declare.workspace.unicode_checks import check_manifest
+from connectly_declare.workspace.yamlmarks import Document
 
 _INIT_HINT = ("run `connectly-declare init` to create a workspace, "
               "or pass -C DIR to run in one")

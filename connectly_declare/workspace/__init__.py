@@ -1,0 +1,2 @@
+"""Loading a workspace: declare.yaml, environments and manifests read with file:line:col,
+cross-file checks, Unicode checks and the JSON Schemas (docs/architecture.md)."""
