@@ -262,7 +262,7 @@ def init_command(ctx: Context, directory: Path) -> int:
     Example:
       connectly-declare init my-sendouts
     """
-    from connectly_declare.init import init_workspace
+    from connectly_declare.commands.init import init_workspace
 
     # `-C DIR init` scaffolds in DIR, as every other command runs in it.
     base = ctx.directory if ctx.directory is not None else Path(".")
@@ -343,7 +343,7 @@ def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
     Exit codes: 0 everything accepted (or nothing to send), 1 anything rejected, partial,
     unknown or an error, 130 interrupted (Ctrl-C / SIGTERM; a second Ctrl-C exits at once).
     """
-    from connectly_declare.apply_run import ApplyRequest, run_apply
+    from connectly_declare.commands.apply import ApplyRequest, run_apply
 
     if plan_file is not None and (targets or max_recipients is not None or allow_past_schedule):
         raise click.UsageError("--target, --max-recipients and --allow-past-schedule shape a "
@@ -420,7 +420,7 @@ def plan_command(ctx: Context, environment: str | None, targets: tuple[str, ...]
     Exit codes: 0 ok, 1 error (the plan is refused), 2 changes present (with
     --detailed-exitcode).
     """
-    from connectly_declare.plan_run import PlanRequest, ShowRequest, run_plan
+    from connectly_declare.commands.plan import PlanRequest, ShowRequest, run_plan
 
     show = ShowRequest(fmt=fmt, details=details, show_recipients=show_recipients,
                        detailed_exitcode=detailed_exitcode, color=_color(fmt))
@@ -442,7 +442,7 @@ def show_command(plan_file: Path, fmt: str, details: bool, show_recipients: bool
     Example:
       connectly-declare show reviewed.plan.gz --format markdown
     """
-    from connectly_declare.plan_run import ShowRequest, run_show
+    from connectly_declare.commands.plan import ShowRequest, run_show
 
     show = ShowRequest(fmt=fmt, details=details, show_recipients=show_recipients,
                        detailed_exitcode=detailed_exitcode, color=_color(fmt))
@@ -464,7 +464,7 @@ def state_group(click_ctx: click.Context, environment: str | None) -> None:
 
 
 def _state(ctx: Context) -> Any:
-    from connectly_declare.state_run import open_state
+    from connectly_declare.commands.state import open_state
 
     return open_state(ctx.start, ctx.environment)
 
@@ -478,7 +478,7 @@ def _state(ctx: Context) -> Any:
 def state_list_command(ctx: Context, sendout: str | None, status: str | None,
                        show_recipients: bool) -> int:
     """One line per key: status, client, campaign, sendout, last time, error."""
-    from connectly_declare.state_run import state_list
+    from connectly_declare.commands.state import state_list
 
     return state_list(_state(ctx), sys.stdout, sendout=sendout, status=status,
                       show_recipients=show_recipients)
@@ -491,7 +491,7 @@ def state_list_command(ctx: Context, sendout: str | None, status: str | None,
 def state_show_command(ctx: Context, client: str, show_recipients: bool) -> int:
     """Everything the ledger knows about CLIENT (any phone format; the workspace's default
     region is used for numbers without a country code)."""
-    from connectly_declare.state_run import state_show
+    from connectly_declare.commands.state import state_show
 
     return state_show(_state(ctx), sys.stdout, client, show_recipients=show_recipients)
 
@@ -516,7 +516,7 @@ def state_resolve_command(ctx: Context, client: str, campaign: str, resolved_as:
     Example:
       connectly-declare state resolve +16505551234 --campaign "spring sale 2027" --as unsent
     """
-    from connectly_declare.state_run import state_resolve
+    from connectly_declare.commands.state import state_resolve
 
     return state_resolve(_state(ctx), sys.stdout, client, campaign=campaign,
                          resolved_as="accepted" if resolved_as == "accepted" else "unsent",
@@ -527,7 +527,7 @@ def state_resolve_command(ctx: Context, client: str, campaign: str, resolved_as:
 @pass_ctx
 def state_export_command(ctx: Context) -> int:
     """The folded state as JSON (one object per key; phone numbers unmasked: it is data)."""
-    from connectly_declare.state_run import state_export
+    from connectly_declare.commands.state import state_export
 
     return state_export(_state(ctx), sys.stdout)
 
@@ -538,7 +538,7 @@ def state_export_command(ctx: Context) -> int:
 def state_unlock_command(ctx: Context, lock_id: str) -> int:
     """Remove a stale writer lock by its id (printed by the command that found it locked).
     A lock held by a running process on this machine is never removed."""
-    from connectly_declare.state_run import state_unlock
+    from connectly_declare.commands.state import state_unlock
 
     return state_unlock(_state(ctx), sys.stdout, lock_id)
 
@@ -564,7 +564,7 @@ def render_command(ctx: Context, sendout: str, limit: int, show_recipients: bool
       connectly-declare -C campaigns render spring-sale --limit 3
       connectly-declare render vip-early-access --limit 0 > entries.jsonl
     """
-    from connectly_declare.samples import render, summary
+    from connectly_declare.commands.render import render, summary
     from connectly_declare.workspace.load import load_workspace
 
     result = render(load_workspace(ctx.start), sendout, limit=limit,
@@ -604,7 +604,7 @@ def state_migrate_command(ctx: Context, backend: str, source_path: str | None,
     Example:
       DECLARE_PG_DSN=postgresql://... connectly-declare --env production state migrate --to postgres
     """
-    from connectly_declare.migrate_run import run_migrate
+    from connectly_declare.commands.migrate import run_migrate
 
     return run_migrate(ctx.start, ctx.environment, source_path=source_path, dsn_env=dsn_env,
                        schema=schema, lock_timeout=lock_timeout, out=sys.stdout)

@@ -8,8 +8,8 @@ import pytest
 
 MODULES = ["connectly_declare.plan.make", "connectly_declare.plan.model",
            "connectly_declare.plan.sendout_diff", "connectly_declare.plan.planfile",
-           "connectly_declare.report.format", "connectly_declare.plan_run",
-           "connectly_declare.state_run", "connectly_declare.ledger",
+           "connectly_declare.report.format", "connectly_declare.commands.plan",
+           "connectly_declare.commands.state", "connectly_declare.ledger",
            "connectly_declare.ledger.codec", "connectly_declare.ledger.fold",
            "connectly_declare.ledger.local", "connectly_declare.ledger.lock"]
 

@@ -129,7 +129,7 @@ def test_no_secret_in_any_output_or_file(tmp_path: Path) -> None:
             sweep.printed += [out, err]
             crashed = sweep.run(ws, "apply", "--auto-approve", expect=(3,), env={
                 "PYTHONPATH": str(CRASH_HOOK),
-                "DECLARE_TEST_CRASH_AFTER": "connectly_declare.apply_run:run_apply"})
+                "DECLARE_TEST_CRASH_AFTER": "connectly_declare.commands.apply:run_apply"})
             assert "internal error" in crashed.stderr
             assert (ws / ".declare-crash.log").is_file()
             assert sim.counts(CAMPAIGN) == dict.fromkeys(clients, 1)

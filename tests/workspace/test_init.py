@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from connectly_declare.commands.init import init_workspace, scaffold_files
 from connectly_declare.errors import DeclareError
-from connectly_declare.init import init_workspace, scaffold_files
 from connectly_declare.workspace.load import load_workspace
 from connectly_declare.workspace.schema import render
 
