@@ -21,8 +21,7 @@ from connectly_declare.entry import Entry, fingerprint
 from connectly_declare.errors import DeclareError, ManifestErrors
 from connectly_declare.workspace.config import WorkspaceConfig
 from connectly_declare.workspace.manifests import Audience, Sendout
-
-from .conftest import audience, locate, sendout
+from tests.audience.conftest import audience, locate, sendout
 
 Write = Callable[[str, str | bytes], Path]
 

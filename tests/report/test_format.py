@@ -9,8 +9,7 @@ import re
 from connectly_declare.ledger.base import LedgerState
 from connectly_declare.plan.make import Plan, PlanOptions, make_plan
 from connectly_declare.report.format import FORMATS, RenderOptions, render_markdown, render_text
-
-from .conftest import NOW, desired, entry, history, spec
+from tests.plan.conftest import NOW, desired, entry, history, spec
 
 HOSTILE = "x | </details> @acme/everyone **bold** [link](http://evil.example) \x1b[2J"
 
