@@ -38,6 +38,25 @@ class Context:
 
 pass_ctx = click.make_pass_decorator(Context)
 
+_DIRECTORY_HELP = "Run as if started in DIR (the workspace is found from there upward)."
+
+
+def _set_directory(click_ctx: click.Context, _param: click.Parameter,
+                   value: Path | None) -> None:
+    # `connectly-declare validate -C campaigns` is how people type it (and how pre-commit's
+    # `args: [-C, campaigns]` lands, after the entry's subcommand): the later -C wins.
+    if value is not None:
+        shared = click_ctx.find_object(Context)
+        if shared is not None:
+            shared.directory = value
+
+
+def _directory_option(fn: Any) -> Any:
+    """`-C DIR` after the subcommand too (the same option as before it)."""
+    return click.option("-C", "chdir", type=click.Path(file_okay=False, path_type=Path),
+                        default=None, expose_value=False, callback=_set_directory,
+                        help=_DIRECTORY_HELP)(fn)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
@@ -45,7 +64,7 @@ pass_ctx = click.make_pass_decorator(Context)
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Run as if started in DIR (the workspace is found from there upward).",
+    help=_DIRECTORY_HELP + " Also accepted after the subcommand.",
 )
 @click.option(
     "--env",
@@ -184,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               help="Share of requests accepted, then dropped without an answer.")
 @click.option("--seed", type=int, default=None, help="Seed of the faults and generated ids.")
 @click.option("--access-log/--no-access-log", default=False, help="Log every request.")
+@_directory_option
 @pass_ctx
 def sim_command(ctx: Context, port: int, host: str, catalog: Path | None, api_key: str | None,
                 rate_limit: float, burst: int | None, latency_ms: float, jitter_ms: float,
@@ -215,6 +235,7 @@ def sim_command(ctx: Context, port: int, host: str, catalog: Path | None, api_ke
 
 
 @cli.command("validate")
+@_directory_option
 @pass_ctx
 def validate_command(ctx: Context) -> int:
     """Check declare.yaml and every manifest, offline; exit 0 when valid, 1 when not.
@@ -252,6 +273,7 @@ def validate_command(ctx: Context) -> int:
 @cli.command("init")
 @click.argument("directory", required=False, default=".",
                 type=click.Path(file_okay=False, path_type=Path))
+@_directory_option
 @pass_ctx
 def init_command(ctx: Context, directory: Path) -> int:
     """Scaffold a working example workspace in DIRECTORY (new or empty; default: here).
@@ -297,8 +319,14 @@ def schema_command(kind: str) -> int:
 
 
 def _ask_yes(question: str) -> bool:
-    """Only the word `yes` proceeds (Terraform's rule: `y` or Enter are not enough)."""
-    answer: str = click.prompt(question, default="", show_default=False, err=True)
+    """Only the word `yes` proceeds (Terraform's rule: `y` or Enter are not enough).
+
+    Ctrl-D (end of input) is a "no": the user declined, so apply exits as cancelled (1), not
+    as interrupted (130, which click's prompt would make of it)."""
+    click.echo(f"{question}: ", nl=False, err=True)
+    answer = sys.stdin.readline()
+    if not answer:
+        click.echo("", err=True)  # the terminal's cursor is still after the question
     return answer.strip() == "yes"
 
 
@@ -324,6 +352,7 @@ def _ask_yes(question: str) -> bool:
               help="Seconds to wait for another apply's ledger lock before giving up.")
 @click.option("--show-recipients", is_flag=True,
               help="Show phone numbers unmasked in the plan.")
+@_directory_option
 @pass_ctx
 def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
                   targets: tuple[str, ...], max_recipients: int | None,
@@ -331,7 +360,7 @@ def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
                   batch_size: int | None, lock_timeout: float, show_recipients: bool) -> int:
     """Plan, show the plan, ask, then send it in batches and record every outcome.
 
-    With PLAN_FILE (from `connectly-declare plan -out FILE`) sends exactly that saved plan,
+    With PLAN_FILE (from `connectly-declare plan --out FILE`) sends exactly that saved plan,
     without reading manifests; a plan the ledger has moved past is refused as stale.
 
     Examples:
@@ -343,7 +372,7 @@ def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
     Exit codes: 0 everything accepted (or nothing to send), 1 anything rejected, partial,
     unknown or an error, 130 interrupted (Ctrl-C / SIGTERM; a second Ctrl-C exits at once).
     """
-    from connectly_declare.commands.apply import ApplyRequest, run_apply
+    from connectly_declare.commands.apply import ApplyRequest, render_plan, run_apply
 
     if plan_file is not None and (targets or max_recipients is not None or allow_past_schedule):
         raise click.UsageError("--target, --max-recipients and --allow-past-schedule shape a "
@@ -355,7 +384,10 @@ def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
                            targets=targets, max_recipients=max_recipients,
                            allow_past_schedule=allow_past_schedule)
     confirm = _ask_yes if sys.stdin.isatty() else None
-    return run_apply(request, out=sys.stdout, err=sys.stderr, confirm=confirm)
+    color = _color("text")  # the same plan as `plan` shows, coloured alike on a terminal
+    return run_apply(request, out=sys.stdout, err=sys.stderr, confirm=confirm,
+                     render=lambda plan: render_plan(plan, show_recipients=show_recipients,
+                                                     color=color))
 
 
 # --- plan, show, state: the ledger and the plan (plan_run.py, state_run.py) -------------
@@ -364,7 +396,8 @@ _FORMAT = click.Choice(["text", "markdown", "json"])
 
 
 def _color(fmt: str) -> bool:
-    return fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    # no-color.org: NO_COLOR turns colour off when "present and not an empty string".
+    return fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 def _show_options(fn: Any) -> Any:
@@ -401,6 +434,7 @@ def _show_options(fn: Any) -> Any:
                                  "(<!-- connectly-declare:plan:ENV -->) a bot finds to update "
                                  "its comment. Phone numbers always masked.")
 @_show_options
+@_directory_option
 @pass_ctx
 def plan_command(ctx: Context, environment: str | None, targets: tuple[str, ...],
                  max_recipients: int | None, allow_past_schedule: bool, out_file: Path | None,
@@ -452,6 +486,7 @@ def show_command(plan_file: Path, fmt: str, details: bool, show_recipients: bool
 @cli.group("state")
 @click.option("--env", "environment", default=None,
               help="Environment of declare.yaml whose ledger to use (default: global --env).")
+@_directory_option
 @click.pass_context
 def state_group(click_ctx: click.Context, environment: str | None) -> None:
     """Look at and repair the ledger: list, show, resolve, export, unlock.
@@ -474,6 +509,7 @@ def _state(ctx: Context) -> Any:
 @click.option("--status", type=click.Choice(["accepted", "rejected", "partial", "unknown"]),
               default=None, help="Only keys with this status.")
 @click.option("--show-recipients", is_flag=True, help="Show phone numbers unmasked.")
+@_directory_option
 @pass_ctx
 def state_list_command(ctx: Context, sendout: str | None, status: str | None,
                        show_recipients: bool) -> int:
@@ -487,6 +523,7 @@ def state_list_command(ctx: Context, sendout: str | None, status: str | None,
 @state_group.command("show")
 @click.argument("client")
 @click.option("--show-recipients", is_flag=True, help="Show phone numbers unmasked.")
+@_directory_option
 @pass_ctx
 def state_show_command(ctx: Context, client: str, show_recipients: bool) -> int:
     """Everything the ledger knows about CLIENT (any phone format; the workspace's default
@@ -507,6 +544,7 @@ def state_show_command(ctx: Context, client: str, show_recipients: bool) -> int:
               help="Which sendout's key, when the client is in doubt in several.")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Seconds to wait for the ledger lock.")
+@_directory_option
 @pass_ctx
 def state_resolve_command(ctx: Context, client: str, campaign: str, resolved_as: str,
                           reason: str, sendout: str | None, lock_timeout: float) -> int:
@@ -524,6 +562,7 @@ def state_resolve_command(ctx: Context, client: str, campaign: str, resolved_as:
 
 
 @state_group.command("export")
+@_directory_option
 @pass_ctx
 def state_export_command(ctx: Context) -> int:
     """The folded state as JSON (one object per key; phone numbers unmasked: it is data)."""
@@ -534,6 +573,7 @@ def state_export_command(ctx: Context) -> int:
 
 @state_group.command("unlock")
 @click.argument("lock_id")
+@_directory_option
 @pass_ctx
 def state_unlock_command(ctx: Context, lock_id: str) -> int:
     """Remove a stale writer lock by its id (printed by the command that found it locked).
@@ -552,6 +592,7 @@ def state_unlock_command(ctx: Context, lock_id: str) -> int:
               help="Entries to print (0: all); reading stops there.")
 @click.option("--show-recipients", is_flag=True,
               help="Show phone numbers unmasked (masked by default).")
+@_directory_option
 @pass_ctx
 def render_command(ctx: Context, sendout: str, limit: int, show_recipients: bool) -> int:
     """Print a sendout's entries as JSON lines: client, campaign, version, the rendered
@@ -592,6 +633,7 @@ def render_command(ctx: Context, sendout: str, limit: int, show_recipients: bool
                    "connectly_declare).")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Seconds to wait for either ledger's writer lock.")
+@_directory_option
 @pass_ctx
 def state_migrate_command(ctx: Context, backend: str, source_path: str | None,
                           dsn_env: str | None, schema: str | None, lock_timeout: float) -> int:

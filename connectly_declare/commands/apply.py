@@ -268,11 +268,11 @@ def _endpoint(target: Target, catalog: Any) -> Iterator[str]:
         yield url
 
 
-def render_plan(plan: Plan, *, show_recipients: bool = False) -> str:
+def render_plan(plan: Plan, *, show_recipients: bool = False, color: bool = False) -> str:
     """The plan as `connectly-declare plan` shows it, for the reviewer."""
     from connectly_declare.report.format import render_text
 
-    return render_text(plan, show_recipients=show_recipients).rstrip("\n")
+    return render_text(plan, show_recipients=show_recipients, color=color).rstrip("\n")
 
 
 def _total(plan: Plan) -> int:
