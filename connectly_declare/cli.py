@@ -28,7 +28,7 @@ class Context:
 
     def __init__(self, directory: Path | None, environment: str | None = None) -> None:
         self.directory = directory
-        # --env NAME / DECLARE_ENV; resolve with environments.resolve_target(config, it)
+        # --env NAME / DECLARE_ENV; resolve with environments.resolve_environment(config, it)
         self.environment = environment
 
     @property
@@ -309,9 +309,9 @@ def schema_command(kind: str) -> int:
     Example:
       connectly-declare schema > schema/manifests.schema.json
     """
-    from connectly_declare.workspace.schema import render
+    from connectly_declare.workspace.schema import dump
 
-    click.echo(render(kind), nl=False)
+    click.echo(dump(kind), nl=False)
     return 0
 
 
@@ -372,7 +372,7 @@ def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
     Exit codes: 0 everything accepted (or nothing to send), 1 anything rejected, partial,
     unknown or an error, 130 interrupted (Ctrl-C / SIGTERM; a second Ctrl-C exits at once).
     """
-    from connectly_declare.commands.apply import ApplyRequest, render_plan, run_apply
+    from connectly_declare.commands.apply import ApplyRequest, plan_text, run_apply
 
     if plan_file is not None and (targets or max_recipients is not None or allow_past_schedule):
         raise click.UsageError("--target, --max-recipients and --allow-past-schedule shape a "
@@ -386,8 +386,8 @@ def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
     confirm = _ask_yes if sys.stdin.isatty() else None
     color = _color("text")  # the same plan as `plan` shows, coloured alike on a terminal
     return run_apply(request, out=sys.stdout, err=sys.stderr, confirm=confirm,
-                     render=lambda plan: render_plan(plan, show_recipients=show_recipients,
-                                                     color=color))
+                     show_plan=lambda plan: plan_text(plan, show_recipients=show_recipients,
+                                                      color=color))
 
 
 # --- plan, show, state: the ledger and the plan (plan_run.py, state_run.py) -------------
@@ -639,7 +639,7 @@ def state_migrate_command(ctx: Context, backend: str, source_path: str | None,
                           dsn_env: str | None, schema: str | None, lock_timeout: float) -> int:
     """Copy the local ledger into PostgreSQL, verified record for record.
 
-    Refuses a target that holds another ledger; running it again is harmless (and catches
+    Refuses a destination that holds another ledger; running it again is harmless (and catches
     up a copy that fell behind). Then point declare.yaml's state at postgres.
 
     \b

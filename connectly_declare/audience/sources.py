@@ -143,7 +143,7 @@ def _prescan(ctx: SourceContext, *, needs_header: bool) -> None:
                            hint=f"a CSV needs a header row; the file is named at {ctx.where}")
 
 
-def _normalise(raw: str, ctx: SourceContext, at: Location, on_invalid: str) -> str | None:
+def _normalize(raw: str, ctx: SourceContext, at: Location, on_invalid: str) -> str | None:
     try:
         return normalize(raw, ctx.region)
     except InvalidPhone as exc:
@@ -211,7 +211,7 @@ def read_csv(source: CsvSource, ctx: SourceContext) -> Iterator[Raw]:
                 raw = row[phone_index]
                 client = fast_e164(raw)
                 if client is None:
-                    client = _normalise(raw, ctx, Location(label, line), on_invalid)
+                    client = _normalize(raw, ctx, Location(label, line), on_invalid)
                     if client is None:
                         continue
                 yield client, row, f"{label}:{line}", columns
@@ -289,7 +289,7 @@ def read_jsonl(source: JsonlSource, ctx: SourceContext) -> Iterator[Raw]:
             if isinstance(raw, bool) or not isinstance(raw, str | int):
                 raise DeclareError(f"the phone number is a JSON {type(raw).__name__}, "
                                    "expected a string", location=at)
-            client = _normalise(str(raw), ctx, at, source.on_invalid)
+            client = _normalize(str(raw), ctx, at, source.on_invalid)
             if client is None:
                 continue
             obj["client"] = client
@@ -313,7 +313,7 @@ def read_inline(source: InlineSource, ctx: SourceContext) -> Iterator[Raw]:
             if isinstance(raw, bool) or not isinstance(raw, str | int):
                 raise DeclareError("client must be a phone number string", location=at,
                                    hint="quote it: client: '+16505551234'")
-        client = _normalise(str(raw), ctx, at, source.on_invalid)
+        client = _normalize(str(raw), ctx, at, source.on_invalid)
         if client is None:
             continue
         fields["client"] = client

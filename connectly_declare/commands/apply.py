@@ -31,7 +31,7 @@ from connectly_declare.workspace import environments
 from connectly_declare.workspace.config import (
     CONFIG_FILE,
     LocalState,
-    ResolvedTarget,
+    ResolvedEnvironment,
     WorkspaceConfig,
 )
 from connectly_declare.workspace.load import load_config_only
@@ -60,12 +60,12 @@ class ApplyRequest:
 
 
 @dataclass(frozen=True)
-class Target:
+class Destination:
     """Where this apply sends and records: everything resolved before the lock is taken."""
 
     root: Path
     config: WorkspaceConfig
-    resolved: ResolvedTarget
+    resolved: ResolvedEnvironment
     business_id: str
     base_url: str
     api_key: Secret
@@ -82,17 +82,17 @@ def announce_wait(ledger: Ledger, timeout: float, err: TextIO) -> None:
                   f"{holder.describe()}", file=err, flush=True)
 
 
-def resolve_target(root: Path, config: WorkspaceConfig, environment: str | None, *,
-                   sim: bool, environ: Mapping[str, str]) -> Target:
+def resolve_destination(root: Path, config: WorkspaceConfig, environment: str | None, *,
+                   sim: bool, environ: Mapping[str, str]) -> Destination:
     """Business id, base URL and API key, each checked before anything is sent."""
-    resolved = environments.resolve_target(config, environment)
+    resolved = environments.resolve_environment(config, environment)
     if sim:
         # A separate ledger: sim runs must never mix with the real history.
         sim_business = resolve_business_id(resolved, environ) or SIM_BUSINESS
         resolved = resolved.model_copy(update={"state": LocalState(path=SIM_LEDGER),
                                                "business_id": sim_business,
                                                "business_id_env": None})
-        return Target(root, config, resolved, sim_business, "", Secret(
+        return Destination(root, config, resolved, sim_business, "", Secret(
             "sim-" + secrets.token_urlsafe(24)), True)
     business = resolve_business_id(resolved, environ)
     if not business:
@@ -108,17 +108,17 @@ def resolve_target(root: Path, config: WorkspaceConfig, environment: str | None,
             hint=f"export {resolved.api_key_env}=... (declare.yaml's api_key_env names it); "
                  "or try `apply --sim` to apply against the local simulator")
     resolved = resolved.model_copy(update={"business_id": business, "business_id_env": None})
-    return Target(root, config, resolved, business, resolved.base_url, Secret(key), False)
+    return Destination(root, config, resolved, business, resolved.base_url, Secret(key), False)
 
 
 def in_doubt_keys(state: LedgerState) -> frozenset[str]:
     return frozenset(k for k, s in state.keys.items() if s.status in IN_DOUBT)
 
 
-def client_settings(target: Target, base_url: str) -> ClientSettings:
-    c = target.config
-    return ClientSettings(base_url=base_url, business_id=target.business_id,
-                          api_key=target.api_key, requests_per_second=c.requests_per_second,
+def client_settings(dest: Destination, base_url: str) -> ClientSettings:
+    c = dest.config
+    return ClientSettings(base_url=base_url, business_id=dest.business_id,
+                          api_key=dest.api_key, requests_per_second=c.requests_per_second,
                           concurrency=c.concurrency, timeout_seconds=c.timeout_seconds)
 
 
@@ -154,17 +154,17 @@ class _Signals:
                 loop.remove_signal_handler(sig)
 
 
-def send_plan(plan: Plan, ledger: Ledger, target: Target, base_url: str, *,
+def send_plan(plan: Plan, ledger: Ledger, dest: Destination, base_url: str, *,
               in_doubt: frozenset[str], batch_size: int, err: TextIO,
               settings: EngineSettings | None = None, total: int,
               handle_signals: bool = True) -> ApplyResult:
     """Send every planned entry (the caller holds the lock); return the summary."""
     engine_settings = settings or EngineSettings(batch_size=batch_size,
-                                                 concurrency=target.config.concurrency)
+                                                 concurrency=dest.config.concurrency)
 
     async def go() -> ApplyResult:
         progress = Progress(total, err)
-        client = ConnectlyClient(client_settings(target, base_url))
+        client = ConnectlyClient(client_settings(dest, base_url))
         sends: Iterator[tuple[SendoutLike, PlannedLike]] = plan.iter_sends()
         engine = Engine(sends, ledger, client, settings=engine_settings, in_doubt=in_doubt,
                         progress=progress)
@@ -257,10 +257,10 @@ def sim_catalog_from_plan(plan: Plan, business: str, key: Secret) -> Any:
 
 
 @contextmanager
-def _endpoint(target: Target, catalog: Any) -> Iterator[str]:
+def _endpoint(dest: Destination, catalog: Any) -> Iterator[str]:
     """The base URL to send to: the real one, or an in-process simulator on loopback."""
-    if not target.sim:
-        yield target.base_url
+    if not dest.sim:
+        yield dest.base_url
         return
     from connectly_declare.sim import create_app, serve_in_thread
 
@@ -268,30 +268,30 @@ def _endpoint(target: Target, catalog: Any) -> Iterator[str]:
         yield url
 
 
-def render_plan(plan: Plan, *, show_recipients: bool = False, color: bool = False) -> str:
+def plan_text(plan: Plan, *, show_recipients: bool = False, color: bool = False) -> str:
     """The plan as `connectly-declare plan` shows it, for the reviewer."""
-    from connectly_declare.report.format import render_text
+    from connectly_declare.report.format import format_text
 
-    return render_text(plan, show_recipients=show_recipients, color=color).rstrip("\n")
+    return format_text(plan, show_recipients=show_recipients, color=color).rstrip("\n")
 
 
 def _total(plan: Plan) -> int:
     return sum(1 for _ in plan.iter_sends())
 
 
-def _default_render(request: ApplyRequest) -> Callable[[Any], str]:
-    return lambda plan: render_plan(plan, show_recipients=request.show_recipients)
+def _default_show(request: ApplyRequest) -> Callable[[Plan], str]:
+    return lambda plan: plan_text(plan, show_recipients=request.show_recipients)
 
 
 def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
               confirm: Confirm | None, environ: Mapping[str, str] = os.environ,
               now: Callable[[], datetime] = utc_now,
-              render: Callable[[Any], str] | None = None,
+              show_plan: Callable[[Plan], str] | None = None,
               engine_settings: EngineSettings | None = None) -> int:
     """`connectly-declare apply [PLANFILE]`: returns the exit code.
 
     `confirm(question)` asks on a terminal (None: there is none, so only --auto-approve
-    proceeds). `render(plan)` is the plan's text for the reviewer."""
+    proceeds). `show_plan(plan)` is the plan's text for the reviewer."""
     from connectly_declare.plan.planfile import read_plan
 
     ws: Any = None
@@ -311,13 +311,13 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
         ws = load_workspace(request.start, environ=environ)
         root, config = ws.root, ws.config
         environment = environments.chosen_environment(request.environment, environ)
-    target = resolve_target(root, config, environment, sim=request.sim, environ=environ)
-    if saved is not None and saved.business_id and saved.business_id != target.business_id \
-            and not target.sim:
+    dest = resolve_destination(root, config, environment, sim=request.sim, environ=environ)
+    if saved is not None and saved.business_id and saved.business_id != dest.business_id \
+            and not dest.sim:
         raise DeclareError(f"the saved plan is for business {saved.business_id}, "
-                           f"not {target.business_id}", hint="re-plan for this business")
-    ledger = open_ledger(root, target.resolved, environ=environ)
-    if target.sim:
+                           f"not {dest.business_id}", hint="re-plan for this business")
+    ledger = open_ledger(root, dest.resolved, environ=environ)
+    if dest.sim:
         where = root / SIM_LEDGER
         with suppress(ValueError):
             where = where.relative_to(Path.cwd())
@@ -340,7 +340,7 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
                                   batch_size=request.batch_size or config.batch_size)
             # The lock is held: `state` (read above) is still the ledger build_plan reads.
             plan = build_plan(ws, ledger, options, environ=environ, now=now())
-        print((render or _default_render(request))(plan), file=out)
+        print((show_plan or _default_show(request))(plan), file=out)
         if not plan.has_changes:
             print("Nothing to send: the ledger already holds every planned entry.", file=out)
             return 0
@@ -354,19 +354,19 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
                 print("Apply cancelled: nothing was sent.", file=out)
                 return 1
         catalog = None
-        if target.sim:
-            catalog = (sim_catalog_from_workspace(ws, target.business_id, target.api_key)
+        if dest.sim:
+            catalog = (sim_catalog_from_workspace(ws, dest.business_id, dest.api_key)
                        if ws is not None else
-                       sim_catalog_from_plan(plan, target.business_id, target.api_key))
+                       sim_catalog_from_plan(plan, dest.business_id, dest.api_key))
         batch_size = request.batch_size or config.batch_size
-        with _endpoint(target, catalog) as base_url:
-            result = send_plan(plan, ledger, target, base_url, in_doubt=in_doubt_keys(state),
+        with _endpoint(dest, catalog) as base_url:
+            result = send_plan(plan, ledger, dest, base_url, in_doubt=in_doubt_keys(state),
                                batch_size=batch_size, err=err, total=_total(plan),
                                settings=engine_settings and replace(
                                    engine_settings, batch_size=batch_size))
     lines = summary_lines(result)
     # Every output names the environment: pipelines applying several log into one place.
-    lines[0] += f" Environment {environments.environment_label(target.resolved.environment)}."
+    lines[0] += f" Environment {environments.environment_label(dest.resolved.environment)}."
     for line in lines:
         print(escape.terminal(line), file=out)  # names and API errors quoted in it
     return exit_code(result)
@@ -375,10 +375,10 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
 __all__ = [
     "SIM_LEDGER",
     "ApplyRequest",
-    "Target",
+    "Destination",
     "exit_code",
     "in_doubt_keys",
-    "resolve_target",
+    "resolve_destination",
     "run_apply",
     "send_plan",
     "summary_lines",

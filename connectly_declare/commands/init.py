@@ -16,7 +16,7 @@ from pathlib import Path
 
 from connectly_declare.errors import DeclareError
 from connectly_declare.workspace.config import CONFIG_FILE
-from connectly_declare.workspace.schema import SCHEMA_FILES, render
+from connectly_declare.workspace.schema import SCHEMA_FILES, dump
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def scaffold_files() -> dict[str, bytes]:
     # dot files are not package data (setuptools' globs skip them), so it is written here
     content[".gitignore"] = GITIGNORE.encode("utf-8")
     for kind, path in SCHEMA_FILES.items():
-        content[path] = render(kind).encode("utf-8")
+        content[path] = dump(kind).encode("utf-8")
     return dict(sorted(content.items()))
 
 
@@ -90,14 +90,14 @@ def init_workspace(directory: Path) -> InitResult:
             directory.mkdir(parents=True)
             created.append(directory)
         for name, data in content.items():
-            target = directory / name
-            for parent in reversed(target.relative_to(directory).parents[:-1]):
+            path = directory / name
+            for parent in reversed(path.relative_to(directory).parents[:-1]):
                 folder = directory / parent
                 if not folder.exists():
                     folder.mkdir()
                     created.append(folder)
-            with open(target, "xb") as fh:  # "x": never overwrite, even in a race
-                created.append(target)
+            with open(path, "xb") as fh:  # "x": never overwrite, even in a race
+                created.append(path)
                 fh.write(data)
     except OSError as err:
         for path in reversed(created):  # leave nothing partial behind

@@ -2,8 +2,8 @@
 PostgreSQL ledger, then the verified copy (`ledger.migrate`).
 
 Works in either order of the switch: before `declare.yaml` says postgres (the local
-ledger is the configured one; the target comes from --dsn-env/--schema or their defaults)
-or after (the target is the configured one; the source is --from, by default the usual
+ledger is the configured one; the destination comes from --dsn-env/--schema or their defaults)
+or after (the destination is the configured one; the source is --from, by default the usual
 local path). Until the switch, applies keep writing the local ledger; an empty postgres
 ledger refuses to start while a local history of its environment exists, so the switch
 cannot silently begin a second, empty history.
@@ -21,7 +21,7 @@ from connectly_declare.ledger.local import LocalLedger
 from connectly_declare.ledger.migrate import MigrateResult, migrate_to_postgres
 from connectly_declare.ledger.postgres import open_postgres
 from connectly_declare.workspace.config import LocalState, PostgresState
-from connectly_declare.workspace.environments import environment_label, resolve_target
+from connectly_declare.workspace.environments import environment_label, resolve_environment
 from connectly_declare.workspace.load import load_config_only
 
 
@@ -30,9 +30,9 @@ def run_migrate(start: Path, environment: str | None, *, source_path: str | None
                 lock_timeout: float = 0.0, out: TextIO,
                 environ: Mapping[str, str] = os.environ) -> int:
     root, config = load_config_only(start)
-    target = resolve_target(config, environment)
-    business = resolve_business_id(target, environ)
-    configured = target.state
+    resolved = resolve_environment(config, environment)
+    business = resolve_business_id(resolved, environ)
+    configured = resolved.state
     overrides = {k: v for k, v in (("dsn_env", dsn_env), ("schema", schema)) if v}
     if isinstance(configured, PostgresState):
         pg_state = PostgresState.model_validate(
@@ -41,15 +41,15 @@ def run_migrate(start: Path, environment: str | None, *, source_path: str | None
     else:
         pg_state = PostgresState.model_validate({"backend": "postgres", **overrides})
         source_state = LocalState(path=source_path) if source_path else configured
-    source = LocalLedger(local_ledger_path(root, source_state), environment=target.environment,
+    source = LocalLedger(local_ledger_path(root, source_state), environment=resolved.environment,
                          business_id=business, display=source_state.path)
-    pg = open_postgres(pg_state, environment=target.environment, business_id=business,
+    pg = open_postgres(pg_state, environment=resolved.environment, business_id=business,
                        environ=environ)
     try:
         result = migrate_to_postgres(source, pg, lock_timeout=lock_timeout)
     finally:
         pg.close()
-    _report(result, environment_label(target.environment), pg_state,
+    _report(result, environment_label(resolved.environment), pg_state,
             switched=isinstance(configured, PostgresState), out=out)
     return 0
 
@@ -58,7 +58,7 @@ def _report(result: MigrateResult, env: str, pg_state: PostgresState, *, switche
             out: TextIO) -> None:
     verb = "Already migrated" if result.already else "Migrated"
     out.write(f"{verb} (environment {env}): {result.records} records, {result.keys} keys of "
-              f"ledger {result.lineage}\n  from {result.source}\n  to   {result.target}\n"
+              f"ledger {result.lineage}\n  from {result.source}\n  to   {result.destination}\n"
               f"Verified record for record and key for key.\n")
     if not switched:
         out.write(

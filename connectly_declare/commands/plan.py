@@ -1,4 +1,4 @@
-"""Running `plan` and `show`: options in, rendered plan out, an exit code back.
+"""Running `plan` and `show`: options in, the formatted plan out, an exit code back.
 
 `plan` needs no API key and no network: it reads the manifests, their data files and the
 ledger (without locking), and writes nothing but the optional `--out` file.
@@ -44,12 +44,13 @@ class PlanRequest:
 
 
 def emit(plan: Plan, show: ShowRequest, out: TextIO) -> int:
-    """Render `plan` to `out`; the exit code (2 for changes with --detailed-exitcode)."""
-    from connectly_declare.report.format import RenderOptions, render
+    """Write `plan` to `out` in the chosen format; the exit code (2 for changes with
+    --detailed-exitcode)."""
+    from connectly_declare.report.format import FormatOptions, format_plan
 
-    options = RenderOptions(show_recipients=show.show_recipients, details=show.details,
+    options = FormatOptions(show_recipients=show.show_recipients, details=show.details,
                             color=show.color)
-    for chunk in render(plan, show.fmt, options):
+    for chunk in format_plan(plan, show.fmt, options):
         out.write(chunk)
     out.flush()
     return EXIT_CHANGES if show.detailed_exitcode and plan.has_changes else 0
@@ -60,12 +61,12 @@ def make_workspace_plan(request: PlanRequest, *, environ: Mapping[str, str],
     """Load the workspace and its ledger for the chosen environment and plan it."""
     from connectly_declare.ledger import open_ledger
     from connectly_declare.plan.make import build_plan
-    from connectly_declare.workspace.environments import resolve_target
+    from connectly_declare.workspace.environments import resolve_environment
     from connectly_declare.workspace.load import load_workspace
 
     ws = load_workspace(request.start, environ=environ)
-    target = resolve_target(ws.config, request.environment)
-    ledger = open_ledger(ws.root, target, environ=environ)
+    resolved = resolve_environment(ws.config, request.environment)
+    ledger = open_ledger(ws.root, resolved, environ=environ)
     options = PlanOptions(targets=request.targets, max_recipients=request.max_recipients,
                           allow_past_schedule=request.allow_past_schedule,
                           batch_size=ws.config.batch_size)
@@ -94,12 +95,12 @@ def review_outputs(plan: Plan, out_comment: Path | None, environ: Mapping[str, s
     Markdown plan appended to the job summary. Both always mask phone numbers, whatever
     --show-recipients says: they are read by everyone who can see the pull request."""
     from connectly_declare.report import github
-    from connectly_declare.report.format import RenderOptions, render
+    from connectly_declare.report.format import FormatOptions, format_plan
 
     summary = github.in_github_actions(environ) and environ.get("GITHUB_STEP_SUMMARY")
     if out_comment is None and not summary:
         return
-    markdown = "".join(render(plan, "markdown", RenderOptions(show_recipients=False)))
+    markdown = "".join(format_plan(plan, "markdown", FormatOptions(show_recipients=False)))
     if out_comment is not None:
         github.write_comment(out_comment, markdown, plan.environment)
     if summary:

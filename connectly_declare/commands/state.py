@@ -34,11 +34,11 @@ class StateContext:
 def open_state(start: Path, environment: str | None,
                environ: Mapping[str, str] = os.environ) -> StateContext:
     from connectly_declare.ledger import open_ledger
-    from connectly_declare.workspace.environments import resolve_target
+    from connectly_declare.workspace.environments import resolve_environment
 
     root, config = load_config_only(start)
-    target = resolve_target(config, environment)
-    return StateContext(config, open_ledger(root, target, environ=environ))
+    resolved = resolve_environment(config, environment)
+    return StateContext(config, open_ledger(root, resolved, environ=environ))
 
 
 def normalize_client(client: str, region: str) -> str:

@@ -11,16 +11,16 @@ from pathlib import Path
 
 from connectly_declare.errors import DeclareError, Location
 from connectly_declare.ledger.base import Ledger
-from connectly_declare.workspace.config import LocalState, ResolvedTarget
+from connectly_declare.workspace.config import LocalState, ResolvedEnvironment
 
 
-def resolve_business_id(target: ResolvedTarget, environ: Mapping[str, str]) -> str | None:
-    """The business id of `target`: given directly, or read from the variable it names
+def resolve_business_id(resolved: ResolvedEnvironment, environ: Mapping[str, str]) -> str | None:
+    """The business id of `resolved`: given directly, or read from the variable it names
     (None when that variable is unset: planning needs no business id)."""
-    if target.business_id is not None:
-        return target.business_id
-    if target.business_id_env:
-        return environ.get(target.business_id_env) or None
+    if resolved.business_id is not None:
+        return resolved.business_id
+    if resolved.business_id_env:
+        return environ.get(resolved.business_id_env) or None
     return None
 
 
@@ -45,20 +45,20 @@ def local_ledger_path(root: Path, state: LocalState) -> Path:
     return path
 
 
-def open_ledger(root: Path, target: ResolvedTarget, *,
+def open_ledger(root: Path, resolved: ResolvedEnvironment, *,
                 environ: Mapping[str, str] = os.environ) -> Ledger:
-    """The ledger of `target` in the workspace at `root`, bound to its environment and
+    """The ledger of `resolved` in the workspace at `root`, bound to its environment and
     business (appending to a ledger of another business or environment is refused)."""
-    business_id = resolve_business_id(target, environ)
-    state = target.state
+    business_id = resolve_business_id(resolved, environ)
+    state = resolved.state
     if isinstance(state, LocalState):
         from connectly_declare.ledger.local import LocalLedger
 
-        return LocalLedger(local_ledger_path(root, state), environment=target.environment,
+        return LocalLedger(local_ledger_path(root, state), environment=resolved.environment,
                            business_id=business_id, display=state.path)
     from connectly_declare.ledger.postgres import open_postgres
 
-    return open_postgres(state, environment=target.environment, business_id=business_id,
+    return open_postgres(state, environment=resolved.environment, business_id=business_id,
                          environ=environ, workspace_root=root)
 
 

@@ -26,14 +26,14 @@ _COLORS = {"send": "32", "resend": "33", "retry": "33", "drift": "35", "blocked"
 
 
 @dataclass(frozen=True)
-class RenderOptions:
+class FormatOptions:
     show_recipients: bool = False
     details: bool = False  # text: list every entry to send
     color: bool = False  # text: ANSI colours (the CLI decides: TTY and NO_COLOR unset)
     markdown_limit: int = MARKDOWN_LIMIT
 
 
-def _client(planned: PlannedEntry, options: RenderOptions) -> str:
+def _client(planned: PlannedEntry, options: FormatOptions) -> str:
     client = planned.entry.client
     return client if options.show_recipients else mask_phone(client)
 
@@ -53,12 +53,12 @@ def _variables(planned: PlannedEntry) -> str:
 # --- text -------------------------------------------------------------------------------
 
 
-def _paint(text: str, action: str, options: RenderOptions) -> str:
+def _paint(text: str, action: str, options: FormatOptions) -> str:
     code = _COLORS.get(action)
     return f"\x1b[{code}m{text}\x1b[0m" if options.color and code else text
 
 
-def _text_entry(planned: PlannedEntry, options: RenderOptions) -> str:
+def _text_entry(planned: PlannedEntry, options: FormatOptions) -> str:
     e = planned.entry
     parts = [_paint(f"{planned.action:<7}", planned.action, options), _client(planned, options),
              escape.terminal(_variables(planned))]
@@ -69,7 +69,7 @@ def _text_entry(planned: PlannedEntry, options: RenderOptions) -> str:
     return "    " + "  ".join(parts) + "\n"
 
 
-def text_chunks(plan: Plan, options: RenderOptions) -> Iterator[str]:
+def text_chunks(plan: Plan, options: FormatOptions) -> Iterator[str]:
     ledger = (f"ledger {plan.lineage} at serial {plan.serial}" if plan.lineage
               else "no ledger yet")
     yield (f"Plan for environment {escape.terminal(plan.environment or 'default')}, business "
@@ -102,10 +102,10 @@ def text_chunks(plan: Plan, options: RenderOptions) -> Iterator[str]:
     yield f"Plan: {verdict}; {rest}.\n"
 
 
-def render_text(plan: Plan, *, show_recipients: bool = False, details: bool = False,
+def format_text(plan: Plan, *, show_recipients: bool = False, details: bool = False,
                 color: bool = False) -> str:
     """The plan for a terminal (what `connectly-declare plan` prints)."""
-    options = RenderOptions(show_recipients=show_recipients, details=details, color=color)
+    options = FormatOptions(show_recipients=show_recipients, details=details, color=color)
     return "".join(text_chunks(plan, options))
 
 
@@ -141,7 +141,7 @@ def _md_table(plan: Plan, budget: _Budget) -> None:
                    "table rows")
 
 
-def _md_samples(s: SendoutPlan, options: RenderOptions) -> str:
+def _md_samples(s: SendoutPlan, options: FormatOptions) -> str:
     rows = ["| action | client | variables | scheduled | reason |",
             "| --- | --- | --- | --- | --- |"]
     for planned in s.samples:
@@ -154,7 +154,7 @@ def _md_samples(s: SendoutPlan, options: RenderOptions) -> str:
             + "\n".join(rows) + "\n\n</details>\n\n")
 
 
-def markdown_chunks(plan: Plan, options: RenderOptions) -> Iterator[str]:
+def markdown_chunks(plan: Plan, options: FormatOptions) -> Iterator[str]:
     budget = _Budget(options.markdown_limit)
     verdict = f"**{plan.sends:,} to send**" if plan.has_changes else "**nothing to send**"
     ledger = f"ledger serial {plan.serial}" if plan.lineage else "no ledger yet"
@@ -180,17 +180,17 @@ def markdown_chunks(plan: Plan, options: RenderOptions) -> Iterator[str]:
         yield "\n<sub>Phone numbers are masked.</sub>\n"
 
 
-def render_markdown(plan: Plan, *, show_recipients: bool = False,
+def format_markdown(plan: Plan, *, show_recipients: bool = False,
                     limit: int = MARKDOWN_LIMIT) -> str:
     """The plan as a pull-request comment, never longer than `limit` characters."""
-    options = RenderOptions(show_recipients=show_recipients, markdown_limit=limit)
+    options = FormatOptions(show_recipients=show_recipients, markdown_limit=limit)
     return "".join(markdown_chunks(plan, options))
 
 
 # --- JSON -------------------------------------------------------------------------------
 
 
-def _json_entry(planned: PlannedEntry, options: RenderOptions) -> dict[str, Any]:
+def _json_entry(planned: PlannedEntry, options: FormatOptions) -> dict[str, Any]:
     e = planned.entry
     return {"action": planned.action, "client": _client(planned, options),
             "variables": dict(e.variables), "scheduled_at": e.scheduled_at, "round": e.round,
@@ -201,7 +201,7 @@ def _dumps(obj: Any) -> str:
     return escape.json_text(json.dumps(obj, ensure_ascii=False, sort_keys=False))
 
 
-def json_chunks(plan: Plan, options: RenderOptions) -> Iterator[str]:
+def json_chunks(plan: Plan, options: FormatOptions) -> Iterator[str]:
     head = {
         "format_version": JSON_FORMAT_VERSION, "created_by": plan.created_by,
         "environment": plan.environment, "business_id": plan.business_id,
@@ -228,22 +228,22 @@ def json_chunks(plan: Plan, options: RenderOptions) -> Iterator[str]:
     yield "]}\n"
 
 
-def render_json(plan: Plan, *, show_recipients: bool = False) -> str:
-    return "".join(json_chunks(plan, RenderOptions(show_recipients=show_recipients)))
+def format_json(plan: Plan, *, show_recipients: bool = False) -> str:
+    return "".join(json_chunks(plan, FormatOptions(show_recipients=show_recipients)))
 
 
-FORMATS: dict[str, Callable[[Plan, RenderOptions], Iterator[str]]] = {
+FORMATS: dict[str, Callable[[Plan, FormatOptions], Iterator[str]]] = {
     "text": text_chunks,
     "markdown": markdown_chunks,
     "json": json_chunks,
 }
 
 
-def render(plan: Plan, fmt: str, options: RenderOptions) -> Iterator[str]:
+def format_plan(plan: Plan, fmt: str, options: FormatOptions) -> Iterator[str]:
     """The plan in format `fmt` (a key of FORMATS), in chunks."""
     return FORMATS[fmt](plan, options)
 
 
-__all__ = ["FORMATS", "JSON_FORMAT_VERSION", "MARKDOWN_LIMIT", "RenderOptions", "json_chunks",
-           "markdown_chunks", "render", "render_json", "render_markdown", "render_text",
+__all__ = ["FORMATS", "JSON_FORMAT_VERSION", "MARKDOWN_LIMIT", "FormatOptions", "format_json",
+           "format_markdown", "format_plan", "format_text", "json_chunks", "markdown_chunks",
            "text_chunks"]

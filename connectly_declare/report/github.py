@@ -88,10 +88,10 @@ def _cap(text: str, limit: int) -> str:
 
 def append_step_summary(markdown: str, environ: Mapping[str, str] = os.environ) -> Path | None:
     """Append `markdown` to the job summary; None when not in a GitHub Actions job."""
-    target = environ.get("GITHUB_STEP_SUMMARY")
-    if not target:
+    summary_file = environ.get("GITHUB_STEP_SUMMARY")
+    if not summary_file:
         return None
-    path = Path(target)
+    path = Path(summary_file)
     with path.open("a", encoding="utf-8") as fh:
         fh.write(_cap(markdown, SUMMARY_LIMIT).rstrip("\n") + "\n\n")
     return path

@@ -51,7 +51,7 @@ class PostgresState(_Strict):
 StateConfig = Annotated[LocalState | PostgresState, Field(discriminator="backend")]
 
 
-class Target(_Strict):
+class EnvironmentSettings(_Strict):
     """Where and as whom to send: the parts an environment may override."""
 
     business_id: str | None = None
@@ -88,7 +88,7 @@ class WorkspaceConfig(_Strict):
     default_region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "US"
     state: StateConfig = Field(default_factory=LocalState)
     template_env: list[EnvVarName] = Field(default_factory=list)
-    environments: dict[str, Target] = Field(default_factory=dict)
+    environments: dict[str, EnvironmentSettings] = Field(default_factory=dict)
 
     @field_validator("template_env")
     @classmethod
@@ -105,10 +105,10 @@ class WorkspaceConfig(_Strict):
     @model_validator(mode="after")
     def _no_environment_secret_in_templates(self) -> WorkspaceConfig:
         secrets: set[str | None] = set()
-        for target in self.environments.values():
-            secrets.add(target.api_key_env)
-            if isinstance(target.state, PostgresState):
-                secrets.add(target.state.dsn_env)
+        for env in self.environments.values():
+            secrets.add(env.api_key_env)
+            if isinstance(env.state, PostgresState):
+                secrets.add(env.state.dsn_env)
         _refuse_secrets(self.template_env, secrets)
         return self
 
@@ -118,10 +118,10 @@ class WorkspaceConfig(_Strict):
             raise ValueError("give business_id or business_id_env, not both")
         return self
 
-    def for_environment(self, name: str | None) -> ResolvedTarget:
-        """The effective target for environment `name` (None: no environment)."""
+    def for_environment(self, name: str | None) -> ResolvedEnvironment:
+        """The effective settings of environment `name` (None: no environment)."""
         if name is None:
-            return ResolvedTarget(
+            return ResolvedEnvironment(
                 environment=None,
                 business_id=self.business_id,
                 business_id_env=self.business_id_env,
@@ -134,7 +134,7 @@ class WorkspaceConfig(_Strict):
             raise KeyError(f"unknown environment {name!r} (known: {known})")
         env = self.environments[name]
         has_own_business = env.business_id is not None or env.business_id_env is not None
-        return ResolvedTarget(
+        return ResolvedEnvironment(
             environment=name,
             business_id=env.business_id if has_own_business else self.business_id,
             business_id_env=env.business_id_env if has_own_business else self.business_id_env,
@@ -144,7 +144,7 @@ class WorkspaceConfig(_Strict):
         )
 
 
-class ResolvedTarget(_Strict):
+class ResolvedEnvironment(_Strict):
     """One environment's effective settings (the top level when no environment is chosen)."""
 
     environment: str | None

@@ -1,7 +1,7 @@
 """Choosing the environment (`--env NAME` or `DECLARE_ENV`) a command works on.
 
 `declare.yaml` may define named environments (staging, production...), each overriding the
-business id, base URL, API-key variable and ledger settings (`config.Target`). When it
+business id, base URL, API-key variable and ledger settings (`config.EnvironmentSettings`). When it
 defines any, a command that reads or writes a ledger must be told which one: falling back
 to the top-level settings silently would let a pipeline that forgot `--env` plan or apply
 against the wrong ledger, so that is an error naming the known environments.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from connectly_declare.errors import DeclareError, Location
-from connectly_declare.workspace.config import CONFIG_FILE, ResolvedTarget, WorkspaceConfig
+from connectly_declare.workspace.config import CONFIG_FILE, ResolvedEnvironment, WorkspaceConfig
 
 ENV_VAR = "DECLARE_ENV"
 NO_ENVIRONMENT = "default"  # how outputs name the top-level settings
@@ -24,7 +24,7 @@ def chosen_environment(option: str | None, environ: Mapping[str, str]) -> str | 
     return name.strip() or None if name is not None else None
 
 
-def resolve_target(config: WorkspaceConfig, name: str | None) -> ResolvedTarget:
+def resolve_environment(config: WorkspaceConfig, name: str | None) -> ResolvedEnvironment:
     """The effective settings of environment `name` (None: the top level)."""
     known = ", ".join(sorted(config.environments))
     if name is None:
@@ -51,4 +51,4 @@ def environment_label(name: str | None) -> str:
 
 
 __all__ = ["ENV_VAR", "NO_ENVIRONMENT", "chosen_environment", "environment_label",
-           "resolve_target"]
+           "resolve_environment"]

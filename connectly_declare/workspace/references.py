@@ -135,8 +135,8 @@ def _cycles(audiences: dict[str, LoadedManifest]) -> list[Problem]:
 def _cycle_problem(cycle: tuple[str, ...], audiences: dict[str, LoadedManifest],
                    graph: dict[str, list[tuple[str, str, int]]]) -> Problem:
     head = cycle[0]
-    target = cycle[1] if len(cycle) > 1 else head
-    part, index = next((p, i) for ref, p, i in graph[head] if ref == target)
+    referenced = cycle[1] if len(cycle) > 1 else head
+    part, index = next((p, i) for ref, p, i in graph[head] if ref == referenced)
     shown = " -> ".join((*cycle, head))
     return Problem(audiences[head].location(part, index, "audience"),
                    f"audience cycle: {shown}",

@@ -49,9 +49,9 @@ SCHEMA_FILES = {"manifests": "schema/manifests.schema.json",
                 "config": "schema/declare.schema.json"}
 
 
-def render(kind: str = "manifests") -> str:
+def dump(kind: str = "manifests") -> str:
     """The schema `kind` as the exact text of its checked-in file."""
     return json.dumps(SCHEMAS[kind](), indent=2, ensure_ascii=False) + "\n"
 
 
-__all__ = ["SCHEMAS", "SCHEMA_FILES", "config_schema", "manifests_schema", "render"]
+__all__ = ["SCHEMAS", "SCHEMA_FILES", "config_schema", "dump", "manifests_schema"]

@@ -48,7 +48,7 @@ EXAMPLES = _examples()
     ("  +16505551234  ", None, "+16505551234"),
     ("020 7946 0958", "GB", "+442079460958"),
 ])
-def test_normalises_the_issue_examples(raw: str, region: str | None, expected: str) -> None:
+def test_normalizes_the_issue_examples(raw: str, region: str | None, expected: str) -> None:
     assert normalize(raw, region) == expected
 
 
@@ -103,7 +103,7 @@ def _variants(e164: str, rng: random.Random) -> list[str]:
 
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(EXAMPLES), st.randoms())
-def test_formatted_variants_of_a_valid_number_normalise_to_the_same_e164(
+def test_formatted_variants_of_a_valid_number_normalize_to_the_same_e164(
         e164: str, rng: random.Random) -> None:
     expected = library(e164)
     if expected is None:

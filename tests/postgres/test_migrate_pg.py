@@ -30,14 +30,14 @@ def local_ledger(path: Path, environment: str | None = "staging") -> LocalLedger
 
 def test_a_local_ledger_is_copied_record_for_record(tmp_path: Path, make_ledger: Make) -> None:
     source = local_ledger(tmp_path / "ledger.jsonl")
-    target = make_ledger()
-    result = migrate_to_postgres(source, target)
+    destination = make_ledger()
+    result = migrate_to_postgres(source, destination)
     assert result.records == 62 and result.keys == 600 and not result.already
     assert list(make_ledger().records()) == list(source.records())
     copied, original = make_ledger().read(), source.read()
     assert copied.lineage == original.lineage and copied.serial == original.serial
     assert copied.keys == original.keys
-    # Twice is harmless: the target already holds exactly this ledger.
+    # Twice is harmless: the destination already holds exactly this ledger.
     assert migrate_to_postgres(source, make_ledger()).already
     # The copy is a working ledger: the next apply appends after it.
     assert put(make_ledger(), [intent("next", "+16505559999")]) == 63
@@ -74,14 +74,14 @@ def test_an_empty_local_ledger_has_nothing_to_migrate(tmp_path: Path,
                             make_ledger())
 
 
-def test_import_needs_an_empty_target_and_a_header(make_ledger: Make) -> None:
-    target = make_ledger()
-    with target.lock("t"):
+def test_import_needs_an_empty_destination_and_a_header(make_ledger: Make) -> None:
+    destination = make_ledger()
+    with destination.lock("t"):
         with pytest.raises(LedgerError, match="must start with its header"):
-            target.import_records([intent("b1", "+16505550001")])
-        target.import_records([Header(lineage="l1", created_at="t", environment="staging"),
+            destination.import_records([intent("b1", "+16505550001")])
+        destination.import_records([Header(lineage="l1", created_at="t", environment="staging"),
                                intent("b1", "+16505550001")])
         with pytest.raises(LedgerError, match="not empty"):
-            target.import_records([Header(lineage="l2", created_at="t",
+            destination.import_records([Header(lineage="l2", created_at="t",
                                           environment="staging")])
     assert make_ledger().read().lineage == "l1"

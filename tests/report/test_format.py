@@ -8,7 +8,7 @@ import re
 
 from connectly_declare.ledger.base import LedgerState
 from connectly_declare.plan.make import Plan, PlanOptions, make_plan
-from connectly_declare.report.format import FORMATS, RenderOptions, render_markdown, render_text
+from connectly_declare.report.format import FORMATS, FormatOptions, format_markdown, format_text
 from tests.plan.conftest import NOW, desired, entry, history, spec
 
 HOSTILE = "x | </details> @acme/everyone **bold** [link](http://evil.example) \x1b[2J"
@@ -26,18 +26,18 @@ def big_plan(sendouts: int, per_sendout: int) -> Plan:
 
 def test_markdown_never_passes_the_cap_and_says_what_it_left_out() -> None:
     plan = big_plan(600, 20)
-    text = render_markdown(plan)
+    text = format_markdown(plan)
     assert len(text) <= 60_000
     assert "Left out to stay under 60,000 characters" in text
     assert "sendouts' samples" in text
-    small = render_markdown(big_plan(2, 2))
+    small = format_markdown(big_plan(2, 2))
     assert "Left out" not in small and small.count("<details>") == 2
 
 
 def test_markdown_escapes_data_so_it_cannot_break_the_comment() -> None:
     plan = make_plan([desired(spec(), [entry("+16505550001", name=HOSTILE)])],
                      LedgerState(None, 0), PlanOptions(), now=NOW)
-    text = render_markdown(plan)
+    text = format_markdown(plan)
     # outside code spans (where GitHub parses nothing) no HTML, mention or escape survives
     outside = re.sub(r"(`+) .*? \1", "", text)
     assert outside.count("</details>") == 1  # the renderer's own
@@ -55,7 +55,7 @@ def test_markdown_warns_about_drift_blocked_and_orphans() -> None:
     plan = make_plan([desired(spec(), [entry("+16505550001", name="changed")]),
                       desired(spec("multi", allow_multiple=True), [b])],
                      state, PlanOptions(), now=NOW)
-    text = render_markdown(plan)
+    text = format_markdown(plan)
     assert "drift&#58; 1 client received" in text
     assert "blocked&#58; 1 client" in text or "blocked&#58; 1 clients" in text
     assert "no longer declared" in text
@@ -65,19 +65,19 @@ def test_json_is_versioned_masked_and_lists_entries_with_actions() -> None:
     state = history(([entry("+16505550001")], "accepted"))
     plan = make_plan([desired(spec(), [entry("+16505550001"), entry("+16505550002")])],
                      state, PlanOptions(), now=NOW)
-    doc = json.loads("".join(FORMATS["json"](plan, RenderOptions())))
+    doc = json.loads("".join(FORMATS["json"](plan, FormatOptions())))
     assert doc["format_version"] == 1 and doc["serial"] == 3
     s = doc["sendouts"][0]
     assert s["counts"]["send"] == 1 and s["counts"]["noop"] == 1
     assert [(e["action"], e["client"]) for e in s["entries"]] == [
         ("send", "+1650•••0002"), ("noop", "+1650•••0001")]
-    shown = json.loads("".join(FORMATS["json"](plan, RenderOptions(show_recipients=True))))
+    shown = json.loads("".join(FORMATS["json"](plan, FormatOptions(show_recipients=True))))
     assert shown["sendouts"][0]["entries"][0]["client"] == "+16505550002"
 
 
 def test_text_colours_only_when_asked_and_escapes_controls() -> None:
     plan = make_plan([desired(spec(), [entry("+16505550001", name=HOSTILE)])],
                      LedgerState(None, 0), PlanOptions(), now=NOW)
-    plain = render_text(plan, details=True)
+    plain = format_text(plan, details=True)
     assert "\x1b" not in plain and "\\u001b[2J" in plain
-    assert "\x1b[32m" in render_text(plan, color=True)
+    assert "\x1b[32m" in format_text(plan, color=True)

@@ -9,7 +9,7 @@ import pytest
 from connectly_declare.commands.init import init_workspace, scaffold_files
 from connectly_declare.errors import DeclareError
 from connectly_declare.workspace.load import load_workspace
-from connectly_declare.workspace.schema import render
+from connectly_declare.workspace.schema import dump
 
 from .conftest import RunCli
 
@@ -20,7 +20,7 @@ def test_init_scaffolds_a_valid_workspace(tmp_path: Path, run_cli: RunCli) -> No
     root = tmp_path / "new-workspace"
     ws = load_workspace(root)
     assert list(ws.sendouts) == ["welcome-customers"]
-    assert (root / "schema/manifests.schema.json").read_text(encoding="utf-8") == render()
+    assert (root / "schema/manifests.schema.json").read_text(encoding="utf-8") == dump()
     assert "connectly-declare -C new-workspace validate" in result.stdout
     check = run_cli("validate", cwd=root)
     assert check.returncode == 0, check.stderr

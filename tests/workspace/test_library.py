@@ -24,10 +24,10 @@ def test_loading_a_workspace_does_not_import_click() -> None:
         "import sys\n"
         "from pathlib import Path\n"
         "from connectly_declare.workspace.load import load_workspace\n"
-        "from connectly_declare.workspace.schema import render\n"
+        "from connectly_declare.workspace.schema import dump\n"
         "from connectly_declare.commands.init import scaffold_files\n"
         f"ws = load_workspace(Path({str(REPO / 'campaigns')!r}), environ={{}})\n"
-        "render(); scaffold_files()\n"
+        "dump(); scaffold_files()\n"
         "assert 'click' not in sys.modules, 'click was imported'\n"
         "print(len(ws.sendouts))\n"
     )

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from connectly_declare.workspace.schema import SCHEMA_FILES, render
+from connectly_declare.workspace.schema import SCHEMA_FILES, dump
 
 from .conftest import REPO, RunCli
 
@@ -15,7 +15,7 @@ from .conftest import REPO, RunCli
 def test_checked_in_schema_is_fresh(kind: str) -> None:
     path = REPO / SCHEMA_FILES[kind]
     flag = "" if kind == "manifests" else f" --kind {kind}"
-    assert path.read_text(encoding="utf-8") == render(kind), (
+    assert path.read_text(encoding="utf-8") == dump(kind), (
         f"{SCHEMA_FILES[kind]} is stale: regenerate it with "
         f"`connectly-declare schema{flag} > {SCHEMA_FILES[kind]}` and commit it"
     )
