@@ -63,6 +63,10 @@ class Entry:
     allow_multiple: bool
     fingerprint: str
     source: str = field(default="", compare=False)  # "data/vip.csv:12" (row) for messages
+    # The recipient's IANA zone and connectly_declare.policy.timing's bits (where the zone
+    # came from, quiet hours shifted or held); empty/0 when the sendout has no timing policy.
+    zone: str = field(default="", compare=False)
+    timing: int = field(default=0, compare=False)
 
     @property
     def scope(self) -> str:

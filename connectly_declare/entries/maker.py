@@ -26,11 +26,12 @@ from connectly_declare.templates.compiled import CompiledTemplate
 
 _encode = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
 
-# (client, data, source) -> Entry
-EntryMaker = Callable[[str, Any, str], Entry]
+# (client, data, source) -> Entry; with per_entry_time, also (scheduled_at, the time
+# hashed into the fingerprint, zone, timing bits): see connectly_declare.policy.timing
+EntryMaker = Callable[..., Entry]
 
 _ENTRY_FIELDS = ("sendout", "campaign", "version", "client", "variables", "scheduled_at",
-                 "round", "allow_multiple", "fingerprint", "source")
+                 "round", "allow_multiple", "fingerprint", "source", "zone", "timing")
 _FAST_NEW = (
     tuple(f.name for f in dataclasses.fields(Entry)) == _ENTRY_FIELDS
     and not hasattr(Entry, "__post_init__")
@@ -74,10 +75,13 @@ def build_maker(
     allow_multiple: bool,
     header: Sequence[str] | None,
     as_fields: Callable[[str, Any], dict[str, Any]],
+    per_entry_time: bool = False,
 ) -> EntryMaker:
     """The entry function for recipients whose data is a row of `header` columns (a CSV
     layout) or, with `header` None, a dict of fields. `templates` sorted by variable name.
-    Raises :class:`MissingField` when a plain field template names a missing column."""
+    Raises :class:`MissingField` when a plain field template names a missing column.
+    With `per_entry_time` the function takes (client, data, source, scheduled_at,
+    fingerprint_at, zone, timing) and `scheduled_at` above is not used."""
     names = [t.variable for t in templates]
     if names != sorted(names):
         raise ValueError("templates must be sorted by variable name")
@@ -85,6 +89,8 @@ def build_maker(
     prefix = "[" + dumps(version, ensure_ascii=False) + ",["
     suffix = "]," + dumps(scheduled_at, ensure_ascii=False) + "," + dumps(round_) + "]"
     lines = ["def make(c, d, src):"]
+    if per_entry_time:
+        lines = ["def make(c, d, src, w, fw, z, tf):"]
     # The canonical text: prefix, then ["name",value] pairs joined by ",", then suffix,
     # exactly as entry.fingerprint's json.dumps writes it.
     text_parts: list[str] = []
@@ -98,7 +104,13 @@ def build_maker(
             text_parts.append(repr(literal))
             text_parts.append(f"_enc(v{i})")
             literal = "]"
-    literal += suffix
+    if per_entry_time:
+        literal += "],"
+        text_parts.append(repr(literal))
+        text_parts.append("(_enc(fw) if fw is not None else 'null')")
+        literal = "," + dumps(round_) + "]"
+    else:
+        literal += suffix
     text_parts.append(repr(literal))
     variables = "{" + ", ".join(f"{n!r}: v{i}" for i, n in enumerate(names)) + "}"
     # Copying a fresh blake2b(digest_size=16) skips parsing the keyword for every entry.
@@ -110,13 +122,15 @@ def build_maker(
         # descriptors set the same attributes at half the cost. Only taken while Entry has
         # exactly these fields and no __post_init__ (checked at import; a test compares).
         lines.append("    e = _new(_Entry)")
-        values = ["_sendout", "_campaign", "_version", "c", variables, "_when", "_round",
-                  "_multiple", "fp", "src"]
+        when, zone, timing = ("w", "z", "tf") if per_entry_time else ("_when", "''", "0")
+        values = ["_sendout", "_campaign", "_version", "c", variables, when, "_round",
+                  "_multiple", "fp", "src", zone, timing]
         lines.extend(f"    _s{i}(e, {v})" for i, v in enumerate(values))
         lines.append("    return e")
     else:
-        lines.append(f"    return _Entry(_sendout, _campaign, _version, c, {variables}, _when, "
-                     "_round, _multiple, fp, src)")
+        when, zone, timing = ("w", "z", "tf") if per_entry_time else ("_when", "''", "0")
+        lines.append(f"    return _Entry(_sendout, _campaign, _version, c, {variables}, {when}, "
+                     f"_round, _multiple, fp, src, {zone}, {timing})")
     namespace: dict[str, Any] = {
         "_Entry": Entry, "_b2": hashlib.blake2b(digest_size=16).copy, "_enc": _encode,
         "_str": str,

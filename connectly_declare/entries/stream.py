@@ -7,7 +7,9 @@ set, nothing else; the plan consumes the stream.
 
 `scheduledAt` is the Sendout's `schedule` in ISO 8601 with its own offset, to the second
 (`2026-12-01T09:00:00+01:00`), or with microseconds when the manifest gives fractions;
-UTC is written `+00:00`. Exactly that string is sent and fingerprinted.
+UTC is written `+00:00`. Exactly that string is sent and fingerprinted. A local-time
+schedule or quiet hours make it per recipient (connectly_declare.policy.timing): the
+recipient's zone is resolved once per entry and the time once per zone.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from connectly_declare.audience.sources import Raw, as_fields
 from connectly_declare.entries.maker import EntryMaker, MissingField, build_maker
 from connectly_declare.entry import Entry
 from connectly_declare.errors import Location
+from connectly_declare.policy.timing import QuietMode, SendoutTiming, sendout_timing
 from connectly_declare.templates.compiled import (
     CompiledTemplate,
     TemplateContext,
@@ -66,6 +70,8 @@ def iter_sendout_entries(
     *,
     environ: Mapping[str, str] = os.environ,
     stats: AudienceStats | None = None,
+    now: datetime | None = None,
+    quiet_mode: QuietMode = "shift",
 ) -> Iterator[Entry]:
     """The entries of `sendout`, from the workspace's pieces (see :func:`iter_entries`)."""
     inputs = AudienceInputs(root, config.default_region, audiences, locate)
@@ -76,12 +82,16 @@ def iter_sendout_entries(
     )
     recipients = resolve_raw(inputs, sendout.audience, stats=stats,
                              node=("Sendout", sendout.name, "audience"))
+    timing = sendout_timing(sendout, config.quiet_hours, quiet_mode, now)
+    if timing is not None:
+        return _timed_entries(sendout, templates, recipients, timing)
     return _entries(sendout, templates, recipients)
 
 
 def _entries(sendout: Sendout, templates: list[CompiledTemplate],
              recipients: Iterator[Raw]) -> Iterator[Entry]:
-    when = scheduled_at(sendout.schedule)
+    schedule = sendout.schedule
+    when = scheduled_at(schedule if isinstance(schedule, datetime) else None)
     # Keyed by the column names themselves (not id(): a finished source's header could be
     # freed and its address reused by the next source's, with other columns).
     makers: dict[tuple[str, ...] | None, EntryMaker] = {}
@@ -104,8 +114,45 @@ def _entries(sendout: Sendout, templates: list[CompiledTemplate],
         yield entry
 
 
+def _field_getter(field: str | None, header: tuple[str, ...] | None) -> Callable[[Any], Any]:
+    """Reads the zone field of one recipient's data (a CSV row or a dict)."""
+    if field is None:
+        return lambda data: None
+    if header is None:
+        return lambda data: data.get(field)
+    if field not in header:
+        return lambda data: None
+    return itemgetter(header.index(field))
+
+
+def _timed_entries(sendout: Sendout, templates: list[CompiledTemplate],
+                   recipients: Iterator[Raw], timing: SendoutTiming) -> Iterator[Entry]:
+    """As _entries, with each recipient's own send time (its zone's, cached per zone)."""
+    makers: dict[tuple[str, ...] | None, tuple[EntryMaker, Callable[[Any], Any]]] = {}
+    layout: tuple[str, ...] | None = ()
+    make: EntryMaker | None = None
+    given: Callable[[Any], Any] = _field_getter(None, None)
+    time_of = timing.timing
+    for raw in recipients:
+        client, data, row, header = raw
+        if header is not layout or make is None:
+            layout = header
+            found = makers.get(header)
+            if found is None:
+                found = makers[header] = (_maker(sendout, templates, None, raw, True),
+                                          _field_getter(timing.field, header))
+            make, given = found
+        when = time_of(client, given(data), row)
+        try:
+            entry = make(client, data, row, *when)
+        except KeyError:
+            _raise_located(templates, raw)
+            raise
+        yield entry
+
+
 def _maker(sendout: Sendout, templates: list[CompiledTemplate], when: str | None,
-           raw: Raw) -> EntryMaker:
+           raw: Raw, per_entry_time: bool = False) -> EntryMaker:
     header = raw[3]
 
     def fields(client: str, data: Any) -> dict[str, Any]:
@@ -115,7 +162,8 @@ def _maker(sendout: Sendout, templates: list[CompiledTemplate], when: str | None
         return build_maker(
             templates, sendout=sendout.name, campaign=sendout.campaign,
             version=sendout.version, scheduled_at=when, round_=sendout.round,
-            allow_multiple=sendout.options.allow_multiple, header=header, as_fields=fields)
+            allow_multiple=sendout.options.allow_multiple, header=header, as_fields=fields,
+            per_entry_time=per_entry_time)
     except MissingField:
         _raise_located(templates, raw)
         raise
@@ -135,15 +183,18 @@ def iter_entries(
     *,
     environ: Mapping[str, str] = os.environ,
     stats: AudienceStats | None = None,
+    now: datetime | None = None,
+    quiet_mode: QuietMode = "shift",
 ) -> Iterator[Entry]:
     """Lazily the entries of `sendout` in `ws`, in audience order (first occurrence wins).
 
     Template problems raise :class:`~connectly_declare.errors.ManifestErrors` at once;
     data problems raise :class:`~connectly_declare.errors.DeclareError` when reached,
     located at the data row and naming the manifest line. `stats` is filled as the
-    iterator is consumed."""
+    iterator is consumed. `now` is the plan's clock (quiet hours of a sendout without
+    schedule); `quiet_mode` says what quiet hours do: shift to their end, or hold."""
     return iter_sendout_entries(ws.root, ws.config, ws.audiences, sendout, ws.location,
-                                environ=environ, stats=stats)
+                                environ=environ, stats=stats, now=now, quiet_mode=quiet_mode)
 
 
 __all__ = [

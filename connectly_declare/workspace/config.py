@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from connectly_declare.workspace.manifests import QuietHours
+
 CONFIG_FILE = "declare.yaml"
 FORMAT_VERSION = 1
 DEFAULT_MANIFEST_GLOBS = ("**/*.yaml", "**/*.yml")
@@ -71,6 +73,22 @@ def _refuse_secrets(names: list[str], secrets: set[str | None]) -> None:
                              "templates may not read it")
 
 
+_DURATION_UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+class FrequencyCap(_Strict):
+    """At most `max` messages to one person in any window of `per` (e.g. 7d, 24h, 90m),
+    across every sendout of the environment."""
+
+    max: Annotated[int, Field(ge=1)]
+    per: Annotated[str, Field(pattern=r"^[1-9][0-9]{0,4}[mhd]$",
+                              description="a duration: minutes (m), hours (h) or days (d)")]
+
+    @property
+    def seconds(self) -> int:
+        return int(self.per[:-1]) * _DURATION_UNITS[self.per[-1]]
+
+
 class WorkspaceConfig(_Strict):
     """The contents of `declare.yaml`."""
 
@@ -89,6 +107,10 @@ class WorkspaceConfig(_Strict):
     state: StateConfig = Field(default_factory=LocalState)
     template_env: list[EnvVarName] = Field(default_factory=list)
     environments: dict[str, EnvironmentSettings] = Field(default_factory=dict)
+    quiet_hours: QuietHours | None = Field(
+        default=None, description="default quiet hours of every sendout, in each recipient's zone")
+    frequency_cap: list[FrequencyCap] = Field(
+        default_factory=list, description="caps per person across all sendouts")
 
     @field_validator("template_env")
     @classmethod

@@ -10,13 +10,18 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Discriminator,
     Field,
+    NaiveDatetime,
     Tag,
+    model_validator,
 )
+
+from connectly_declare.policy.localtime import is_zone, parse_clock
 
 # Audience and Sendout names become part of ledger keys and CLI arguments, so they are
 # plain slugs; campaign names are the vendor's and may be any Unicode text.
@@ -155,6 +160,72 @@ class Audience(AudienceSpec):
     description: str | None = None
 
 
+# --- When: local schedules, quiet hours (connectly_declare.policy) ---------------------
+
+
+def _zone_name(value: str) -> str:
+    if not is_zone(value):
+        raise ValueError(f"{value!r} is not an IANA time zone the zone database knows "
+                         "(e.g. Europe/Berlin, America/Sao_Paulo)")
+    return value
+
+
+def _auto_or_zone(value: str) -> str:
+    return value if value == "auto" else _zone_name(value)
+
+
+def _clock(value: str) -> str:
+    parse_clock(value)  # raises ValueError with the reason
+    return value
+
+
+ZoneName = Annotated[str, AfterValidator(_zone_name),
+                     Field(description="an IANA time zone, e.g. America/Sao_Paulo")]
+Clock = Annotated[str, AfterValidator(_clock), Field(description="a time of day, HH:MM")]
+
+
+class ZoneRule(_Strict):
+    """How a recipient's time zone is found: a recipient's `field` (an IANA name in the
+    data) when present, else `timezone` (`auto`: from the number; or a fixed IANA name),
+    else `fallback` for a number with no zone or several."""
+
+    timezone: Annotated[str, AfterValidator(_auto_or_zone)] = Field(
+        default="auto", description="auto (from the number) or an IANA zone name")
+    field: Annotated[str, Field(min_length=1)] | None = Field(
+        default=None, description="recipient field holding an IANA zone name")
+    fallback: ZoneName | None = Field(
+        default=None, description="zone for numbers with no zone, or several (auto)")
+
+
+class LocalSchedule(ZoneRule):
+    """Send at a wall-clock time in each recipient's own time zone."""
+
+    local: NaiveDatetime = Field(description="local wall-clock time, e.g. 2027-12-20T10:00")
+
+
+class QuietHours(ZoneRule):
+    """No message between `start` and `end` in the recipient's zone (may span midnight)."""
+
+    start: Clock
+    end: Clock
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("quiet hours need start and end to differ")
+        return self
+
+
+def _schedule_tag(value: Any) -> str:
+    return "local" if isinstance(value, dict | LocalSchedule) else "instant"
+
+
+Schedule = Annotated[
+    Annotated[AwareDatetime, Tag("instant")] | Annotated[LocalSchedule, Tag("local")],
+    Discriminator(_schedule_tag),
+]
+
+
 # --- Sendout --------------------------------------------------------------------------
 
 
@@ -183,9 +254,13 @@ class Sendout(_Strict):
     version: str | None = None
     audience: Name | AudienceSpec
     options: SendOptions = Field(default_factory=SendOptions)
-    schedule: AwareDatetime | None = Field(
-        default=None, description="ISO 8601 with a time zone offset; sent as scheduledAt"
-    )
+    schedule: Schedule | None = Field(
+        default=None, description="ISO 8601 with a time zone offset (sent as scheduledAt), "
+        "or {local: wall-clock time, timezone: auto | IANA name} per recipient")
+    quiet_hours: QuietHours | Literal["none"] | None = Field(
+        default=None, description="overrides declare.yaml's quiet_hours; `none`: no quiet hours")
+    priority: int = Field(default=0, description="frequency caps: higher goes first")
+    exempt: bool = Field(default=False, description="transactional: no frequency cap")
     vars: dict[str, Scalar] = Field(default_factory=dict)
     variables: dict[VariableName, str] = Field(
         default_factory=dict, description="campaign variable name -> Jinja template"
@@ -208,8 +283,12 @@ __all__ = [
     "CsvSource",
     "InlineSource",
     "JsonlSource",
+    "LocalSchedule",
     "Manifest",
+    "QuietHours",
     "SendOptions",
     "Sendout",
     "Source",
+    "ZoneName",
+    "ZoneRule",
 ]
