@@ -534,31 +534,74 @@ def state_show_command(ctx: Context, client: str, show_recipients: bool) -> int:
 
 
 @state_group.command("resolve")
-@click.argument("client")
-@click.option("--campaign", required=True, help="The campaign name, exactly.")
-@click.option("--as", "resolved_as", type=click.Choice(["accepted", "unsent"]), required=True,
-              help="accepted: the client did receive it; unsent: they did not (the next "
-                   "plan sends it again).")
-@click.option("--reason", default="", help="Why (kept in the ledger).")
+@click.argument("client", required=False)
+@click.option("--campaign", default=None,
+              help="The campaign name, exactly (required with CLIENT; a filter in bulk).")
+@click.option("--as", "resolved_as", type=click.Choice(["accepted", "rejected", "unknown",
+                                                         "unsent"]), required=True,
+              help="accepted: they did receive it; rejected: they did not (the next plan "
+                   "retries it); unknown: back in doubt; unsent: they did not, forget the "
+                   "attempt (the next plan sends it again).")
+@click.option("--reason", default="",
+              help="Why (kept in the ledger). Required in bulk, and for a key that is not "
+                   "in doubt.")
 @click.option("--sendout", default=None,
-              help="Which sendout's key, when the client is in doubt in several.")
+              help="With CLIENT: which sendout's key, when there are several. In bulk: only "
+                   "keys of this sendout.")
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(["accepted", "rejected", "partial", "unknown", "in-doubt"]),
+              help="Bulk: only keys with this status (repeatable; in-doubt = unknown or "
+                   "partial).")
+@click.option("--error-code", default=None,
+              help="Bulk: only keys whose recorded error has this code "
+                   "(e.g. ERROR_CODE_CAMPAIGN_ENTRY_INVALID).")
+@click.option("--clients", "clients_file", type=click.Path(dir_okay=False), default=None,
+              help="Bulk: only these clients: a file of phone numbers, one E.164 a line.")
+@click.option("--dry-run", is_flag=True,
+              help="Bulk: show what would change (counts, masked samples); write nothing.")
+@click.option("--show-recipients", is_flag=True, help="Show phone numbers unmasked.")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Seconds to wait for the ledger lock.")
 @_directory_option
 @pass_ctx
-def state_resolve_command(ctx: Context, client: str, campaign: str, resolved_as: str,
-                          reason: str, sendout: str | None, lock_timeout: float) -> int:
-    """Record a verdict on an unknown or partial key (after checking the Connectly inbox).
+def state_resolve_command(ctx: Context, client: str | None, campaign: str | None,
+                          resolved_as: str, reason: str, sendout: str | None,
+                          statuses: tuple[str, ...], error_code: str | None,
+                          clients_file: str | None, dry_run: bool, show_recipients: bool,
+                          lock_timeout: float) -> int:
+    """Record a verdict on one key (CLIENT) or, without CLIENT, on every key matching the
+    selectors (bulk, any status, one ledger record). History is never rewritten.
 
     \b
-    Example:
+    Examples:
       connectly-declare state resolve +16505551234 --campaign "spring sale 2027" --as unsent
+      connectly-declare state resolve --sendout spring-sale --status in-doubt \\
+          --as accepted --reason "all in the inbox" --dry-run
+      connectly-declare state resolve --clients missed.txt --as rejected --reason "not in inbox"
     """
+    from connectly_declare.commands.resolve import Selection, read_clients, resolve_bulk
     from connectly_declare.commands.state import state_resolve
 
-    return state_resolve(_state(ctx), sys.stdout, client, campaign=campaign,
-                         resolved_as="accepted" if resolved_as == "accepted" else "unsent",
-                         reason=reason, sendout=sendout, lock_timeout=lock_timeout)
+    verdict: Any = resolved_as  # one of click's choices: a ResolvedAs
+    state = _state(ctx)
+    if client is not None:
+        if statuses or error_code or clients_file or dry_run:
+            raise DeclareError("--status, --error-code, --clients and --dry-run select keys "
+                               "in bulk: give them without CLIENT")
+        if campaign is None:
+            raise DeclareError("state resolve CLIENT needs --campaign NAME")
+        return state_resolve(state, sys.stdout, client, campaign=campaign,
+                             resolved_as=verdict, reason=reason, sendout=sendout,
+                             lock_timeout=lock_timeout)
+    clients = None
+    if clients_file is not None:
+        clients = read_clients(Path(clients_file), state.config.default_region,
+                               display=clients_file)
+    selection = Selection(sendout=sendout, statuses=statuses, error_code=error_code,
+                          campaign=campaign, clients=clients)
+    return resolve_bulk(state, sys.stdout, selection, resolved_as=verdict, reason=reason,
+                        dry_run=dry_run, lock_timeout=lock_timeout,
+                        show_recipients=show_recipients)
 
 
 @state_group.command("export")

@@ -11,11 +11,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
 from connectly_declare.entry import mask_phone, split_key
 from connectly_declare.errors import DeclareError, LedgerError
-from connectly_declare.ledger.base import KeyState, Ledger, LedgerState, Resolution
+from connectly_declare.ledger.base import KeyState, Ledger, LedgerState, Resolution, ResolvedAs
 from connectly_declare.ledger.lock import current_owner
 from connectly_declare.report import escape
 from connectly_declare.workspace.config import WorkspaceConfig
@@ -60,7 +60,8 @@ def key_json(state: KeyState, *, show_recipients: bool) -> dict[str, Any]:
         "accepted_fingerprint": state.accepted_fingerprint, "sendout": state.sendout,
         "version": state.version, "batch_id": state.batch_id, "sendout_id": state.sendout_id,
         "first_at": state.first_at, "last_at": state.last_at, "error": state.error,
-        "resolved_by": state.resolved_by,
+        "resolved_by": state.resolved_by, "resolved_as": state.resolved_as,
+        "resolution_reason": state.resolution_reason,
     }
 
 
@@ -76,8 +77,14 @@ def _line(state: KeyState, show_recipients: bool) -> str:
     if state.error:
         parts.append(f"error {state.error}")
     if state.resolved_by:
-        parts.append(f"resolved by {state.resolved_by}")
+        parts.append(resolution_text(state))
     return escape.terminal("  ".join(parts)) + "\n"
+
+
+def resolution_text(state: KeyState) -> str:
+    """`resolved accepted by user@host: why` (the key's last verdict)."""
+    text = f"resolved {state.resolved_as or ''} by {state.resolved_by}".replace("  ", " ")
+    return text + (f": {state.resolution_reason}" if state.resolution_reason else "")
 
 
 def select(state: LedgerState, *, sendout: str | None = None,
@@ -140,9 +147,11 @@ def state_export(ctx: StateContext, out: TextIO, *, show_recipients: bool = True
 
 
 def state_resolve(ctx: StateContext, out: TextIO, client: str, *, campaign: str,
-                  resolved_as: Literal["accepted", "unsent"], reason: str,
+                  resolved_as: ResolvedAs, reason: str,
                   sendout: str | None, lock_timeout: float, by: str | None = None,
                   now: datetime | None = None) -> int:
+    """A verdict on one key. In-doubt keys (unknown, partial) first; a key of any other
+    status only with a reason (you overrule what the server answered)."""
     e164 = normalize_client(client, ctx.config.default_region)
     with ctx.ledger.lock(f"state resolve {mask_phone(e164)}", lock_timeout):
         state = ctx.ledger.read()  # under the lock: nobody appends between read and write
@@ -152,24 +161,26 @@ def state_resolve(ctx: StateContext, out: TextIO, client: str, *, campaign: str,
             raise LedgerError(f"{mask_phone(e164)} has no ledger entry for campaign "
                               f"{campaign!r}", hint="check with `connectly-declare state show "
                               "CLIENT`")
-        doubtful = [k for k in keys if k.status in RESOLVABLE]
-        if not doubtful:
-            raise LedgerError(
-                f"{mask_phone(e164)} / {campaign!r} is {keys[0].status}, not unknown or partial: "
-                "only in-doubt keys can be resolved", hint="nothing to do")
+        doubtful = [k for k in keys if k.status in RESOLVABLE] or keys
         if len(doubtful) > 1:
             scopes = ", ".join(k.sendout for k in doubtful)
-            raise LedgerError(f"{mask_phone(e164)} / {campaign!r} is in doubt in several "
+            raise LedgerError(f"{mask_phone(e164)} / {campaign!r} is in the ledger of several "
                               f"sendouts ({scopes})", hint="pick one with --sendout NAME")
         known = doubtful[0]
+        if known.status not in RESOLVABLE and not reason.strip():
+            raise LedgerError(
+                f"{mask_phone(e164)} / {campaign!r} is {known.status}, not unknown or partial: "
+                "only in-doubt keys can be resolved without --reason",
+                hint="give --reason to overrule the recorded outcome")
         _, _, scope = split_key(known.key)
         record = Resolution(campaign=campaign, client=e164, scope=scope,
                             resolved_as=resolved_as, by=by or current_owner(),
                             at=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
                             reason=reason)
         serial = ctx.ledger.append([record])
-    out.write(f"resolved {mask_phone(e164)} / {campaign!r} (was {known.status}) as "
-              f"{resolved_as}; {ctx.ledger.describe()} serial {serial}\n")
+    out.write(escape.terminal(f"resolved {mask_phone(e164)} / {campaign!r} (was "
+                              f"{known.status}) as {resolved_as}") +
+              f"; {ctx.ledger.describe()} serial {serial}\n")
     return 0
 
 
@@ -180,5 +191,5 @@ def state_unlock(ctx: StateContext, out: TextIO, lock_id: str) -> int:
 
 
 __all__ = ["RESOLVABLE", "StateContext", "key_json", "normalize_client",
-           "open_state", "select", "state_export", "state_list", "state_resolve",
+           "open_state", "resolution_text", "select", "state_export", "state_list", "state_resolve",
            "state_show", "state_unlock"]

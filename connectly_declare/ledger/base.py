@@ -8,7 +8,8 @@ Records are plain data, appended and never rewritten:
 - ``outcome``    what the API said about that batch (one group per request: apply never
                  mixes groups in one request): accepted / rejected / partial / unknown,
                  counts, sendoutId, error.
-- ``resolution`` a person's verdict on an unknown/partial key (`state resolve`).
+- ``resolution`` a person's verdict on one key or many (`state resolve`): who, when, why.
+                 A bulk verdict is *one* record (so a crash cannot leave half of it).
 
 Folding the records gives one :class:`KeyState` per key. ``serial`` counts appended
 records, so a saved plan can tell whether the ledger moved on.
@@ -28,6 +29,10 @@ FORMAT_VERSION = 1
 ALREADY_RECEIVED = "ALREADY_RECEIVED"
 
 KeyStatus = Literal["accepted", "rejected", "partial", "unknown"]
+# accepted: delivered; rejected: not delivered (plan: retry); unknown: in doubt again;
+# unsent: not delivered and forgotten (falls back to an earlier delivery, else plan: send)
+ResolvedAs = Literal["accepted", "rejected", "unknown", "unsent"]
+RESOLVED_AS: tuple[ResolvedAs, ...] = ("accepted", "rejected", "unknown", "unsent")
 OutcomeStatus = Literal["accepted", "rejected", "partial", "unknown"]
 RecordType = Literal["header", "intent", "outcome", "resolution"]
 
@@ -76,14 +81,23 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Resolution:
+    """A verdict on the key (campaign, client, scope), and on every key in `more` (a bulk
+    `state resolve`: one record, one line, so it lands whole or not at all)."""
+
     campaign: str
     client: str
     scope: str
-    resolved_as: Literal["accepted", "unsent"]
+    resolved_as: ResolvedAs
     by: str
     at: str
     reason: str = ""
+    more: tuple[tuple[str, str, str], ...] = ()  # further (campaign, client, scope) keys
     type: Literal["resolution"] = "resolution"
+
+    def keys(self) -> Iterator[tuple[str, str, str]]:
+        """Every (campaign, client, scope) this verdict is about."""
+        yield self.campaign, self.client, self.scope
+        yield from self.more
 
 
 Record = Header | Intent | Outcome | Resolution
@@ -108,6 +122,8 @@ class KeyState:
     # (plan shows `blocked`), and `state resolve --as unsent` falls back to it.
     accepted_fingerprint: str | None = None
     resolved_by: str | None = None  # who last resolved this key (`state resolve`)
+    resolved_as: str | None = None  # that verdict, and why (cleared by a later send)
+    resolution_reason: str | None = None
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from connectly_declare.ledger.base import (
     FORMAT_VERSION,
+    RESOLVED_AS,
     Header,
     Intent,
     IntentEntry,
@@ -24,7 +25,9 @@ from connectly_declare.ledger.base import (
 )
 
 _OUTCOME_STATUSES = ("accepted", "rejected", "partial", "unknown")
-_RESOLUTIONS = ("accepted", "unsent")
+# A verdict on many keys is its own type, so a connectly-declare that predates it stops at
+# the line ("unknown record type") instead of folding only its first key.
+BULK_RESOLUTION = "resolutions"
 
 
 class NewerFormat(ValueError):
@@ -63,6 +66,15 @@ def to_json(record: Record) -> dict[str, Any]:
             "sendout_id": record.sendout_id,
             "http_status": record.http_status,
             "error": record.error,
+        }
+    if isinstance(record, Resolution) and record.more:
+        return {
+            "type": BULK_RESOLUTION,
+            "resolved_as": record.resolved_as,
+            "by": record.by,
+            "at": record.at,
+            "reason": record.reason,
+            "keys": [list(key) for key in record.keys()],
         }
     if isinstance(record, Resolution):
         return {
@@ -172,10 +184,12 @@ def from_json(obj: Any) -> Record:
             http_status=http_status,
             error=error,
         )
-    if kind == "resolution":
+    if kind in ("resolution", BULK_RESOLUTION):
         resolved_as = obj.get("resolved_as")
-        if resolved_as not in _RESOLUTIONS:
-            raise ValueError("field 'resolved_as' must be accepted or unsent")
+        if resolved_as not in RESOLVED_AS:
+            raise ValueError(f"field 'resolved_as' must be one of {', '.join(RESOLVED_AS)}")
+        if kind == BULK_RESOLUTION:
+            return _bulk_resolution(obj, resolved_as)
         return Resolution(
             campaign=_str(obj, "campaign"),
             client=_str(obj, "client"),
@@ -197,6 +211,19 @@ def from_json(obj: Any) -> Record:
             format_version=version,
         )
     raise ValueError(f"unknown record type {kind!r}")
+
+
+def _bulk_resolution(obj: Mapping[str, Any], resolved_as: Any) -> Resolution:
+    keys = obj.get("keys")
+    if not isinstance(keys, list) or not keys or not all(
+        type(k) is list and len(k) == 3 and all(type(part) is str for part in k) for k in keys
+    ):
+        raise ValueError("field 'keys' must be a non-empty list of [campaign, client, scope]")
+    (campaign, client, scope), *more = keys
+    return Resolution(campaign=campaign, client=client, scope=scope, resolved_as=resolved_as,
+                      by=_str(obj, "by"), at=_str(obj, "at"),
+                      reason=_opt_str(obj, "reason") or "",
+                      more=tuple((c, k, s) for c, k, s in more))
 
 
 def decode(line: str | bytes) -> Record:

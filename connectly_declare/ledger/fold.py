@@ -12,9 +12,13 @@ The rules, in the order records were appended:
   attempt: under ``allow_multiple`` a resend that ends unknown makes the key ``unknown``
   (plan: ``blocked``, the person may have it twice otherwise) while remembering that the
   earlier version was delivered.
-- ``resolution``: ``accepted`` marks the latest attempt delivered; ``unsent`` says the
-  latest attempt was not delivered: the key falls back to its accepted fingerprint if an
-  earlier attempt was delivered, otherwise it leaves the state (plan: ``send`` again).
+- ``resolution`` (a person's verdict, on one key or, in bulk, on many; any status):
+  ``accepted`` marks the latest attempt delivered; ``rejected`` marks it not delivered
+  (plan: ``retry``, or ``noop`` under ``allow_multiple`` when the desired content is the
+  one delivered earlier); ``unknown`` puts it back in doubt; ``unsent`` says it was not
+  delivered *and* forgets it: the key falls back to its accepted fingerprint if an earlier
+  attempt was delivered, otherwise it leaves the state (plan: ``send`` again). The key
+  keeps who resolved it, as what and why, until a later send supersedes it.
 """
 
 from __future__ import annotations
@@ -154,6 +158,8 @@ class Folder:
                 state.version = version
                 state.batch_id = batch
                 state.last_at = at
+                if state.resolved_as is not None:  # a new attempt: the verdict is history
+                    state.resolved_by = state.resolved_as = state.resolution_reason = None
             batch_states.append(state)
         # the outcome updates these very objects: no second lookup per key
         self._pending[batch] = (intent, batch_states, pairs)
@@ -203,25 +209,37 @@ class Folder:
         return revived
 
     def _resolution(self, resolution: Resolution) -> None:
-        key = make_key(resolution.campaign, resolution.client, resolution.scope)
+        missing = 0
+        for campaign, client, scope in resolution.keys():
+            if not self._resolve(make_key(campaign, client, scope), resolution):
+                missing += 1
+        if missing:
+            what = (f"{resolution.campaign!r} for a client" if missing == 1
+                    else f"{missing:,} keys")
+            self.warnings.append(f"resolution of {what} not in the ledger; ignored")
+
+    def _resolve(self, key: str, resolution: Resolution) -> bool:
         state = self.keys.get(key)
         if state is None:
-            self.warnings.append(
-                f"resolution of {resolution.campaign!r} for a client not in the ledger; ignored"
-            )
-            return
+            return False
         state.resolved_by = resolution.by
+        state.resolved_as = resolution.resolved_as
+        state.resolution_reason = resolution.reason or None
         state.last_at = resolution.at
         state.error = None
-        if resolution.resolved_as == "accepted":
+        verdict = resolution.resolved_as
+        if verdict == "accepted":
             state.status = "accepted"
             state.accepted_fingerprint = state.fingerprint
+        elif verdict == "rejected" or verdict == "unknown":
+            state.status = verdict
         elif state.accepted_fingerprint is not None:
             state.status = "accepted"
             state.fingerprint = state.accepted_fingerprint
         else:
             del self.keys[key]
             self._removed.add(id(state))
+        return True
 
     def state(self, *, serial: int | None = None) -> LedgerState:
         self._flush()

@@ -113,3 +113,40 @@ def test_unsent_while_in_flight_then_accepted_brings_the_key_back() -> None:
     rejected = fold([HEADER, intent("b1", [A]), resolution(A, "unsent"),
                      outcome("b1", "rejected")])
     assert KA not in rejected.keys
+
+
+def test_resolution_rejected_and_unknown_overrule_any_status_and_keep_the_reason() -> None:
+    settled = Resolution(campaign="Welcome", client=A, scope="", resolved_as="rejected",
+                         by="ana@laptop", at=AT, reason="bounced")
+    state = fold([HEADER, intent("b1", [A, B]), outcome("b1", "accepted"), settled,
+                  Resolution(campaign="Welcome", client=B, scope="", resolved_as="unknown",
+                             by="ana@laptop", at=AT, reason="not sure")])
+    a, b = state.keys[KA], state.keys[KB]
+    assert (a.status, a.resolved_as, a.resolution_reason, a.resolved_by) == (
+        "rejected", "rejected", "bounced", "ana@laptop")
+    assert (b.status, b.resolved_as, b.resolution_reason) == ("unknown", "unknown", "not sure")
+
+
+def test_bulk_resolution_is_one_record_for_many_keys_and_round_trips() -> None:
+    from connectly_declare.ledger import codec
+
+    bulk = Resolution(campaign="Welcome", client=A, scope="", resolved_as="accepted",
+                      by="ana@laptop", at=AT, reason="inbox", more=(("Welcome", B, ""),
+                                                                    ("Welcome", "+1999", "")))
+    line = codec.encode(bulk)
+    assert '"type":"resolutions"' in line and codec.decode(line) == bulk
+    state = fold([HEADER, intent("b1", [A, B]), outcome("b1", "partial"), bulk])
+    assert {k: s.status for k, s in state.keys.items()} == {KA: "accepted", KB: "accepted"}
+    assert state.keys[KB].resolution_reason == "inbox"
+    assert state.warnings == ["resolution of 'Welcome' for a client not in the ledger; ignored"]
+    # a single-key verdict keeps the format older versions read
+    single = Resolution(campaign="Welcome", client=A, scope="", resolved_as="unsent",
+                        by="u@h", at=AT)
+    assert '"type":"resolution"' in codec.encode(single)
+
+
+def test_a_later_send_clears_the_verdict_it_supersedes() -> None:
+    state = fold([HEADER, intent("b1", [A], scope="s"), outcome("b1", "unknown"),
+                  resolution(A, "accepted", scope="s"), intent("b2", [A], fp="f2", scope="s")])
+    known = state.keys[make_key("Welcome", A, "s")]
+    assert known.status == "unknown" and known.resolved_as is None and known.resolved_by is None

@@ -39,7 +39,7 @@ def histories(draw: st.DrawFn) -> list[Record]:
             records.append(Resolution(
                 campaign="Welcome", client=draw(st.sampled_from(CLIENTS)),
                 scope=draw(st.sampled_from(["", "promo"])), by="ana", at=AT,
-                resolved_as=draw(st.sampled_from(["accepted", "unsent"]))))
+                resolved_as=draw(st.sampled_from(["accepted", "rejected", "unknown", "unsent"]))))
     return records
 
 
@@ -52,6 +52,6 @@ def test_one_pass_fold_equals_general_fold(records: list[Record]) -> None:
         general.append(BARRIER)  # never lets an intent meet its outcome directly
     fast, slow = fold(records), fold(general)
     assert {k: (s.status, s.fingerprint, s.accepted_fingerprint, s.batch_id, s.last_at,
-                s.error) for k, s in fast.keys.items()} == \
-        {k: (s.status, s.fingerprint, s.accepted_fingerprint, s.batch_id, s.last_at, s.error)
-         for k, s in slow.keys.items()}
+                s.error, s.resolved_as) for k, s in fast.keys.items()} == \
+        {k: (s.status, s.fingerprint, s.accepted_fingerprint, s.batch_id, s.last_at, s.error,
+             s.resolved_as) for k, s in slow.keys.items()}
