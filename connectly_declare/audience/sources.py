@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,6 +249,22 @@ def _phone_column(header: list[str], source: CsvSource, ctx: SourceContext,
     )
 
 
+# The file is valid UTF-8 (pre-scanned), so a lone surrogate can only come from a JSON
+# escape such as "\ud800": JSON allows it, but it is not text (no output can encode it).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _refuse_lone_surrogates(obj: dict[str, Any], at: Location) -> None:
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(exc.object[exc.start])
+        raise DeclareError(
+            f"bad JSON: a lone surrogate \\u{code:04x} in a string is not valid Unicode text",
+            location=at, hint="write the character itself, or a complete surrogate pair "
+                              "(\\ud83d\\ude00)") from None
+
+
 def read_jsonl(source: JsonlSource, ctx: SourceContext) -> Iterator[Raw]:
     """The recipients of a JSON Lines source, in file order; blank lines are ignored."""
     _prescan(ctx, needs_header=False)
@@ -279,6 +296,8 @@ def read_jsonl(source: JsonlSource, ctx: SourceContext) -> Iterator[Raw]:
             if not isinstance(obj, dict):
                 raise DeclareError(f"expected a JSON object, found {type(obj).__name__}",
                                    location=at, hint="each line must be one JSON object")
+            if _SURROGATE_ESCAPE.search(text) is not None:
+                _refuse_lone_surrogates(obj, at)
             ctx.counts.read += 1
             raw = next((obj[w] for w in wanted if w in obj), None)
             if raw is None:

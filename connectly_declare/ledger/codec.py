@@ -226,9 +226,26 @@ def _bulk_resolution(obj: Mapping[str, Any], resolved_as: Any) -> Resolution:
                       more=tuple((c, k, s) for c, k, s in more))
 
 
+def refuse_lone_surrogates(raw: str | bytes, obj: Any) -> None:
+    """ValueError when the JSON line `raw` (parsed as `obj`) holds a lone surrogate
+    (`"\\ud800"`): JSON allows the escape, but it is not text and no output can encode
+    it. Cheap unless `raw` holds such an escape at all."""
+    probe = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if b"\\ud" not in probe and b"\\uD" not in probe:
+        return
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"a lone surrogate \\u{ord(exc.object[exc.start]):04x} in a "
+                         "string is not valid Unicode text") from None
+
+
 def decode(line: str | bytes) -> Record:
     """The record of one JSON line; ValueError (incl. JSONDecodeError) when damaged."""
-    return from_json(json.loads(line))
+    obj = json.loads(line)
+    refuse_lone_surrogates(line, obj)
+    return from_json(obj)
 
 
-__all__ = ["NewerFormat", "decode", "encode", "from_json", "intent_from_json", "to_json"]
+__all__ = ["NewerFormat", "decode", "encode", "from_json", "intent_from_json",
+           "refuse_lone_surrogates", "to_json"]

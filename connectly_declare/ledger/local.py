@@ -82,6 +82,7 @@ class _Scan:
                     self.serial = number
                 try:
                     obj: Any = json.loads(raw)
+                    codec.refuse_lone_surrogates(raw, obj)
                     if isinstance(obj, dict) and obj.get("type") == TORN:
                         if pending is None or obj.get("line") != pending[0]:
                             raise self._corrupt(number, "a torn-line marker without its torn line")
@@ -155,6 +156,7 @@ def _last_line(fd: int, size: int) -> bytes:
 def _is_record(line: bytes) -> bool:
     try:
         obj = json.loads(line)
+        codec.refuse_lone_surrogates(line, obj)
         if isinstance(obj, dict) and obj.get("type") == TORN:
             return True
         codec.from_json(obj)

@@ -14,17 +14,20 @@ comment. Pure functions over plain data; `cli.py` decides when to call them.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
 from connectly_declare.errors import Problem
+from connectly_declare.report.escape import terminal
 
 Level = Literal["error", "warning", "notice"]
 MARKER_PREFIX = "<!-- connectly-declare:plan:"
 # GitHub refuses an issue comment over 65,536 characters and a step summary over 1 MiB.
 COMMENT_LIMIT = 65_000
 SUMMARY_LIMIT = 1_000_000
+_NOT_LINE_BREAKS = re.compile(r"[^\r\n]+")
 TRUNCATED = "\n\n_… truncated: the full plan is in the job log (`connectly-declare plan`)._\n"
 
 
@@ -33,6 +36,11 @@ def in_github_actions(environ: Mapping[str, str] = os.environ) -> bool:
 
 
 def escape_data(text: str) -> str:
+    """`text` for a workflow command's message: controls, escape sequences, bidi and
+    invisible characters shown visibly (as on stderr, `escape.terminal`), except CR and LF,
+    which get the runner's own escapes like `%` (so nothing can end the command early;
+    GitHub shows them as line breaks inside the annotation)."""
+    text = _NOT_LINE_BREAKS.sub(lambda m: terminal(m.group(0)), text)
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 

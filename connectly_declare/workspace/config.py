@@ -18,6 +18,10 @@ DEFAULT_MANIFEST_GLOBS = ("**/*.yaml", "**/*.yml")
 ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 EnvVarName = Annotated[str, Field(pattern=ENV_VAR_PATTERN)]
+# An environment's name is printed in every output and in the hidden marker line of the
+# pull-request comment: no controls, bidi, spaces or Markdown (issue 13).
+ENVIRONMENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+EnvironmentName = Annotated[str, Field(pattern=ENVIRONMENT_NAME_PATTERN)]
 
 
 class _Strict(BaseModel):
@@ -106,7 +110,7 @@ class WorkspaceConfig(_Strict):
     default_region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "US"
     state: StateConfig = Field(default_factory=LocalState)
     template_env: list[EnvVarName] = Field(default_factory=list)
-    environments: dict[str, EnvironmentSettings] = Field(default_factory=dict)
+    environments: dict[EnvironmentName, EnvironmentSettings] = Field(default_factory=dict)
     quiet_hours: QuietHours | None = Field(
         default=None, description="default quiet hours of every sendout, in each recipient's zone")
     frequency_cap: list[FrequencyCap] = Field(

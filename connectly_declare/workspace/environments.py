@@ -9,24 +9,48 @@ against the wrong ledger, so that is an error naming the known environments.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from connectly_declare.errors import DeclareError, Location
-from connectly_declare.workspace.config import CONFIG_FILE, ResolvedEnvironment, WorkspaceConfig
+from connectly_declare.workspace.config import (
+    CONFIG_FILE,
+    ENVIRONMENT_NAME_PATTERN,
+    ResolvedEnvironment,
+    WorkspaceConfig,
+)
 
 ENV_VAR = "DECLARE_ENV"
 NO_ENVIRONMENT = "default"  # how outputs name the top-level settings
+_NAME = re.compile(ENVIRONMENT_NAME_PATTERN)
+
+
+def check_name(name: str, what: str = "--env / DECLARE_ENV") -> str:
+    """`name` when it is a valid environment name, else a DeclareError saying why."""
+    if _NAME.fullmatch(name) is None:
+        from connectly_declare.report.escape import terminal
+
+        shown = terminal(name if len(name) <= 80 else name[:80] + "…")
+        raise DeclareError(
+            f"{what}: '{shown}' is not a valid environment name",
+            hint="use letters, digits, '-', '_' and '.', at most 63 characters, "
+                 "starting with a letter or digit")
+    return name
 
 
 def chosen_environment(option: str | None, environ: Mapping[str, str]) -> str | None:
     """`--env` wins over DECLARE_ENV; empty means none."""
     name = option if option is not None else environ.get(ENV_VAR)
-    return name.strip() or None if name is not None else None
+    if name is None or not name.strip():
+        return None
+    return check_name(name.strip())
 
 
 def resolve_environment(config: WorkspaceConfig, name: str | None) -> ResolvedEnvironment:
     """The effective settings of environment `name` (None: the top level)."""
     known = ", ".join(sorted(config.environments))
+    if name is not None:
+        check_name(name)
     if name is None:
         if config.environments:
             raise DeclareError(
@@ -50,5 +74,5 @@ def environment_label(name: str | None) -> str:
     return name or NO_ENVIRONMENT
 
 
-__all__ = ["ENV_VAR", "NO_ENVIRONMENT", "chosen_environment", "environment_label",
+__all__ = ["ENV_VAR", "NO_ENVIRONMENT", "check_name", "chosen_environment", "environment_label",
            "resolve_environment"]

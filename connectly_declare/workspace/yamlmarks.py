@@ -292,8 +292,27 @@ def parse(text: str, file: str) -> tuple[list[Document], list[Problem]]:
     except yaml.MarkedYAMLError as err:
         problems.append(_syntax_problem(err, file))
     except yaml.YAMLError as err:  # libyaml reader errors carry no mark
-        problems.append(Problem(Location(file, 1, 1), f"invalid YAML: {err}"))
+        problems.append(_reader_problem(err, text, file))
     return docs, problems
+
+
+# What YAML 1.1 allows in a stream (the reader refuses anything else before parsing).
+_NOT_PRINTABLE = re.compile(
+    "[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _reader_problem(err: yaml.YAMLError, text: str, file: str) -> Problem:
+    """A reader error (a raw ESC, BEL, C1 control...) located at the character itself:
+    libyaml's error names only an offset, so the character is looked up here."""
+    found = _NOT_PRINTABLE.search(text)
+    if found is None:
+        return Problem(Location(file, 1, 1), f"invalid YAML: {err}")
+    start = found.start()
+    line = text.count("\n", 0, start) + 1
+    col = start - (text.rfind("\n", 0, start) + 1) + 1
+    return Problem(Location(file, line, col),
+                   f"invalid YAML: control character U+{ord(found.group(0)):04X} is not allowed",
+                   "remove it: YAML files hold printable text only")
 
 
 def _refused_problem(refused: _Refused, text: str, index: int, file: str) -> Problem:

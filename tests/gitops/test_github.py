@@ -103,3 +103,14 @@ def test_other_errors_are_annotated_too(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stdout.startswith("::error")
     assert "Traceback" not in result.stderr
+
+
+def test_annotations_escape_controls_bidi_and_escape_sequences_like_stderr() -> None:
+    # issue 13: ESC, BEL and U+202E reached `::error` lines raw
+    problem = Problem(Location("m.yaml", 3, 1), "unknown field 'a\x1b[2J\x07\u202eb\x9b'",
+                      hint="x\u2066y")
+    line = annotation(problem, title="t\x1b]0;x\x07", environ={})
+    assert line == ("::error file=m.yaml,line=3,col=1,title=t\\x1b]0;x\\x07"
+                    "::unknown field 'a\\x1b[2J\\x07\\u202eb\\x9b' (x\\u2066y)")
+    for raw in ("\x1b", "\x07", "\u202e", "\x9b", "\u2066"):
+        assert raw not in line
