@@ -9,13 +9,12 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from connectly_declare import __version__
+from connectly_declare import __version__, clock
 from connectly_declare.errors import DeclareError
 
 PROG = "connectly-declare"
@@ -122,7 +121,7 @@ def _report_error(err: DeclareError) -> None:
 def _write_crash_log(exc: BaseException) -> str:
     path = Path.cwd() / CRASH_LOG
     text = (
-        f"{PROG} {__version__} crashed at {datetime.now(UTC).isoformat()}\n"
+        f"{PROG} {__version__} crashed at {clock.now().isoformat()}\n"
         f"python {sys.version.split()[0]} args {sys.argv[1:]!r}\n\n"
         + "".join(traceback.format_exception(exc))
     )

@@ -25,9 +25,9 @@ import concurrent.futures
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from connectly_declare import clock
 from connectly_declare.apply.batching import (
     Batch,
     PlannedLike,
@@ -195,10 +195,6 @@ class _Stopped(Exception):
     """Raised before a request starts when apply is stopping."""
 
 
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 class Engine:
     """One apply run. `run()` returns the summary; it never raises for API answers,
     only for a ledger that cannot be written (then nothing more is sent)."""
@@ -213,7 +209,7 @@ class Engine:
         in_doubt: Collection[str] = frozenset(),
         stop: asyncio.Event | None = None,
         progress: ProgressSink | None = None,
-        now: Callable[[], str] = _utc_now,
+        now: Callable[[], str] = clock.now_iso,
         new_id: Callable[[], str] = new_batch_id,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:

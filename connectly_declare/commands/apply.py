@@ -14,30 +14,31 @@ import signal
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from connectly_declare import clock
 from connectly_declare.apply.batching import PlannedLike, SendoutLike
 from connectly_declare.apply.client import ClientSettings, ConnectlyClient, Secret
 from connectly_declare.apply.engine import ApplyResult, Engine, EngineSettings
 from connectly_declare.apply.progress import Progress
 from connectly_declare.errors import DeclareError, Location, StalePlan
-from connectly_declare.ledger import open_ledger, resolve_business_id
+from connectly_declare.ledger import open_ledger
 from connectly_declare.ledger.base import Ledger, LedgerState
 from connectly_declare.plan.make import Plan, PlanOptions, build_plan, check_fresh
 from connectly_declare.report import escape
 from connectly_declare.workspace import environments
 from connectly_declare.workspace.config import (
     CONFIG_FILE,
+    SIM_BUSINESS_ID,
+    SIM_LEDGER,
     LocalState,
     ResolvedEnvironment,
     WorkspaceConfig,
 )
 from connectly_declare.workspace.load import load_config_only
 
-SIM_LEDGER = ".declare/sim-ledger.jsonl"
-SIM_BUSINESS = "sim-business"
 IN_DOUBT = ("unknown", "partial")
 EXIT_INTERRUPTED = 130
 
@@ -88,13 +89,13 @@ def resolve_destination(root: Path, config: WorkspaceConfig, environment: str | 
     resolved = environments.resolve_environment(config, environment)
     if sim:
         # A separate ledger: sim runs must never mix with the real history.
-        sim_business = resolve_business_id(resolved, environ) or SIM_BUSINESS
+        sim_business = environments.resolve_business_id(resolved, environ) or SIM_BUSINESS_ID
         resolved = resolved.model_copy(update={"state": LocalState(path=SIM_LEDGER),
                                                "business_id": sim_business,
                                                "business_id_env": None})
         return Destination(root, config, resolved, sim_business, "", Secret(
             "sim-" + secrets.token_urlsafe(24)), True)
-    business = resolve_business_id(resolved, environ)
+    business = environments.resolve_business_id(resolved, environ)
     if not business:
         hint = (f"set the environment variable {resolved.business_id_env}"
                 if resolved.business_id_env else "set business_id in declare.yaml")
@@ -224,10 +225,6 @@ def exit_code(result: ApplyResult) -> int:
     return 0 if result.ok else 1
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 Confirm = Callable[[str], bool]
 
 
@@ -285,7 +282,7 @@ def _default_show(request: ApplyRequest) -> Callable[[Plan], str]:
 
 def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
               confirm: Confirm | None, environ: Mapping[str, str] = os.environ,
-              now: Callable[[], datetime] = utc_now,
+              now: Callable[[], datetime] = clock.now,
               show_plan: Callable[[Plan], str] | None = None,
               engine_settings: EngineSettings | None = None) -> int:
     """`connectly-declare apply [PLANFILE]`: returns the exit code.
@@ -373,7 +370,6 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
 
 
 __all__ = [
-    "SIM_LEDGER",
     "ApplyRequest",
     "Destination",
     "exit_code",

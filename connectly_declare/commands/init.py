@@ -15,7 +15,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from connectly_declare.errors import DeclareError
-from connectly_declare.workspace.config import CONFIG_FILE
+from connectly_declare.workspace.config import CONFIG_FILE, SIM_LEDGER
 from connectly_declare.workspace.schema import SCHEMA_FILES, dump
 
 
@@ -43,13 +43,13 @@ def _scaffold(node: Traversable, prefix: str = "") -> dict[str, bytes]:
 
 # The local ledger itself is meant to be committed (a pull request that commits it shows
 # exactly who was sent what); its writer lock and the simulator's ledger are not.
-GITIGNORE = """\
+GITIGNORE = f"""\
 # connectly-declare: the ledger's writer lock (the ledger itself is committed)
 .declare/*.lock
 .declare/*.lock.json
 .declare/*.tmp
 # runs against the local simulator (connectly-declare apply --sim)
-.declare/sim-ledger.jsonl*
+{SIM_LEDGER}*
 """
 
 

@@ -16,12 +16,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from connectly_declare.ledger import local_ledger_path, resolve_business_id
+from connectly_declare.ledger import local_ledger_path
 from connectly_declare.ledger.local import LocalLedger
 from connectly_declare.ledger.migrate import MigrateResult, migrate_to_postgres
 from connectly_declare.ledger.postgres import open_postgres
 from connectly_declare.workspace.config import LocalState, PostgresState
-from connectly_declare.workspace.environments import environment_label, resolve_environment
+from connectly_declare.workspace.environments import (
+    environment_label,
+    resolve_business_id,
+    resolve_environment,
+)
 from connectly_declare.workspace.load import load_config_only
 
 

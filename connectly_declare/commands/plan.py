@@ -9,17 +9,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
+from connectly_declare import clock
 from connectly_declare.plan.make import Plan, PlanOptions
 
 EXIT_CHANGES = 2
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -75,7 +72,7 @@ def make_workspace_plan(request: PlanRequest, *, environ: Mapping[str, str],
 
 def run_plan(request: PlanRequest, *, out: TextIO, err: TextIO,
              environ: Mapping[str, str] = os.environ,
-             now: Callable[[], datetime] = utc_now) -> int:
+             now: Callable[[], datetime] = clock.now) -> int:
     """`connectly-declare plan`."""
     from connectly_declare.plan.planfile import write_plan
 
@@ -115,4 +112,4 @@ def run_show(path: Path, show: ShowRequest, *, out: TextIO) -> int:
 
 
 __all__ = ["EXIT_CHANGES", "PlanRequest", "ShowRequest", "emit", "make_workspace_plan",
-           "review_outputs", "run_plan", "run_show", "utc_now"]
+           "review_outputs", "run_plan", "run_show"]

@@ -13,15 +13,21 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
+from connectly_declare import clock
 from connectly_declare.commands.state import StateContext
 from connectly_declare.entry import mask_phone, split_key
 from connectly_declare.errors import DeclareError, Location, ManifestErrors, Problem
-from connectly_declare.ledger.base import KeyState, LedgerState, Resolution, ResolvedAs
-from connectly_declare.ledger.lock import current_owner
+from connectly_declare.ledger.base import (
+    KeyState,
+    LedgerState,
+    Resolution,
+    ResolvedAs,
+    current_owner,
+)
 from connectly_declare.report import escape
 
 KEY_STATUSES = ("accepted", "rejected", "partial", "unknown")
@@ -230,7 +236,7 @@ def resolve_bulk(ctx: StateContext, out: TextIO, selection: Selection, *,
         (campaign, client, scope), *more = keys
         record = Resolution(campaign=campaign, client=client, scope=scope,
                             resolved_as=resolved_as, by=by or current_owner(),
-                            at=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
+                            at=(now or clock.now()).isoformat(timespec="seconds"),
                             reason=reason, more=tuple(more))
         serial = ctx.ledger.append([record])  # one record: all of it lands, or none
     _report(out, found, selection, resolved_as, reason, show_recipients=show_recipients,

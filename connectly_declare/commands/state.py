@@ -9,14 +9,21 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from connectly_declare import clock
 from connectly_declare.entry import mask_phone, split_key
 from connectly_declare.errors import DeclareError, LedgerError
-from connectly_declare.ledger.base import KeyState, Ledger, LedgerState, Resolution, ResolvedAs
-from connectly_declare.ledger.lock import current_owner
+from connectly_declare.ledger.base import (
+    KeyState,
+    Ledger,
+    LedgerState,
+    Resolution,
+    ResolvedAs,
+    current_owner,
+)
 from connectly_declare.report import escape
 from connectly_declare.workspace.config import WorkspaceConfig
 from connectly_declare.workspace.load import load_config_only
@@ -175,7 +182,7 @@ def state_resolve(ctx: StateContext, out: TextIO, client: str, *, campaign: str,
         _, _, scope = split_key(known.key)
         record = Resolution(campaign=campaign, client=e164, scope=scope,
                             resolved_as=resolved_as, by=by or current_owner(),
-                            at=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
+                            at=(now or clock.now()).isoformat(timespec="seconds"),
                             reason=reason)
         serial = ctx.ledger.append([record])
     out.write(escape.terminal(f"resolved {mask_phone(e164)} / {campaign!r} (was "

@@ -12,16 +12,7 @@ from pathlib import Path
 from connectly_declare.errors import DeclareError, Location
 from connectly_declare.ledger.base import Ledger
 from connectly_declare.workspace.config import LocalState, ResolvedEnvironment
-
-
-def resolve_business_id(resolved: ResolvedEnvironment, environ: Mapping[str, str]) -> str | None:
-    """The business id of `resolved`: given directly, or read from the variable it names
-    (None when that variable is unset: planning needs no business id)."""
-    if resolved.business_id is not None:
-        return resolved.business_id
-    if resolved.business_id_env:
-        return environ.get(resolved.business_id_env) or None
-    return None
+from connectly_declare.workspace.environments import resolve_business_id
 
 
 def local_ledger_path(root: Path, state: LocalState) -> Path:
@@ -62,4 +53,4 @@ def open_ledger(root: Path, resolved: ResolvedEnvironment, *,
                          environ=environ, workspace_root=root)
 
 
-__all__ = ["local_ledger_path", "open_ledger", "resolve_business_id"]
+__all__ = ["local_ledger_path", "open_ledger"]

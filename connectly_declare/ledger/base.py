@@ -17,6 +17,9 @@ records, so a saved plan can tell whether the ledger moved on.
 
 from __future__ import annotations
 
+import getpass
+import os
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -136,6 +139,16 @@ class LedgerState:
     environment: str | None = None
     business_id: str | None = None
     warnings: list[str] = field(default_factory=list)
+
+
+def current_owner() -> str:
+    """user@host of this process: the owner of a lock it takes (either backend) and the
+    author of a resolution it records."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no passwd entry in some containers
+        user = f"uid{os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,10 +22,11 @@ import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from connectly_declare import clock
 from connectly_declare.errors import LedgerCorrupt, LedgerError, Location
 from connectly_declare.gcpause import no_gc
 from connectly_declare.ledger import codec
@@ -39,10 +40,6 @@ RESTORE_HINT = (
     "the ledger was edited or damaged; restore it from Git history (`git log -p -- {path}`) "
     "or a backup; never delete lines of a ledger"
 )
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class _Scan:
@@ -175,7 +172,7 @@ class LocalLedger:
         environment: str | None = None,
         business_id: str | None = None,
         display: str | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = clock.now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self.path = path

@@ -18,39 +18,26 @@ process that died and is replaced.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import os
 import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import filelock
 
+from connectly_declare import clock
 from connectly_declare.errors import LedgerError, LedgerLocked, Location
-from connectly_declare.ledger.base import LockInfo
+from connectly_declare.ledger.base import LockInfo, current_owner
 
 OWNER_FILE_GRACE = 1.0  # seconds a loser waits for the winner to write who it is
 UNLOCK_HINT = (
     "wait for it to finish or pass --lock-timeout SECONDS to wait; if that process is gone, "
     "run `connectly-declare state unlock {lock_id}`"
 )
-
-
-def current_owner() -> str:
-    """user@host of this process (for lock owners and resolution records)."""
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):  # no passwd entry in some containers
-        user = f"uid{os.getuid()}"
-    return f"{user}@{socket.gethostname()}"
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -70,7 +57,7 @@ class LocalLock:
         self,
         ledger_path: Path,
         *,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = clock.now,
         owner: Callable[[], str] = current_owner,
     ) -> None:
         self.os_path = ledger_path.with_name(ledger_path.name + ".lock")
@@ -186,4 +173,4 @@ class LocalLock:
         return holder
 
 
-__all__ = ["LocalLock", "current_owner"]
+__all__ = ["LocalLock"]

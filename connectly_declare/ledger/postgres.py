@@ -16,16 +16,13 @@ many pipelines share one ledger per (workspace schema, environment).
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import re
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import unquote, urlsplit
@@ -34,30 +31,20 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from connectly_declare import clock
 from connectly_declare.errors import LedgerCorrupt, LedgerError, LedgerLocked, Location
 from connectly_declare.gcpause import no_gc
 from connectly_declare.ledger import codec, pg_lock
-from connectly_declare.ledger.base import Header, LedgerState, LockInfo, Record
+from connectly_declare.ledger.base import Header, LedgerState, LockInfo, Record, current_owner
 from connectly_declare.ledger.fold import Folder
 from connectly_declare.ledger.pg_schema import NewerSchema, ensure_schema, installed_version
-from connectly_declare.workspace.config import PostgresState
+from connectly_declare.workspace.config import SIM_LEDGER, PostgresState
 
-SIM_LEDGER_NAME = "sim-ledger.jsonl"  # apply --sim's own ledger, never a real history
+_SIM_LEDGER_NAME = Path(SIM_LEDGER).name  # never a real history
+
 DEFAULT_LEDGER_NAME = "default"  # the ledger of a workspace without environments
 _FETCH_ROWS = 2000
 CONFIG_LOCATION = Location("declare.yaml")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _owner() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
 
 
 _KEYWORD_PASSWORD = re.compile(r"password\s*=\s*('[^']*'|\S+)")
@@ -131,8 +118,8 @@ class PostgresLedger:
     def __init__(self, *, dsn: str, schema: str, name: str | None = None,
                  environment: str | None = None, business_id: str | None = None,
                  lock_mode: pg_lock.LockMode = "session", lock_dsn: str | None = None,
-                 lease_seconds: float = 60.0, now: Callable[[], str] = _now,
-                 owner: Callable[[], str] = _owner, workspace_root: Path | None = None
+                 lease_seconds: float = 60.0, now: Callable[[], str] = clock.now_iso,
+                 owner: Callable[[], str] = current_owner, workspace_root: Path | None = None
                  ) -> None:
         self._dsn, self._lock_dsn = dsn, lock_dsn or dsn
         self.schema = schema
@@ -498,7 +485,7 @@ def local_histories(root: Path, environment: str | None) -> list[tuple[str, str]
     header names `environment` (the simulator's ledger excluded)."""
     found = []
     for path in sorted((root / ".declare").glob("*.jsonl")):
-        if path.name == SIM_LEDGER_NAME:
+        if path.name == _SIM_LEDGER_NAME:
             continue
         try:
             with path.open("rb") as fh:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Literal, NamedTuple
 
+from connectly_declare import clock
 from connectly_declare.entry import mask_phone
 from connectly_declare.errors import DeclareError, Location
 from connectly_declare.policy.localtime import localize, parse_clock, stamp, wall, zone
@@ -159,7 +160,7 @@ def sendout_timing(sendout: Sendout, default_quiet: QuietHours | None, mode: Qui
     effective = None if quiet == "none" else (quiet if quiet is not None else default_quiet)
     if effective is None and not isinstance(sendout.schedule, LocalSchedule):
         return None
-    return SendoutTiming(sendout, effective, mode, now or datetime.now(UTC))
+    return SendoutTiming(sendout, effective, mode, now or clock.now())
 
 
 Clock = Callable[[], datetime]

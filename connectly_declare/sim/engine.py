@@ -123,13 +123,15 @@ class ParsedRequest:
     groups: _Groups
 
 
-def _type_name(value: Any) -> str:
+def _json_type_name(value: Any) -> str:
+    """The JSON type of a request value, in the words the API's errors use (not the
+    workspace's YAML words: see `workspace.yamlmarks.type_name`)."""
     return "null" if value is None else {dict: "object", list: "array", str: "string",
                                          bool: "boolean"}.get(type(value), "number")
 
 
 def _not_a_string(index: int, name: str, value: Any) -> str:
-    return f"entries[{index}].{name}: expected a string, got {_type_name(value)}"
+    return f"entries[{index}].{name}: expected a string, got {_json_type_name(value)}"
 
 
 _STR = itertools.repeat(str)  # all(map(isinstance, values, _STR)): a loop in C
@@ -139,7 +141,7 @@ def _parse_options(options: Any) -> bool:
     if options is None:
         return False
     if not isinstance(options, dict):
-        raise BadRequest(f"options: expected an object, got {_type_name(options)}")
+        raise BadRequest(f"options: expected an object, got {_json_type_name(options)}")
     # sim: option names the page does not list are ignored, like unknown body fields.
     for name, allowed in OPTION_VALUES.items():
         value = options.get(name)
@@ -159,26 +161,26 @@ def parse_request(raw: bytes) -> ParsedRequest:
     except (ValueError, RecursionError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise BadRequest(f"the body must be a JSON object, got {_type_name(body)}")
+        raise BadRequest(f"the body must be a JSON object, got {_json_type_name(body)}")
     allow_multiple = _parse_options(body.get("options"))
     entries = body.get("entries")
     if entries is None:
         return ParsedRequest(allow_multiple, {})
     if not isinstance(entries, list):
-        raise BadRequest(f"entries: expected an array, got {_type_name(entries)}")
+        raise BadRequest(f"entries: expected an array, got {_json_type_name(entries)}")
     if len(entries) > MAX_ENTRIES:
         raise BadRequest(f"entries: at most {MAX_ENTRIES} entries per request, got {len(entries)}")
     groups: _Groups = {}
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
-            raise BadRequest(f"entries[{i}]: expected an object, got {_type_name(entry)}")
+            raise BadRequest(f"entries[{i}]: expected an object, got {_json_type_name(entry)}")
         client = entry.get("client")
         name = entry.get("campaignName")
         if not isinstance(client, str) or not isinstance(name, str):
             missing = "client" if not isinstance(client, str) else "campaignName"
             got = entry.get(missing)
             raise BadRequest(f"entries[{i}].{missing}: required string"
-                             + ("" if got is None else f", got {_type_name(got)}"))
+                             + ("" if got is None else f", got {_json_type_name(got)}"))
         variables = entry.get("variables")
         if variables is not None and not (
             isinstance(variables, dict) and all(map(isinstance, variables.values(), _STR))

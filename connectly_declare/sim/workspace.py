@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from connectly_declare.sim.catalog import Catalog, catalog_from_campaigns
+from connectly_declare.workspace.config import SIM_BUSINESS_ID
 from connectly_declare.workspace.load import Workspace
 from connectly_declare.workspace.manifests import Campaign
-
-DEFAULT_BUSINESS_ID = "sim-business"
 
 
 def unversioned_variables(campaign: Campaign) -> list[str]:
@@ -28,7 +27,7 @@ def workspace_business_id(workspace: Workspace, environ: Mapping[str, str]) -> s
         return config.business_id
     if config.business_id_env and environ.get(config.business_id_env):
         return environ[config.business_id_env]
-    return DEFAULT_BUSINESS_ID
+    return SIM_BUSINESS_ID
 
 
 def catalog_from_workspace(workspace: Workspace, api_key: str, *,

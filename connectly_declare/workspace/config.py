@@ -16,6 +16,10 @@ CONFIG_FILE = "declare.yaml"
 FORMAT_VERSION = 1
 DEFAULT_MANIFEST_GLOBS = ("**/*.yaml", "**/*.yml")
 ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# The simulator (`apply --sim`, `connectly-declare sim`) keeps its own ledger, never mixed
+# with a real history, and sends as this business when declare.yaml names none.
+SIM_LEDGER = ".declare/sim-ledger.jsonl"
+SIM_BUSINESS_ID = "sim-business"
 
 EnvVarName = Annotated[str, Field(pattern=ENV_VAR_PATTERN)]
 # An environment's name is printed in every output and in the hidden marker line of the

@@ -69,10 +69,20 @@ def resolve_environment(config: WorkspaceConfig, name: str | None) -> ResolvedEn
     return config.for_environment(name)
 
 
+def resolve_business_id(resolved: ResolvedEnvironment, environ: Mapping[str, str]) -> str | None:
+    """The business id of `resolved`: given directly, or read from the variable it names
+    (None when that variable is unset: planning needs no business id)."""
+    if resolved.business_id is not None:
+        return resolved.business_id
+    if resolved.business_id_env:
+        return environ.get(resolved.business_id_env) or None
+    return None
+
+
 def environment_label(name: str | None) -> str:
     """What every output calls the environment."""
     return name or NO_ENVIRONMENT
 
 
 __all__ = ["ENV_VAR", "NO_ENVIRONMENT", "check_name", "chosen_environment", "environment_label",
-           "resolve_environment"]
+           "resolve_business_id", "resolve_environment"]

@@ -20,7 +20,14 @@ from connectly_declare.templates.check import expression_issue, template_issue
 from connectly_declare.workspace.config import WorkspaceConfig
 from connectly_declare.workspace.manifests import KINDS, Audience, Campaign, Sendout
 from connectly_declare.workspace.pydantic_errors import translate
-from connectly_declare.workspace.yamlmarks import Document, YamlPath, decode, dotted, parse
+from connectly_declare.workspace.yamlmarks import (
+    Document,
+    YamlPath,
+    decode,
+    dotted,
+    parse,
+    type_name,
+)
 
 ManifestModel = Campaign | Audience | Sendout
 MODELS: dict[str, type[Campaign] | type[Audience] | type[Sendout]] = {
@@ -53,15 +60,6 @@ class LoadedManifest:
         return self.document.location(self.document.key_mark(path))
 
 
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    return {dict: "a mapping", list: "a list", str: "text", int: "a number",
-            float: "a number"}.get(type(value), type(value).__name__)
-
-
 def load_manifest_file(raw: bytes, file: str) -> tuple[list[LoadedManifest], list[Problem]]:
     """All manifests of one file's bytes, and the problems of the documents that are not."""
     text, problems = decode(raw, file)
@@ -87,7 +85,7 @@ def validate_document(doc: Document) -> tuple[ManifestModel | None, list[Problem
     kinds = ", ".join(KINDS)
     if not isinstance(data, dict):
         return None, [Problem(start, f"a manifest must be a mapping with a kind ({kinds}), "
-                                     f"not {_type_name(data)}")]
+                                     f"not {type_name(data)}")]
     if "kind" not in data:
         return None, [Problem(start, f"missing kind: say which manifest this is ({kinds})",
                               "e.g. `kind: Sendout`")]
@@ -125,7 +123,7 @@ def load_config(raw: bytes, file: str) -> tuple[WorkspaceConfig | None, Document
     if not isinstance(doc.data, dict):
         return None, None, [Problem(doc.location(doc.start),
                                     f"{file} must be a mapping of settings, "
-                                    f"not {_type_name(doc.data)}")]
+                                    f"not {type_name(doc.data)}")]
     try:
         return WorkspaceConfig.model_validate(doc.data), doc, []
     except ValidationError as err:

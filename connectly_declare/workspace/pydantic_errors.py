@@ -20,7 +20,7 @@ from pydantic_core import ErrorDetails
 from connectly_declare.errors import Problem
 from connectly_declare.workspace.config import ENV_VAR_PATTERN, WorkspaceConfig
 from connectly_declare.workspace.manifests import NAME_PATTERN, VARIABLE_PATTERN
-from connectly_declare.workspace.yamlmarks import Document, YamlPath, dotted
+from connectly_declare.workspace.yamlmarks import Document, YamlPath, dotted, type_name
 
 _SOURCE_TAGS = frozenset({"csv", "jsonl", "inline", "audience"})
 _PATTERNS = {
@@ -35,15 +35,6 @@ _WANTED = {"str": "text", "constrained-str": "text", "int": "a number",
            "float": "a number", "bool": "true/false", "none": "null"}
 _WANTED_ORDER = ("text", "a number", "true/false", "null", "a list", "a mapping")
 _SCHEDULE_HINT = "write e.g. 2027-03-01T09:00:00+01:00 or 2027-03-01T08:00:00Z"
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    return {dict: "a mapping", list: "a list", str: "text", int: "a number",
-            float: "a number"}.get(type(value), type(value).__name__)
 
 
 Union_ = tuple[YamlPath, str, Any]  # where a union tag sits, the tag, the value there
@@ -126,7 +117,7 @@ def _prune(walked: list[Walked], level: int,
                 if len(ordered) > 1 else ordered[0]
             out.append((Problem(doc.location(doc.mark(at)),
                                 f"{dotted(at) or 'document'}: expected {wanted}, "
-                                f"got {_type_name(value)}"), at))
+                                f"got {type_name(value)}"), at))
             continue
         out.extend(_prune([g for g in group if g[2][level][1] in fitting], level + 1, doc))
     return out
@@ -190,7 +181,7 @@ def _message(error: ErrorDetails, model: type[BaseModel]) -> str:
         wanted = {"string_type": "text", "int_type": "a whole number",
                   "float_type": "a number", "bool_type": "true or false",
                   "list_type": "a list"}.get(kind, "a mapping")
-        return f"expected {wanted}, got {_type_name(value)}"
+        return f"expected {wanted}, got {type_name(value)}"
     message = error["msg"]
     if kind in ("less_than", "less_than_equal", "greater_than", "greater_than_equal",
                 "too_short", "too_long", "string_too_short", "string_too_long"):

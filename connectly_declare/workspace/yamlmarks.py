@@ -335,4 +335,14 @@ def _syntax_problem(err: yaml.MarkedYAMLError, file: str) -> Problem:
     return Problem(Location(file, line, col), text)
 
 
-__all__ = ["Document", "Mark", "YamlPath", "decode", "dotted", "parse"]
+def type_name(value: Any) -> str:
+    """What a YAML value is, in the words error messages use ("a mapping", "text")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    return {dict: "a mapping", list: "a list", str: "text", int: "a number",
+            float: "a number"}.get(type(value), type(value).__name__)
+
+
+__all__ = ["Document", "Mark", "YamlPath", "decode", "dotted", "parse", "type_name"]
