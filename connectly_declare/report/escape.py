@@ -60,10 +60,16 @@ _MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]()<>!|#~&+=:{}\"'$^-]")
 # GitHub links `@user`, `@org/team`, `#123`, `GH-1`, `owner/repo#1`, bare URLs and
 # `www.` even from plain text. A zero-width space after `@` is what Dependabot and
 # Renovate insert for the same reason; after escaping, no URL scheme or `www.` survives.
+#
+# Issue references (`#123`, `owner/repo#1`, `GH-42`) are found by GitHub in the *rendered*
+# text, after character references are decoded: `&#35;123` is still `#123` there. So a
+# zero-width space goes between `#` and the digits, and between `GH` and `-` (what
+# Renovate does too); these patterns run after the entity escaping above them.
 _ZWSP = "&#8203;"
 _MENTION = re.compile(r"@")
 _WWW = re.compile(r"(?i)\bwww\.")
-_GH_REF = re.compile(r"(?i)\b(gh)-(?=\d)")
+_ISSUE_REF = re.compile(r"&#35;(?=[0-9])")
+_GH_REF = re.compile(r"(?i)\b(gh)(?=&#45;[0-9])")
 
 
 def markdown_text(text: str) -> str:
@@ -74,7 +80,8 @@ def markdown_text(text: str) -> str:
     text = _MARKDOWN_SPECIAL.sub(lambda m: f"&#{ord(m.group(0))};", text)
     text = _MENTION.sub("@" + _ZWSP, text)
     text = _WWW.sub(lambda m: m.group(0)[:3] + _ZWSP + ".", text)
-    text = _GH_REF.sub(lambda m: m.group(1) + _ZWSP + "-", text)
+    text = _ISSUE_REF.sub("&#35;" + _ZWSP, text)
+    text = _GH_REF.sub(lambda m: m.group(1) + _ZWSP, text)
     text = text.replace("&#58;//", "&#58;" + _ZWSP + "//")
     # "1. x" or "1) x" at the start of a paragraph would become a list.
     text = re.sub(r"^(\s*\d+)\.", r"\1&#46;", text)

@@ -365,6 +365,9 @@ def check_run(case: Case, run: Run, workspace: Path, scratch: Path) -> Outcome:
 REPORT_TAGS = {"h3", "p", "strong", "table", "thead", "tbody", "tr", "th", "td", "details",
                "summary", "code", "pre", "sub", "ul", "li", "em", "br", "hr", "blockquote"}
 _MENTION = re.compile(r"(?<![\w`])@[A-Za-z0-9][A-Za-z0-9-]*(?:/[A-Za-z0-9-]+)?")
+# GitHub links `#123`, `owner/repo#123` and `GH-123` in text nodes outside code and links,
+# after character references are decoded (`&#35;1` is `#1` there).
+_REFERENCE = re.compile(r"#[0-9]+|(?i:\bgh-[0-9]+)")
 
 
 class _Html(HTMLParser):
@@ -399,8 +402,8 @@ class _Html(HTMLParser):
 
 def markdown_problems(markdown: str) -> list[str]:
     """What in `markdown`, rendered by GitHub's parser with raw HTML allowed, did not come
-    from the report: foreign tags, links, images, mentions, controls, unbalanced
-    <details>, table rows of another width than their header."""
+    from the report: foreign tags, links, images, mentions, issue references, controls,
+    unbalanced <details>, table rows of another width than their header."""
     import cmarkgfm
     from cmarkgfm.cmark import Options
 
@@ -411,6 +414,7 @@ def markdown_problems(markdown: str) -> list[str]:
     problems += [f"link {link}" for link in parsed.links]
     text = "".join(parsed.text)
     problems += [f"mention {m}" for m in _MENTION.findall(text)]
+    problems += [f"issue reference {m}" for m in _REFERENCE.findall(text)]
     if re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", html):
         problems.append("control or bidi character in the HTML")
     if parsed.tags.count("details") != parsed.tags.count("/details"):

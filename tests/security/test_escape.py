@@ -31,6 +31,8 @@ HOSTILE = [
     "# Heading\n---\n1. list",
     "**bold** _em_ ~~strike~~",
     "fixes #1 and GH-2",
+    "owner/repo#1 gh-42 (#12) #1",
+    "1. #5",
     "x\x1b]52;c;ZXZpbA==\x07y",
     "\x1b[2J\x1b[H cleared",
     "\x1b]0;title\x1b\\",
@@ -79,12 +81,16 @@ def _render(markdown: str) -> _Collect:
 
 # GitHub's mention filter links `@name` in text nodes outside code and links.
 _MENTION = re.compile(r"(?<![\w`])@[A-Za-z0-9][A-Za-z0-9-]*")
+# GitHub's reference filter links `#123`, `owner/repo#123` and `GH-123` in the same text
+# nodes (after character references are decoded, so `&#35;1` is `#1` there).
+_REFERENCE = re.compile(r"#[0-9]|(?i:\bgh-[0-9])")
 
 
 def _assert_inert(collected: _Collect, allowed_tags: set[str]) -> None:
     assert set(t.lstrip("/") for t in collected.tags) <= allowed_tags, collected.tags
     text = "".join(collected.text)
     assert not _MENTION.search(text), text
+    assert not _REFERENCE.search(text), text
     assert "\x1b" not in text and "\u202e" not in text
 
 
@@ -168,7 +174,7 @@ def test_terminal_output_never_holds_a_control_character(value: str) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("<>/`|@[]()!*_#\\\n\x1b]&;:-=~ abc12"))))
+@given(st.text(alphabet=st.sampled_from(list("<>/`|@[]()!*_#\\\n\x1b]&;:-=~ abc12GH"))))
 def test_any_markdown_text_stays_inside_its_table_cell(value: str) -> None:
     collected = _render(_table(escape.markdown_text(value)))
     _assert_inert(collected, {"details", "summary", "table", "thead", "tbody", "tr", "th", "td"})
@@ -176,7 +182,7 @@ def test_any_markdown_text_stays_inside_its_table_cell(value: str) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("<>/`|@[]()!*_#\\\n\x1b]&;:-=~ abc12"))))
+@given(st.text(alphabet=st.sampled_from(list("<>/`|@[]()!*_#\\\n\x1b]&;:-=~ abc12GH"))))
 def test_any_code_span_stays_one_code_span(value: str) -> None:
     collected = _render(_table(escape.markdown_code_span(value)))
     assert collected.tags.count("td") == 3
