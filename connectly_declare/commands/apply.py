@@ -158,7 +158,8 @@ class _Signals:
 def send_plan(plan: Plan, ledger: Ledger, dest: Destination, base_url: str, *,
               in_doubt: frozenset[str], batch_size: int, err: TextIO,
               settings: EngineSettings | None = None, total: int,
-              handle_signals: bool = True) -> ApplyResult:
+              handle_signals: bool = True,
+              fixed_now: Callable[[], datetime] | None = None) -> ApplyResult:
     """Send every planned entry (the caller holds the lock); return the summary."""
     engine_settings = settings or EngineSettings(batch_size=batch_size,
                                                  concurrency=dest.config.concurrency)
@@ -167,8 +168,11 @@ def send_plan(plan: Plan, ledger: Ledger, dest: Destination, base_url: str, *,
         progress = Progress(total, err)
         client = ConnectlyClient(client_settings(dest, base_url))
         sends: Iterator[tuple[SendoutLike, PlannedLike]] = plan.iter_sends()
+        # DECLARE_TEST_NOW: the ledger's times follow the tests' clock too
+        timed: dict[str, Any] = {} if fixed_now is None else {
+            "now": lambda: fixed_now().isoformat(timespec="milliseconds")}
         engine = Engine(sends, ledger, client, settings=engine_settings, in_doubt=in_doubt,
-                        progress=progress)
+                        progress=progress, **timed)
         handler = _Signals(engine, err, engine_settings.grace_seconds)
         guard = handler.installed(asyncio.get_running_loop()) if handle_signals else nullcontext()
         try:
@@ -291,6 +295,8 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
     proceeds). `show_plan(plan)` is the plan's text for the reviewer."""
     from connectly_declare.plan.planfile import read_plan
 
+    fixed = clock.fixed_clock(environ, err)
+    now = fixed or now
     ws: Any = None
     saved: Any = None
     if request.plan_file is not None:
@@ -339,7 +345,10 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
             plan = build_plan(ws, ledger, options, environ=environ, now=now())
         print((show_plan or _default_show(request))(plan), file=out)
         if not plan.has_changes:
-            print("Nothing to send: the ledger already holds every planned entry.", file=out)
+            waiting = plan.total("waiting")
+            print("Nothing to send now: " + (
+                f"{waiting:,} entries wait for a rollout gate (see the waves above)."
+                if waiting else "the ledger already holds every planned entry."), file=out)
             return 0
         if not request.auto_approve:
             if confirm is None:
@@ -360,7 +369,7 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
             result = send_plan(plan, ledger, dest, base_url, in_doubt=in_doubt_keys(state),
                                batch_size=batch_size, err=err, total=_total(plan),
                                settings=engine_settings and replace(
-                                   engine_settings, batch_size=batch_size))
+                                   engine_settings, batch_size=batch_size), fixed_now=fixed)
     lines = summary_lines(result)
     # Every output names the environment: pipelines applying several log into one place.
     lines[0] += f" Environment {environments.environment_label(dest.resolved.environment)}."

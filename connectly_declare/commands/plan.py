@@ -76,6 +76,7 @@ def run_plan(request: PlanRequest, *, out: TextIO, err: TextIO,
     """`connectly-declare plan`."""
     from connectly_declare.plan.planfile import write_plan
 
+    now = clock.fixed_clock(environ, err) or now
     plan = make_workspace_plan(request, environ=environ, now=now())
     if request.out_file is not None:
         write_plan(plan, request.out_file)

@@ -55,6 +55,7 @@ from connectly_declare.plan.model import (
     SendoutSpec,
     check_fresh,
 )
+from connectly_declare.plan.rollout import stage
 from connectly_declare.plan.sendout_diff import SendoutDiff, noun
 
 if TYPE_CHECKING:
@@ -129,6 +130,19 @@ def _orphans(state: LedgerState, seen: set[str], planners: dict[str, SendoutDiff
     return orphans
 
 
+def _stage(planner: SendoutDiff, entries: Iterable[Entry], state: LedgerState,
+           now: datetime) -> None:
+    """A rollout sendout: entries of open waves (and anyone the ledger knows) are diffed
+    as usual; the others wait for their wave's gate (plan.rollout)."""
+    spec = planner.spec
+    staged = stage(spec.name, spec.rollout, entries, state.keys, now)
+    planner.consume(staged.to_diff)
+    for entry, wave in staged.waiting:
+        planner.wait(entry, staged.reasons.get(wave, ""))
+    planner.waves = staged.waves
+    planner.rollout_notes = staged.notes
+
+
 def make_plan(
     desired: Iterable[Desired],
     state: LedgerState,
@@ -160,7 +174,10 @@ def make_plan(
                 disabled.add(item.spec.name)
                 stats[item.spec.name] = {}
                 continue
-            planner.consume(item.entries)
+            if spec.rollout:
+                _stage(planner, item.entries, state, now)
+            else:
+                planner.consume(item.entries)
             got = item.audience_stats
             stats[item.spec.name] = got() if callable(got) else got
         orphans = _orphans(state, seen, planners, disabled, options.targets)

@@ -14,13 +14,15 @@ from connectly_declare import __version__
 from connectly_declare.entry import Entry
 from connectly_declare.errors import Location, PlanError, Problem, StalePlan
 from connectly_declare.ledger.base import LedgerState
+from connectly_declare.plan.rollout import WaveSpec, WaveStatus
 
 if TYPE_CHECKING:
     from connectly_declare.workspace.manifests import Sendout
 
 
-Action = Literal["send", "noop", "resend", "drift", "retry", "blocked", "orphan"]
-ACTIONS: tuple[Action, ...] = ("send", "resend", "retry", "noop", "drift", "blocked", "orphan")
+Action = Literal["send", "noop", "resend", "drift", "retry", "blocked", "waiting", "orphan"]
+ACTIONS: tuple[Action, ...] = ("send", "resend", "retry", "noop", "drift", "blocked", "waiting",
+                               "orphan")
 SENDING_ACTIONS: tuple[Action, ...] = ("send", "resend", "retry")
 PLAN_FORMAT_VERSION = 1
 CREATED_BY = f"connectly-declare {__version__}"
@@ -52,15 +54,22 @@ class SendoutSpec:
     max_recipients: int | None = None
     enabled: bool = True
     location: Location = field(default_factory=Location)  # the manifest, for errors
+    rollout: tuple[WaveSpec, ...] = ()  # waves (plan.rollout); empty: all at once
 
     @classmethod
     def of(cls, sendout: Sendout, location: Location | None = None) -> SendoutSpec:
         """The spec of a Sendout manifest."""
+        approvals = {p.wave: p.by for p in sendout.promote}
+        rollout = tuple(
+            WaveSpec(percent=w.percent, count=w.count, after=w.after, approve=w.approve,
+                     max_rejected_percent=w.max_rejected_percent,
+                     approved_by=approvals.get(number) if w.approve else None)
+            for number, w in enumerate(sendout.rollout or (), 1))
         return cls(name=sendout.name, campaign=sendout.campaign, version=sendout.version,
                    options=sendout.options.as_api(),
                    allow_multiple=sendout.options.allow_multiple,
                    max_recipients=sendout.max_recipients, enabled=sendout.enabled,
-                   location=location or Location())
+                   location=location or Location(), rollout=rollout)
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,7 @@ class SendoutPlan:
     notes: tuple[str, ...]  # drift/blocked/orphan/other-sendout warnings with counts
     audience_stats: dict[str, int]
     enabled: bool = True
+    waves: tuple[WaveStatus, ...] = ()  # a rollout's waves, where it stands (plan.rollout)
 
     @property
     def sends(self) -> int:

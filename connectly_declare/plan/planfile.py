@@ -33,6 +33,7 @@ from connectly_declare.plan.make import (
     PlannedEntry,
     SendoutPlan,
 )
+from connectly_declare.plan.rollout import WaveStatus
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -52,6 +53,7 @@ def _sendout_json(s: SendoutPlan) -> dict[str, Any]:
         # row: [action, client, fingerprint, variables, scheduled_at, round, source, reason]
         "to_send": [_entry_row(p) for p in s.to_send],
         "samples": [_entry_row(p) for p in s.samples],
+        **({"waves": [w.as_dict() for w in s.waves]} if s.waves else {}),
     }
 
 
@@ -121,11 +123,12 @@ def _sendout(s: dict[str, Any]) -> SendoutPlan:
     return SendoutPlan(
         name=s["name"], campaign=s["campaign"], version=s["version"],
         options=dict(s["options"]), allow_multiple=bool(s["allow_multiple"]),
-        counts={a: int(s["counts"][a]) for a in ACTIONS},
+        counts={a: int(s["counts"].get(a, 0)) for a in ACTIONS},
         to_send=tuple(_planned(r, s) for r in s["to_send"]),
         samples=tuple(_planned(r, s) for r in s["samples"]),
         notes=tuple(s["notes"]), audience_stats=dict(s["audience_stats"]),
         enabled=bool(s["enabled"]),
+        waves=tuple(WaveStatus.from_dict(w) for w in s.get("waves", ())),
     )
 
 

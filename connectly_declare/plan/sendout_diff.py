@@ -21,6 +21,7 @@ from connectly_declare.plan.model import (
     SendoutPlan,
     SendoutSpec,
 )
+from connectly_declare.plan.rollout import WaveStatus
 
 
 def noun(count: int, one: str = "client", many: str = "clients") -> str:
@@ -58,6 +59,8 @@ class SendoutDiff:
         self._past_cache: dict[str, bool] = {}
         self._prefix = spec.campaign + KEY_SEPARATOR
         self._suffix = KEY_SEPARATOR + (spec.name if spec.allow_multiple else "")
+        self.waves: tuple[WaveStatus, ...] = ()  # set by plan.rollout for rollout sendouts
+        self.rollout_notes: list[str] = []
 
     def _action(self, entry: Entry, known: KeyState) -> Action:
         status = known.status
@@ -212,9 +215,16 @@ class SendoutDiff:
             if len(samples) < self.options.samples:
                 samples.append(planned)
 
+    def wait(self, entry: Entry, reason: str) -> None:
+        """An entry held back by a closed rollout gate (plan.rollout): counted, not sent."""
+        self.counts["waiting"] += 1
+        samples = self.samples["waiting"]
+        if len(samples) < self.options.samples:
+            samples.append(PlannedEntry("waiting", entry, reason))
+
     def notes(self) -> list[str]:
         spec, counts = self.spec, self.counts
-        notes = []
+        notes = list(self.rollout_notes)
         for other, count in sorted(self.via_other.items()):
             notes.append(f"{noun(count)} already received {spec.campaign!r} via sendout "
                          f"{other}: nothing is sent to them again")
@@ -266,7 +276,8 @@ class SendoutDiff:
             name=spec.name, campaign=spec.campaign, version=spec.version,
             options=dict(spec.options), allow_multiple=spec.allow_multiple,
             counts=dict(self.counts), to_send=tuple(self.to_send), samples=samples,
-            notes=tuple(self.notes()), audience_stats=dict(stats), enabled=spec.enabled)
+            notes=tuple(self.notes()), audience_stats=dict(stats), enabled=spec.enabled,
+            waves=self.waves)
 
 
 

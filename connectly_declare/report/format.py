@@ -22,7 +22,7 @@ JSON_FORMAT_VERSION = 1
 MARKDOWN_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
 _MARKDOWN_RESERVE = 600  # room kept for the "left out" note and closing lines
 _COLORS = {"send": "32", "resend": "33", "retry": "33", "drift": "35", "blocked": "31",
-           "orphan": "2", "noop": "2"}
+           "orphan": "2", "noop": "2", "waiting": "36"}
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,8 @@ def text_chunks(plan: Plan, options: FormatOptions) -> Iterator[str]:
                            for a in ACTIONS if s.counts[a]) or "nothing"
         yield (f"  {escape.terminal(s.name)} ({escape.terminal(_version(s))}, {mode})"
                f"{state}: {counts}\n")
+        for wave in s.waves:
+            yield f"    {escape.terminal(wave.describe())}\n"
         for note in s.notes:
             yield f"    note: {escape.terminal(note)}\n"
         if options.details:
@@ -167,6 +169,13 @@ def markdown_chunks(plan: Plan, options: FormatOptions) -> Iterator[str]:
         budget.add("\n**Warnings**\n\n", "warnings")
         for warning in warnings:
             budget.add(f"- {escape.markdown_text(warning)}\n", "warnings")
+    rollouts = [s for s in plan.sendouts if s.waves]
+    if rollouts:
+        budget.add("\n**Rollouts**\n\n", "rollouts")
+        for s in rollouts:
+            for wave in s.waves:
+                line = escape.markdown_text(f"{s.name}: {wave.describe()}")
+                budget.add(f"- {'**' + line + '**' if wave.current else line}\n", "rollouts")
     budget.add("\n", "samples")
     for s in plan.sendouts:
         if s.samples:
@@ -217,7 +226,8 @@ def json_chunks(plan: Plan, options: FormatOptions) -> Iterator[str]:
         info = {"name": s.name, "campaign": s.campaign, "version": s.version,
                 "options": s.options, "allow_multiple": s.allow_multiple,
                 "enabled": s.enabled, "counts": {a: s.counts[a] for a in ACTIONS},
-                "audience_stats": s.audience_stats, "notes": list(s.notes)}
+                "audience_stats": s.audience_stats, "notes": list(s.notes),
+                "waves": [w.as_dict() for w in s.waves]}
         yield ("" if i == 0 else ", ") + _dumps(info)[:-1] + ', "entries": ['
         # every entry to send, then the kept samples of the others (noop entries are
         # counted, not kept: a million unchanged recipients would be noise)

@@ -7,6 +7,8 @@ by the workspace loader.
 
 from __future__ import annotations
 
+import re
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -18,6 +20,8 @@ from pydantic import (
     Field,
     NaiveDatetime,
     Tag,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -244,6 +248,53 @@ class SendOptions(_Strict):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+# A duration: days, hours, minutes, seconds in that order, e.g. 2h, 1d, 1h30m, 90s.
+DURATION_PATTERN = (r"^(\d+d(\d+h)?(\d+m)?(\d+s)?|\d+h(\d+m)?(\d+s)?|\d+m(\d+s)?|\d+s)$")
+Duration = Annotated[str, Field(json_schema_extra={"pattern": DURATION_PATTERN},
+                                description="a duration: 2h, 1d, 1h30m, 90s")]
+
+
+class Wave(_Strict):
+    """One wave of a rollout: who (cumulative `percent` or `count` of the audience, the
+    same people on every machine) and the gate before it (`after`, `approve`,
+    `max_rejected_percent`, all measured on the previous wave)."""
+
+    percent: Annotated[float, Field(gt=0, le=100, description=(
+        "cumulative share of the audience, 0.01 to 100"))] | None = None
+    count: Annotated[int, Field(ge=1, description=(
+        "cumulative number of recipients (instead of percent)"))] | None = None
+    after: Duration | None = Field(default=None, description=(
+        "time since the previous wave's last accepted outcome"))
+    approve: bool = Field(default=False, description=(
+        "the wave waits for a committed `promote:` record naming it"))
+    max_rejected_percent: Annotated[float, Field(ge=0, le=100)] | None = Field(
+        default=None, description="halt if more of the previous wave was rejected")
+
+    @field_validator("after")
+    @classmethod
+    def _duration(cls, text: str | None) -> str | None:
+        if text is not None and not re.match(DURATION_PATTERN, text):
+            raise ValueError(f"not a duration: {text!r}; write e.g. 2h, 1d, 1h30m or 90s")
+        return text
+
+    @model_validator(mode="after")
+    def _one_size(self) -> Wave:
+        if (self.percent is None) == (self.count is None):
+            raise ValueError("a wave needs exactly one of percent or count")
+        if self.percent is not None and round(self.percent * 100) < 1:
+            raise ValueError("percent must be at least 0.01")
+        return self
+
+
+class Promotion(_Strict):
+    """A reviewed approval of a rollout wave's `approve: true` gate, committed with the
+    manifest (Git history says who merged it; `by` says who approved)."""
+
+    wave: Annotated[int, Field(ge=1, description="the wave's number, 1 = the first")]
+    by: Annotated[str, Field(min_length=1, description="who approved (name or handle)")]
+    note: str | None = None
+
+
 class Sendout(_Strict):
     """One campaign (and version) to one audience, with variables and a schedule."""
 
@@ -268,6 +319,42 @@ class Sendout(_Strict):
     round: Annotated[int, Field(ge=1)] = 1
     max_recipients: Annotated[int, Field(ge=0)] | None = None
     enabled: bool = True
+    rollout: Annotated[list[Wave], Field(min_length=1, max_length=20, description=(
+        "send in waves, each after a gate (see the README's Staged rollouts)"))] | None = None
+    promote: list[Promotion] = Field(default_factory=list, description=(
+        "approvals of rollout waves with `approve: true`"))
+
+    @field_validator("rollout")
+    @classmethod
+    def _waves_grow(cls, waves: list[Wave] | None) -> list[Wave] | None:
+        if not waves:
+            return waves
+        first = waves[0]
+        if first.after is not None or first.max_rejected_percent is not None:
+            raise ValueError("wave 1 has no previous wave: `after` and "
+                             "`max_rejected_percent` belong on later waves (use `schedule` "
+                             "to delay the first)")
+        for kind in ("percent", "count"):
+            sizes = [(i, getattr(w, kind)) for i, w in enumerate(waves, 1)
+                     if getattr(w, kind) is not None]
+            for (_, before), (number, size) in pairwise(sizes):
+                if size < before:
+                    raise ValueError(f"wave {number}'s {kind} {size:g} is smaller than an "
+                                     f"earlier wave's {before:g}: {kind} is cumulative")
+        return waves
+
+    @field_validator("promote")
+    @classmethod
+    def _promotions_name_gates(cls, promote: list[Promotion],
+                               info: ValidationInfo) -> list[Promotion]:
+        waves = info.data.get("rollout") or []
+        for promotion in promote:
+            number = promotion.wave
+            if number > len(waves) or not waves[number - 1].approve:
+                raise ValueError(
+                    f"names wave {number}, but the rollout has no wave {number} with "
+                    "`approve: true`")
+        return promote
 
 
 Manifest = Annotated[Campaign | Audience | Sendout, Field(discriminator="kind")]
@@ -285,10 +372,12 @@ __all__ = [
     "JsonlSource",
     "LocalSchedule",
     "Manifest",
+    "Promotion",
     "QuietHours",
     "SendOptions",
     "Sendout",
     "Source",
+    "Wave",
     "ZoneName",
     "ZoneRule",
 ]

@@ -21,7 +21,7 @@ POSITIVE = positive_cases()
 # Rejected through the real CLI as well: one case of each family (YAML, shape, references).
 THROUGH_CLI = {"yaml-syntax.yaml", "alias-bomb.yaml", "not-utf8.yaml", "shape-errors.yaml",
                "duplicate-names", "variables-mismatch.yaml", "bad-config", "empty-file",
-               "secret-in-env-name"}
+               "secret-in-env-name", "rollout-slips.yaml"}
 
 
 def _schema(name: str) -> jsonschema.protocols.Validator:
