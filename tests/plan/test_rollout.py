@@ -260,3 +260,52 @@ def test_durations_and_times() -> None:
         parse_duration("2 hours")
     assert short_time(datetime(2027, 1, 1, 10, 0, tzinfo=UTC)) == "2027-01-01T10:00Z"
     assert short_time(datetime(2027, 1, 1, 10, 0, 1, tzinfo=UTC)) == "2027-01-01T10:01Z"
+
+
+# --- outputs ----------------------------------------------------------------------------
+
+
+def test_waiting_and_the_waves_show_in_every_output_and_survive_a_saved_plan() -> None:
+    import html
+    import json
+
+    from connectly_declare.plan.planfile import plan_bytes, plan_from_json
+    from connectly_declare.report.format import format_json, format_markdown, format_text
+
+    result = plan(THREE, accepted_wave_one(), T1 + timedelta(hours=1))
+    text = format_text(result)
+    assert "3 noop, 37 waiting" in text
+    assert ("    wave 2 of 3 (30%): 5 entries, opens 2027-12-20T12:14Z (2h after wave 1 "
+            "finished) [current]\n") in text
+    assert "Plan: nothing to send; " in text and "37 waiting" in text.splitlines()[-1]
+    markdown = html.unescape(format_markdown(result))  # data and notes are entity-escaped
+    table = markdown.splitlines()[4:7]
+    assert "| waiting | orphan |" in table[0] and "| 3 | 0 | 0 | 37 | 0 |" in table[2]
+    assert ("- **spring-promo: wave 2 of 3 (30%): 5 entries, opens 2027-12-20T12:14Z (2h "
+            "after wave 1 finished) [current]**") in markdown
+    doc = json.loads(format_json(result))
+    assert doc["totals"]["waiting"] == 37 and doc["has_changes"] is False
+    waves = doc["sendouts"][0]["waves"]
+    assert [(w["wave"], w["state"], w["entries"]) for w in waves] == [
+        (1, "done", 3), (2, "waiting", 5), (3, "waiting", 32)]
+    assert waves[1]["opens_at"] == "2027-12-20T12:14Z"
+    samples = [e for e in doc["sendouts"][0]["entries"] if e["action"] == "waiting"]
+    assert samples and all("•" in e["client"] for e in samples)  # masked
+    body = json.loads(plan_bytes(result))["plan"]
+    again = plan_from_json(body)
+    assert again.sendouts[0].waves == result.sendouts[0].waves
+    assert again.sendouts[0].counts["waiting"] == 37
+    assert format_text(again) == text
+
+
+def test_a_bad_fixed_clock_is_a_clear_error(tmp_path: object) -> None:
+    from pathlib import Path
+
+    ws = Path(str(tmp_path))
+    (ws / "declare.yaml").write_text("version: 1\nbusiness_id: b\n", encoding="utf-8")
+    env = {**os.environ, "DECLARE_TEST_NOW": "tomorrow"}
+    done = subprocess.run([sys.executable, "-m", "connectly_declare", "-C", str(ws), "plan"],
+                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "DECLARE_TEST_NOW is not an ISO 8601 time" in done.stderr
+    assert "Traceback" not in done.stderr
