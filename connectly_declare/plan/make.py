@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from operator import attrgetter
@@ -136,6 +137,9 @@ def _stage(planner: SendoutDiff, entries: Iterable[Entry], state: LedgerState,
     as usual; the others wait for their wave's gate (plan.rollout)."""
     spec = planner.spec
     staged = stage(spec.name, spec.rollout, entries, state.keys, now)
+    if staged.waves and staged.waves[0].state == "done":
+        # the schedule was for the first wave; later waves open after it by design
+        planner.options = replace(planner.options, allow_past_schedule=True)
     planner.consume(staged.to_diff)
     for entry, wave in staged.waiting:
         planner.wait(entry, staged.reasons.get(wave, ""))

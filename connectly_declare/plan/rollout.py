@@ -14,7 +14,8 @@ recipients beyond the last wave wait until a wave includes them.
 A wave's gate opens when the previous wave is *finished* (every one of its members was
 attempted and none is in doubt) and all of its conditions hold:
 
-- ``after``: that long since the previous wave's last accepted outcome (ledger times);
+- ``after``: that long since the previous wave's last accepted outcome (ledger times; an
+  entry accepted ahead of its ``scheduledAt`` counts from that time, when it is delivered);
 - ``approve``: a committed ``promote:`` record names the wave;
 - ``max_rejected_percent``: at most that share of the previous wave's outcomes were
   rejections (otherwise the rollout is *halted* and says why).
@@ -197,6 +198,9 @@ def _tally(entry: Entry, known: KeyState | None, tally: _Tally, sendout: str) ->
         tally.pending += 1
         return
     at = _parse_at(known.last_at)
+    due = _parse_at(entry.scheduled_at)
+    if at is not None and due is not None and due > at:
+        at = due  # accepted ahead of its schedule: the wave is done when it is delivered
     if known.status == "accepted":
         tally.accepted += 1
         if at is not None and known.sendout == sendout and (

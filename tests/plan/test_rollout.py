@@ -309,3 +309,22 @@ def test_a_bad_fixed_clock_is_a_clear_error(tmp_path: object) -> None:
     assert done.returncode == 1
     assert "DECLARE_TEST_NOW is not an ISO 8601 time" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_fixed_schedule_delays_wave_one_and_later_waves_count_from_it() -> None:
+    schedule = (T1 + timedelta(hours=5)).isoformat()
+    batch = [entry(c, sendout=SENDOUT, scheduled_at=schedule) for c in CLIENTS]
+    waves = (WaveSpec(percent=10), WaveSpec(percent=100, after="2h"))
+    first = plan(waves, EMPTY, T1, batch)
+    assert sent(first) == members(10)
+    # accepted at T1, ahead of the schedule: the 2h count from the delivery at T1 + 5h
+    state = ledger(([e for e in batch if e.client in members(10)], "accepted", T1))
+    held = plan(waves, state, T1 + timedelta(hours=6), batch)
+    assert sent(held) == set()
+    assert held.sendouts[0].waves[1].opens_at == "2027-12-20T17:14Z"
+    # the schedule has passed by then; wave 1 used it, so wave 2 is not refused for it
+    opened = plan(waves, state, T1 + timedelta(hours=8), batch)
+    assert sent(opened) == set(CLIENTS) - members(10)
+    # but a first wave sent after its own schedule passed is refused as always
+    with pytest.raises(PlanRefused, match="in the past"):
+        plan(waves, EMPTY, T1 + timedelta(hours=8), batch)
