@@ -224,8 +224,9 @@ def sim_command(ctx: Context, port: int, host: str, catalog: Path | None, api_ke
                          error_429_rate=rate_429, timeout_after_accept_rate=timeout_rate,
                          drop_after_accept_rate=drop_rate, hang_seconds=hang_seconds,
                          seed=seed)
-    options = SimOptions(catalog=catalog, workspace=ctx.start, host=host, port=port,
-                         api_key=api_key, rate_limit=rate_limit or None, burst=burst, faults=faults,
+    options = SimOptions(catalog=catalog, workspace=ctx.start, environment=ctx.environment,
+                         host=host, port=port, api_key=api_key,
+                         rate_limit=rate_limit or None, burst=burst, faults=faults,
                          access_log=access_log)
     return serve(options, echo=click.echo)
 

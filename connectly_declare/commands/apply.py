@@ -31,7 +31,6 @@ from connectly_declare.report import escape
 from connectly_declare.workspace import environments
 from connectly_declare.workspace.config import (
     CONFIG_FILE,
-    SIM_BUSINESS_ID,
     SIM_LEDGER,
     LocalState,
     ResolvedEnvironment,
@@ -89,7 +88,7 @@ def resolve_destination(root: Path, config: WorkspaceConfig, environment: str | 
     resolved = environments.resolve_environment(config, environment)
     if sim:
         # A separate ledger: sim runs must never mix with the real history.
-        sim_business = environments.resolve_business_id(resolved, environ) or SIM_BUSINESS_ID
+        sim_business = environments.sim_business_id(resolved, environ)
         resolved = resolved.model_copy(update={"state": LocalState(path=SIM_LEDGER),
                                                "business_id": sim_business,
                                                "business_id_env": None})
@@ -232,15 +231,6 @@ def exit_code(result: ApplyResult) -> int:
 Confirm = Callable[[str], bool]
 
 
-def sim_catalog_from_workspace(ws: Any, business: str, key: Secret) -> Any:
-    """The simulator's catalog from the workspace's Campaign manifests (all finalized)."""
-    from connectly_declare.sim import catalog_from_campaigns
-
-    return catalog_from_campaigns(business, key.reveal(), [
-        (c.name, [(v.version, list(v.variables)) for v in c.versions], list(c.variables))
-        for c in ws.campaigns.values()])
-
-
 def sim_catalog_from_plan(plan: Plan, business: str, key: Secret) -> Any:
     """The simulator's catalog from a saved plan alone (its campaigns, versions and the
     variables its entries carry): a saved plan is applied without reading manifests."""
@@ -361,7 +351,9 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
                 return 1
         catalog = None
         if dest.sim:
-            catalog = (sim_catalog_from_workspace(ws, dest.business_id, dest.api_key)
+            from connectly_declare.sim.workspace import catalog_from_workspace
+
+            catalog = (catalog_from_workspace(ws, dest.api_key.reveal(), dest.business_id)
                        if ws is not None else
                        sim_catalog_from_plan(plan, dest.business_id, dest.api_key))
         batch_size = request.batch_size or config.batch_size

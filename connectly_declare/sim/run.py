@@ -27,6 +27,7 @@ class SimOptions:
 
     catalog: Path | None = None
     workspace: Path | None = None  # where to look for declare.yaml without --catalog
+    environment: str | None = None  # --env (else DECLARE_ENV), as for `apply --sim`
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     api_key: str | None = None
@@ -47,8 +48,9 @@ def build_catalog(options: SimOptions, environ: Mapping[str, str]) -> tuple[Cata
     """The catalog, and where its API key comes from (said, never shown).
 
     With --catalog: the file, plus the key of --api-key / DECLARE_SIM_API_KEY if given.
-    Without: the workspace's campaigns, accepting that key, else the key in the variable
-    declare.yaml names (`api_key_env`, so `apply` works unchanged), else DEMO_API_KEY."""
+    Without: the workspace's campaigns, for the business and environment `apply --sim`
+    would send as (--env / DECLARE_ENV), accepting that key, else the key in the variable
+    the environment names (`api_key_env`, so `apply` works unchanged), else DEMO_API_KEY."""
     api_key = options.api_key or environ.get(API_KEY_ENV)
     if options.catalog is not None:
         catalog = load_catalog(options.catalog)
@@ -56,6 +58,7 @@ def build_catalog(options: SimOptions, environ: Mapping[str, str]) -> tuple[Cata
             return with_extra_key(catalog, api_key), f"the catalog's, and --api-key/${API_KEY_ENV}"
         return catalog, "the catalog's"
     from connectly_declare.sim.workspace import catalog_from_workspace
+    from connectly_declare.workspace import environments
     from connectly_declare.workspace.load import find_workspace, load_workspace
 
     try:
@@ -64,12 +67,15 @@ def build_catalog(options: SimOptions, environ: Mapping[str, str]) -> tuple[Cata
         raise DeclareError(f"no --catalog given, and {err.problem.message}",
                            hint="pass --catalog FILE, or run in a workspace (or -C DIR)") from err
     workspace = load_workspace(root, environ=environ)
+    resolved = environments.resolve_environment(
+        workspace.config, environments.chosen_environment(options.environment, environ))
     source = f"--api-key/${API_KEY_ENV}"
-    if not api_key and environ.get(workspace.config.api_key_env):
-        api_key, source = environ[workspace.config.api_key_env], f"${workspace.config.api_key_env}"
+    if not api_key and environ.get(resolved.api_key_env):
+        api_key, source = environ[resolved.api_key_env], f"${resolved.api_key_env}"
     if not api_key:
         api_key, source = DEMO_API_KEY, f"the demo key {DEMO_API_KEY!r}"
-    return catalog_from_workspace(workspace, api_key, environ=environ), source
+    business = environments.sim_business_id(resolved, environ)
+    return catalog_from_workspace(workspace, api_key, business), source
 
 
 def describe(catalog: Catalog, options: SimOptions, url: str, key_source: str) -> list[str]:

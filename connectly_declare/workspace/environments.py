@@ -16,6 +16,7 @@ from connectly_declare.errors import DeclareError, Location
 from connectly_declare.workspace.config import (
     CONFIG_FILE,
     ENVIRONMENT_NAME_PATTERN,
+    SIM_BUSINESS_ID,
     ResolvedEnvironment,
     WorkspaceConfig,
 )
@@ -79,10 +80,16 @@ def resolve_business_id(resolved: ResolvedEnvironment, environ: Mapping[str, str
     return None
 
 
+def sim_business_id(resolved: ResolvedEnvironment, environ: Mapping[str, str]) -> str:
+    """The business the simulator serves (`apply --sim` and `connectly-declare sim`
+    alike): the environment's business id when it has one, else SIM_BUSINESS_ID."""
+    return resolve_business_id(resolved, environ) or SIM_BUSINESS_ID
+
+
 def environment_label(name: str | None) -> str:
     """What every output calls the environment."""
     return name or NO_ENVIRONMENT
 
 
 __all__ = ["ENV_VAR", "NO_ENVIRONMENT", "check_name", "chosen_environment", "environment_label",
-           "resolve_business_id", "resolve_environment"]
+           "resolve_business_id", "resolve_environment", "sim_business_id"]

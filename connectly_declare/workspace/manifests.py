@@ -68,9 +68,16 @@ class Campaign(_Strict):
     versions: list[CampaignVersion] = Field(default_factory=list)
 
     def variables_for(self, version: str | None) -> list[str] | None:
-        """The variable names a send of `version` needs; None when the version is unknown."""
+        """The variable names a send of `version` needs; None when the version is unknown.
+
+        A send that names no version goes to the latest version, so it needs the
+        campaign's `variables` when the manifest sets them (even to []), else the latest
+        (last listed) version's. `validate`, `apply --sim` and `connectly-declare sim` all
+        ask here."""
         if version is None:
-            return list(self.variables)
+            if "variables" in self.model_fields_set or not self.versions:
+                return list(self.variables)
+            return list(self.versions[-1].variables)
         for v in self.versions:
             if v.version == version:
                 return list(v.variables)

@@ -107,9 +107,9 @@ def test_invalid_plain_data_is_refused() -> None:
 
 def test_catalog_from_the_example_workspace() -> None:
     workspace = load_workspace(REPO / "campaigns")
-    catalog = catalog_from_workspace(workspace, "demo-key")
+    catalog = catalog_from_workspace(workspace, "demo-key", "ws-business")
     [business] = catalog.businesses
-    assert business.id == workspace.config.business_id
+    assert business.id == "ws-business"
     assert business.api_keys == ["demo-key"]
     assert {c.name for c in business.campaigns} == set(workspace.campaigns)
     for campaign in business.campaigns:
@@ -119,7 +119,7 @@ def test_catalog_from_the_example_workspace() -> None:
         # the manifest's unversioned variables when it sets them, else the latest version's
         expected = (declared.variables if "variables" in declared.model_fields_set
                     else declared.versions[-1].variables)
-        assert campaign.variables == expected
+        assert campaign.variables == expected == declared.variables_for(None)
 
 
 def test_the_readme_catalog_example_loads(tmp_path: Path) -> None:
