@@ -347,7 +347,8 @@ def _ask_yes(question: str) -> bool:
               help="Apply against a simulator started in-process on loopback, with a "
                    "throwaway API key and its own ledger (.declare/sim-ledger.jsonl).")
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=None,
-              help="Entries per request (default: declare.yaml's batch_size, 100).")
+              help="Entries per request (default: a saved plan's own, else declare.yaml's "
+                   "batch_size).")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Seconds to wait for another apply's ledger lock before giving up.")
 @click.option("--show-recipients", is_flag=True,

@@ -19,8 +19,8 @@ from typing import Protocol
 
 from connectly_declare.entry import Entry
 from connectly_declare.ledger.base import Intent, IntentEntry
+from connectly_declare.workspace.config import DEFAULT_BATCH_SIZE
 
-DEFAULT_BATCH_SIZE = 100
 SENDING_ACTIONS = ("send", "resend", "retry")
 
 
@@ -150,4 +150,4 @@ def _close(current: tuple[SendoutLike, list[Entry], set[str]], group: _Group,
     return batch
 
 
-__all__ = ["DEFAULT_BATCH_SIZE", "Batch", "PlannedLike", "SendoutLike", "make_batches"]
+__all__ = ["Batch", "PlannedLike", "SendoutLike", "make_batches"]

@@ -39,6 +39,7 @@ from connectly_declare.apply.client import SendResult
 from connectly_declare.apply.outcomes import map_result
 from connectly_declare.errors import LedgerError
 from connectly_declare.ledger.base import Ledger, Outcome, Record
+from connectly_declare.workspace.config import DEFAULT_BATCH_SIZE
 
 UNREACHABLE_LIMIT = 3
 
@@ -64,7 +65,7 @@ class _NoProgress:
 
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
-    batch_size: int = 100
+    batch_size: int = DEFAULT_BATCH_SIZE
     concurrency: int = 16
     unknown_retry_rounds: int = 3  # allow_one only
     unknown_retry_delay: float = 1.0  # seconds before each retry round (doubles)

@@ -31,6 +31,7 @@ from connectly_declare.report import escape
 from connectly_declare.workspace import environments
 from connectly_declare.workspace.config import (
     CONFIG_FILE,
+    MAX_BATCH_SIZE,
     SIM_LEDGER,
     LocalState,
     ResolvedEnvironment,
@@ -109,6 +110,25 @@ def resolve_destination(root: Path, config: WorkspaceConfig, environment: str | 
                  "or try `apply --sim` to apply against the local simulator")
     resolved = resolved.model_copy(update={"business_id": business, "business_id_env": None})
     return Destination(root, config, resolved, business, resolved.base_url, Secret(key), False)
+
+
+def batch_size_for(request: ApplyRequest, config: WorkspaceConfig, saved: Plan | None) -> int:
+    """Entries per request: a saved plan's own (what was reviewed is what is sent), else
+    --batch-size, else declare.yaml's. A different --batch-size for a saved plan is
+    refused rather than silently winning or losing."""
+    if saved is None or "batch_size" not in saved.options:
+        return request.batch_size or config.batch_size
+    recorded = saved.options["batch_size"]
+    if not isinstance(recorded, int) or isinstance(recorded, bool) \
+            or not 1 <= recorded <= MAX_BATCH_SIZE:
+        raise DeclareError(f"the saved plan's batch_size {recorded!r} is not a number of "
+                           f"entries from 1 to {MAX_BATCH_SIZE}", hint="re-plan")
+    if request.batch_size is not None and request.batch_size != recorded:
+        raise DeclareError(
+            f"the saved plan was reviewed with batch size {recorded}, not {request.batch_size}",
+            hint="apply it without --batch-size, or re-plan with batch_size set in "
+                 f"{CONFIG_FILE}")
+    return recorded
 
 
 def in_doubt_keys(state: LedgerState) -> frozenset[str]:
@@ -356,7 +376,7 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
             catalog = (catalog_from_workspace(ws, dest.api_key.reveal(), dest.business_id)
                        if ws is not None else
                        sim_catalog_from_plan(plan, dest.business_id, dest.api_key))
-        batch_size = request.batch_size or config.batch_size
+        batch_size = batch_size_for(request, config, saved)
         with _endpoint(dest, catalog) as base_url:
             result = send_plan(plan, ledger, dest, base_url, in_doubt=in_doubt_keys(state),
                                batch_size=batch_size, err=err, total=_total(plan),

@@ -15,6 +15,7 @@ from connectly_declare.entry import Entry
 from connectly_declare.errors import Location, PlanError, Problem, StalePlan
 from connectly_declare.ledger.base import LedgerState
 from connectly_declare.plan.rollout import WaveSpec, WaveStatus
+from connectly_declare.workspace.config import DEFAULT_BATCH_SIZE
 
 if TYPE_CHECKING:
     from connectly_declare.workspace.manifests import Sendout
@@ -89,7 +90,7 @@ class PlanOptions:
     targets: tuple[str, ...] = ()
     max_recipients: int | None = None
     allow_past_schedule: bool = False
-    batch_size: int = 100
+    batch_size: int = DEFAULT_BATCH_SIZE  # recorded in saved plans; apply sends with it
     samples: int = 3  # sample entries kept per sendout and action, for display
 
     def as_dict(self) -> dict[str, Any]:

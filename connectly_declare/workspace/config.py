@@ -20,6 +20,8 @@ ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # with a real history, and sends as this business when declare.yaml names none.
 SIM_LEDGER = ".declare/sim-ledger.jsonl"
 SIM_BUSINESS_ID = "sim-business"
+MAX_BATCH_SIZE = 1000  # the API's limit of entries per request
+DEFAULT_BATCH_SIZE = 100  # entries per request: declare.yaml's batch_size when unset
 
 EnvVarName = Annotated[str, Field(pattern=ENV_VAR_PATTERN)]
 # An environment's name is printed in every output and in the hidden marker line of the
@@ -105,7 +107,7 @@ class WorkspaceConfig(_Strict):
     business_id_env: EnvVarName | None = None
     base_url: str = "https://api.connectly.ai"
     api_key_env: EnvVarName = "CONNECTLY_API_KEY"
-    batch_size: Annotated[int, Field(ge=1, le=1000)] = 100
+    batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)] = DEFAULT_BATCH_SIZE
     requests_per_second: Annotated[float, Field(gt=0, le=200)] = 200.0
     concurrency: Annotated[int, Field(ge=1, le=256)] = 16
     timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
