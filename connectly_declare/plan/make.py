@@ -30,7 +30,6 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from operator import attrgetter
@@ -56,7 +55,7 @@ from connectly_declare.plan.model import (
     SendoutSpec,
     check_fresh,
 )
-from connectly_declare.plan.rollout import stage
+from connectly_declare.plan.rollout import retimer, stage
 from connectly_declare.plan.sendout_diff import SendoutDiff, noun
 
 if TYPE_CHECKING:
@@ -131,15 +130,13 @@ def _orphans(state: LedgerState, seen: set[str], planners: dict[str, SendoutDiff
     return orphans
 
 
-def _stage(planner: SendoutDiff, entries: Iterable[Entry], state: LedgerState,
+def _stage(planner: SendoutDiff, item: DesiredSendout, state: LedgerState,
            now: datetime) -> None:
     """A rollout sendout: entries of open waves (and anyone the ledger knows) are diffed
     as usual; the others wait for their wave's gate (plan.rollout)."""
     spec = planner.spec
-    staged = stage(spec.name, spec.rollout, entries, state.keys, now)
-    if staged.waves and staged.waves[0].state == "done":
-        # the schedule was for the first wave; later waves open after it by design
-        planner.options = replace(planner.options, allow_past_schedule=True)
+    staged = stage(spec.name, spec.rollout, item.entries, state.keys, now,
+                   retime=item.retime)
     planner.consume(staged.to_diff)
     for entry, wave in staged.waiting:
         planner.wait(entry, staged.reasons.get(wave, ""))
@@ -179,7 +176,7 @@ def make_plan(
                 stats[item.spec.name] = {}
                 continue
             if spec.rollout:
-                _stage(planner, item.entries, state, now)
+                _stage(planner, item, state, now)
             else:
                 planner.consume(item.entries)
             got = item.audience_stats
@@ -240,7 +237,9 @@ def build_plan(ws: Workspace, ledger: Ledger, options: PlanOptions, *,
                 continue
             stats = AudienceStats()
             yield DesiredSendout(spec, iter_entries(ws, sendout, environ=environ, stats=stats),
-                                 partial(_stats_dict, stats))
+                                 partial(_stats_dict, stats),
+                                 retimer(sendout, ws.config.quiet_hours, now)
+                                 if spec.rollout and sendout.schedule is not None else None)
 
     # the ledger was opened for the run's environment and business (ledger.open_ledger)
     environment: str | None = getattr(ledger, "environment", state.environment)

@@ -83,6 +83,9 @@ class DesiredSendout:
     # a mapping, or a function returning one (called once the entries are consumed)
     audience_stats: Mapping[str, int] | Callable[[], Mapping[str, int]] = field(
         default_factory=dict)
+    # a rollout's later waves, opening after the schedule passed, are timed as "now"
+    # (quiet hours included) by this (plan.rollout.retimer); None: entries as they are
+    retime: Callable[[Entry], Entry] | None = None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ attempted and none is in doubt) and all of its conditions hold:
 - ``max_rejected_percent``: at most that share of the previous wave's outcomes were
   rejections (otherwise the rollout is *halted* and says why).
 
-Only entries that would be *sent* for the first time wait: anyone the ledger already knows
+Entries of later waves whose schedule has passed when their wave opens are timed as
+"now" (quiet hours included) by :func:`retimer`; their fingerprint keeps the declared
+schedule. Only entries that would be *sent* for the first time wait: anyone the ledger already knows
 (accepted, rejected, in doubt) is diffed as usual, so retries, drift and resends behave as
 without a rollout. Everything here is pure: the same entries, ledger and clock give the
 same result.
@@ -30,12 +32,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from connectly_declare.entry import Entry
 from connectly_declare.ledger.base import ALREADY_RECEIVED, KeyState
+
+if TYPE_CHECKING:
+    from connectly_declare.workspace.manifests import QuietHours, Sendout
 
 BUCKETS = 10_000
 _SPACE = 1 << 64
@@ -213,9 +219,11 @@ def _tally(entry: Entry, known: KeyState | None, tally: _Tally, sendout: str) ->
 
 
 def stage(sendout: str, waves: tuple[WaveSpec, ...], entries: Iterable[Entry],
-          keys: Mapping[str, KeyState], now: datetime) -> Staged:
+          keys: Mapping[str, KeyState], now: datetime, *,
+          retime: Callable[[Entry], Entry] | None = None) -> Staged:
     """Split a rollout sendout's entries: those diffed as usual, and those that wait for
-    a closed gate; and say, per wave, where the rollout stands."""
+    a closed gate; and say, per wave, where the rollout stands. `retime` (see
+    :func:`retimer`) times entries of later waves whose schedule has passed."""
     items = [(entry, member_hash(sendout, entry.client)) for entry in entries]
     bounds = _thresholds(waves, [h for _, h in items])
     tallies = [_Tally() for _ in range(len(waves) + 1)]
@@ -224,6 +232,10 @@ def stage(sendout: str, waves: tuple[WaveSpec, ...], entries: Iterable[Entry],
         index = _wave_of(h, bounds)
         known = keys.get(entry.key)
         _tally(entry, known, tallies[index], sendout)
+        if retime is not None and index > 0 and entry.scheduled_at is not None:
+            due = _parse_at(entry.scheduled_at)
+            if due is not None and due <= now:
+                entry = retime(entry)
         placed.append((entry, index, known))
     staged = Staged()
     statuses, open_through = _gates(waves, tallies, now, staged)
@@ -247,6 +259,30 @@ def stage(sendout: str, waves: tuple[WaveSpec, ...], entries: Iterable[Entry],
             f"rollout: {beyond:,} recipients are beyond the last wave ({waves[-1].size}) "
             "and wait until a wave includes them (end the rollout with percent: 100)")
     return staged
+
+
+def retimer(sendout: Sendout, default_quiet: QuietHours | None,
+            now: datetime) -> Callable[[Entry], Entry]:
+    """How a later wave's entry is timed once its schedule has passed: as a sendout
+    without a schedule would be *now* (the wave opens now), so the recipient's quiet hours
+    are checked at the time it actually goes out, not at the first wave's time.
+
+    Only what is sent changes: the fingerprint keeps hashing the declared schedule, so
+    the entry's content is the same in every plan (no drift or resend because a wave
+    opened late)."""
+    from connectly_declare.policy.timing import HELD, sendout_timing
+
+    timing = sendout_timing(sendout.model_copy(update={"schedule": None}), default_quiet,
+                            "shift", now)
+
+    def retime(entry: Entry) -> Entry:
+        if timing is None:
+            return replace(entry, scheduled_at=None)
+        got = timing.timing(entry.client, entry.zone or None, entry.source)
+        flags = entry.timing | (got.flags & HELD)
+        return replace(entry, scheduled_at=got.scheduled_at, zone=got.zone, timing=flags)
+
+    return retime
 
 
 def _anchor(tallies: list[_Tally], index: int) -> tuple[int, _Tally] | None:
@@ -349,4 +385,4 @@ def _blockers(waves: tuple[WaveSpec, ...], tallies: list[_Tally], index: int,
 
 
 __all__ = ["BUCKETS", "Staged", "WaveSpec", "WaveStatus", "bucket", "member_hash",
-           "parse_duration", "short_time", "stage"]
+           "parse_duration", "retimer", "short_time", "stage"]

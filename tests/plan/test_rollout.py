@@ -7,6 +7,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from connectly_declare.entry import Entry
 from connectly_declare.ledger.base import Header, Intent, IntentEntry, LedgerState, Outcome, Record
 from connectly_declare.ledger.fold import fold
-from connectly_declare.plan.make import Plan, PlanOptions, PlanRefused, make_plan
+from connectly_declare.plan.make import DesiredSendout, Plan, PlanOptions, PlanRefused, make_plan
 from connectly_declare.plan.rollout import (
     WaveSpec,
     bucket,
@@ -322,9 +323,18 @@ def test_a_fixed_schedule_delays_wave_one_and_later_waves_count_from_it() -> Non
     held = plan(waves, state, T1 + timedelta(hours=6), batch)
     assert sent(held) == set()
     assert held.sendouts[0].waves[1].opens_at == "2027-12-20T17:14Z"
-    # the schedule has passed by then; wave 1 used it, so wave 2 is not refused for it
-    opened = plan(waves, state, T1 + timedelta(hours=8), batch)
+    # the schedule has passed by then: wave 2 is timed as "now" (plan.rollout.retimer),
+    # without the workspace's policy here: no scheduledAt, same content (fingerprint)
+    later = T1 + timedelta(hours=8)
+    opened = make_plan([DesiredSendout(spec(SENDOUT, rollout=waves), batch,
+                                       retime=lambda e: replace(e, scheduled_at=None))],
+                       state, PlanOptions(), now=later)
     assert sent(opened) == set(CLIENTS) - members(10)
+    assert {p.entry.scheduled_at for _, p in opened.iter_sends()} == {None}
+    assert {p.entry.fingerprint for _, p in opened.iter_sends()} == {batch[0].fingerprint}
+    # without re-timing, a past schedule is refused as always
+    with pytest.raises(PlanRefused, match="in the past"):
+        plan(waves, state, later, batch)
     # but a first wave sent after its own schedule passed is refused as always
     with pytest.raises(PlanRefused, match="in the past"):
         plan(waves, EMPTY, T1 + timedelta(hours=8), batch)
