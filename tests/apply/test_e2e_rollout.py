@@ -134,3 +134,35 @@ def test_a_crash_in_the_middle_of_a_wave_then_reapply_sends_the_wave_exactly_onc
         held = apply(ws, key, later + timedelta(hours=1))
         assert "opens 2027-12-20T15:00Z (2h after wave 1 finished)" in held.stdout
         assert sim.counts(CAMPAIGN) == counts
+
+
+@pytest.mark.slow  # two simulators, four CLI runs
+def test_the_stop_rule_halts_on_the_simulators_rejections_and_resumes_once_fixed(
+        tmp_path: Path) -> None:
+    key = new_api_key()
+    waves = [{"percent": 25}, {"percent": 100, "max_rejected_percent": 10}]
+    # a simulator whose campaign needs a variable the workspace does not send: every
+    # entry of wave 1 is rejected (ERROR_CODE_CAMPAIGN_ENTRY_INVALID)
+    strict = catalog(key, campaigns=((CAMPAIGN, (("v1", ("name", "coupon")),)),))
+    ws = tmp_path / "ws"
+    with sim_process(strict) as sim:
+        clients = write_workspace(ws, base_url=sim.url, recipients=24, sendout=SENDOUT)
+        set_rollout(ws, waves)
+        first = in_percent(clients, 0, 25)
+        done = run_cli(ws, "apply", "--auto-approve", api_key=key, env=at(T0), timeout=180)
+        assert done.returncode == 1  # rejections
+        assert delivered(sim) == []
+        halted = run_cli(ws, "plan", "--detailed-exitcode", api_key=key, env=at(T0))
+        assert halted.returncode == 2  # wave 1's rejected entries are retried
+        assert (f"halted: 100.0% of wave 1 was rejected ({len(first)} of {len(first)}), "
+                "more than max_rejected_percent 10") in halted.stdout
+        assert f"{len(clients) - len(first):,} waiting" in halted.stdout
+    # the cause fixed (here: the campaign as the workspace declares it)
+    with sim_process(catalog(key)) as sim:
+        config = ws / "declare.yaml"
+        settings = yaml.safe_load(config.read_text(encoding="utf-8"))
+        config.write_text(yaml.safe_dump({**settings, "base_url": sim.url}), encoding="utf-8")
+        apply(ws, key, T0 + timedelta(minutes=5))  # the retries: wave 1 only
+        assert sorted(delivered(sim)) == sorted(first)
+        apply(ws, key, T0 + timedelta(minutes=10))  # no rejections left: wave 2 opens
+        assert sorted(delivered(sim)) == sorted(clients)
