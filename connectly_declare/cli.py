@@ -345,7 +345,8 @@ def _ask_yes(question: str) -> bool:
               help="Send without asking (pipelines). Without a terminal this is required.")
 @click.option("--sim", is_flag=True,
               help="Apply against a simulator started in-process on loopback, with a "
-                   "throwaway API key and its own ledger (.declare/sim-ledger.jsonl).")
+                   "throwaway API key and its own ledger (.declare/sim-ledger.jsonl; per "
+                   "environment .declare/sim-ledger.ENV.jsonl).")
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=None,
               help="Entries per request (default: a saved plan's own, else declare.yaml's "
                    "batch_size).")
@@ -667,8 +668,9 @@ def render_command(ctx: Context, sendout: str, limit: int, show_recipients: bool
 @click.option("--to", "backend", type=click.Choice(["postgres"]), required=True,
               help="The backend to copy the ledger into.")
 @click.option("--from", "source_path", default=None, metavar="PATH",
-              help="The local ledger to copy (default: the one declare.yaml names, or "
-                   ".declare/ledger.jsonl once declare.yaml says postgres).")
+              help="The local ledger to copy (default: the one declare.yaml names, or, "
+                   "once declare.yaml says postgres, .declare/ledger.jsonl; with --env, "
+                   ".declare/ledger.ENV.jsonl).")
 @click.option("--dsn-env", default=None, metavar="VAR",
               help="Variable holding the PostgreSQL connection string (default: "
                    "declare.yaml's state.dsn_env, else DECLARE_PG_DSN).")

@@ -32,10 +32,10 @@ from connectly_declare.workspace import environments
 from connectly_declare.workspace.config import (
     CONFIG_FILE,
     MAX_BATCH_SIZE,
-    SIM_LEDGER,
     LocalState,
     ResolvedEnvironment,
     WorkspaceConfig,
+    sim_ledger,
 )
 from connectly_declare.workspace.load import load_config_only
 
@@ -90,7 +90,8 @@ def resolve_destination(root: Path, config: WorkspaceConfig, environment: str | 
     if sim:
         # A separate ledger: sim runs must never mix with the real history.
         sim_business = environments.sim_business_id(resolved, environ)
-        resolved = resolved.model_copy(update={"state": LocalState(path=SIM_LEDGER),
+        resolved = resolved.model_copy(update={"state": LocalState(
+                                                   path=sim_ledger(resolved.environment)),
                                                "business_id": sim_business,
                                                "business_id_env": None})
         return Destination(root, config, resolved, sim_business, "", Secret(
@@ -331,7 +332,7 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
                            f"not {dest.business_id}", hint="re-plan for this business")
     ledger = open_ledger(root, dest.resolved, environ=environ)
     if dest.sim:
-        where = root / SIM_LEDGER
+        where = root / sim_ledger(dest.resolved.environment)
         with suppress(ValueError):
             where = where.relative_to(Path.cwd())
         print(f"Simulator run: its ledger is {where} (apart from the real one; delete it to "
@@ -382,6 +383,12 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
                                batch_size=batch_size, err=err, total=_total(plan),
                                settings=engine_settings and replace(
                                    engine_settings, batch_size=batch_size), fixed_now=fixed)
+    if isinstance(dest.resolved.state, LocalState) and not dest.sim:
+        from connectly_declare.commands.ledger_in_ci import warn_untracked_ledger
+        from connectly_declare.ledger import local_ledger_path
+
+        warn_untracked_ledger(local_ledger_path(root, dest.resolved.state), root, environ,
+                              out=out, err=err)
     lines = summary_lines(result)
     # Every output names the environment: pipelines applying several log into one place.
     lines[0] += f" Environment {environments.environment_label(dest.resolved.environment)}."

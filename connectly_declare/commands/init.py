@@ -49,7 +49,7 @@ GITIGNORE = f"""\
 .declare/*.lock.json
 .declare/*.tmp
 # runs against the local simulator (connectly-declare apply --sim)
-{SIM_LEDGER}*
+{SIM_LEDGER.removesuffix(".jsonl")}*.jsonl*
 """
 
 

@@ -16,11 +16,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from connectly_declare.ledger import local_ledger_path
+from connectly_declare.ledger import check_history_moved, local_ledger_path
 from connectly_declare.ledger.local import LocalLedger
 from connectly_declare.ledger.migrate import MigrateResult, migrate_to_postgres
 from connectly_declare.ledger.postgres import open_postgres
-from connectly_declare.workspace.config import LocalState, PostgresState
+from connectly_declare.workspace.config import (
+    DEFAULT_LEDGER,
+    LocalState,
+    PostgresState,
+    environment_ledger,
+)
 from connectly_declare.workspace.environments import (
     environment_label,
     resolve_business_id,
@@ -41,10 +46,14 @@ def run_migrate(start: Path, environment: str | None, *, source_path: str | None
     if isinstance(configured, PostgresState):
         pg_state = PostgresState.model_validate(
             {**configured.model_dump(by_alias=True), **overrides})
-        source_state = LocalState(path=source_path) if source_path else LocalState()
+        source_state = LocalState(path=source_path or (
+            environment_ledger(resolved.environment) if resolved.environment
+            else DEFAULT_LEDGER))
     else:
         pg_state = PostgresState.model_validate({"backend": "postgres", **overrides})
         source_state = LocalState(path=source_path) if source_path else configured
+    if source_path is None and isinstance(source_state, LocalState):
+        check_history_moved(root, resolved.environment, source_state)
     source = LocalLedger(local_ledger_path(root, source_state), environment=resolved.environment,
                          business_id=business, display=source_state.path)
     pg = open_postgres(pg_state, environment=resolved.environment, business_id=business,

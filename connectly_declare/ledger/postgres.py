@@ -38,9 +38,7 @@ from connectly_declare.ledger import codec, pg_lock
 from connectly_declare.ledger.base import Header, LedgerState, LockInfo, Record, current_owner
 from connectly_declare.ledger.fold import Folder
 from connectly_declare.ledger.pg_schema import NewerSchema, ensure_schema, installed_version
-from connectly_declare.workspace.config import SIM_LEDGER, PostgresState
-
-_SIM_LEDGER_NAME = Path(SIM_LEDGER).name  # never a real history
+from connectly_declare.workspace.config import PostgresState, is_sim_ledger
 
 DEFAULT_LEDGER_NAME = "default"  # the ledger of a workspace without environments
 _FETCH_ROWS = 2000
@@ -485,7 +483,7 @@ def local_histories(root: Path, environment: str | None) -> list[tuple[str, str]
     header names `environment` (the simulator's ledger excluded)."""
     found = []
     for path in sorted((root / ".declare").glob("*.jsonl")):
-        if path.name == _SIM_LEDGER_NAME:
+        if is_sim_ledger(path.name):  # never a real history
             continue
         try:
             with path.open("rb") as fh:

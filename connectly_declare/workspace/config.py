@@ -22,12 +22,31 @@ SIM_LEDGER = ".declare/sim-ledger.jsonl"
 SIM_BUSINESS_ID = "sim-business"
 MAX_BATCH_SIZE = 1000  # the API's limit of entries per request
 DEFAULT_BATCH_SIZE = 100  # entries per request: declare.yaml's batch_size when unset
+# Without environments, the local ledger; with them, each has its own (environment_ledger).
+DEFAULT_LEDGER = ".declare/ledger.jsonl"
 
 EnvVarName = Annotated[str, Field(pattern=ENV_VAR_PATTERN)]
 # An environment's name is printed in every output and in the hidden marker line of the
 # pull-request comment: no controls, bidi, spaces or Markdown (issue 13).
 ENVIRONMENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 EnvironmentName = Annotated[str, Field(pattern=ENVIRONMENT_NAME_PATTERN)]
+
+
+def environment_ledger(name: str) -> str:
+    """The default local ledger of environment `name`: each environment keeps its own
+    history (a shared file would be bound to whichever environment applied first)."""
+    return f".declare/ledger.{name}.jsonl"
+
+
+def sim_ledger(environment: str | None) -> str:
+    """The simulator's own ledger (`--sim`), apart from every real history; one per
+    environment, as the real ones."""
+    return f".declare/sim-ledger.{environment}.jsonl" if environment else SIM_LEDGER
+
+
+def is_sim_ledger(name: str) -> bool:
+    """Whether a file name under .declare/ is a simulator ledger."""
+    return name.startswith("sim-ledger.") and name.endswith(".jsonl")
 
 
 class _Strict(BaseModel):
@@ -38,7 +57,7 @@ class LocalState(_Strict):
     """The default ledger: a JSON Lines file inside the workspace."""
 
     backend: Literal["local"] = "local"
-    path: str = ".declare/ledger.jsonl"
+    path: str = DEFAULT_LEDGER
 
 
 class PostgresState(_Strict):
@@ -172,8 +191,16 @@ class WorkspaceConfig(_Strict):
             business_id_env=env.business_id_env if has_own_business else self.business_id_env,
             base_url=env.base_url or self.base_url,
             api_key_env=env.api_key_env or self.api_key_env,
-            state=env.state or self.state,
+            state=_environment_state(env.state or self.state, name),
         )
+
+
+def _environment_state(state: StateConfig, name: str) -> StateConfig:
+    """A local ledger whose path declare.yaml does not give lives at the environment's own
+    default path; a path given explicitly is kept as written."""
+    if isinstance(state, LocalState) and "path" not in state.model_fields_set:
+        return LocalState(path=environment_ledger(name))
+    return state
 
 
 class ResolvedEnvironment(_Strict):

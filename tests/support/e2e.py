@@ -156,7 +156,9 @@ def write_workspace(root: Path, *, base_url: str, recipients: int = 10,
 
 
 def cli_env(api_key: str | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != API_KEY_ENV}
+    # the runner's own CI variables are not the test's: a test that wants CI sets them
+    env = {k: v for k, v in os.environ.items()
+           if k not in (API_KEY_ENV, "CI", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY")}
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("DECLARE_DEBUG", None)
     if api_key is not None:

@@ -81,7 +81,7 @@ def test_init_ignores_the_lock_and_the_simulator_ledger_but_not_the_ledger(
     state = root / ".declare"
     state.mkdir()
     names = ["ledger.jsonl", "ledger.jsonl.lock", "ledger.jsonl.lock.json",
-             "sim-ledger.jsonl", "sim-ledger.jsonl.lock"]
+             "sim-ledger.jsonl", "sim-ledger.jsonl.lock", "sim-ledger.staging.jsonl"]
     for name in names:
         (state / name).write_text("x\n", encoding="utf-8")
     ignored = subprocess.run(
