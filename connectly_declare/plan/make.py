@@ -138,7 +138,11 @@ def _stage(planner: SendoutDiff, item: DesiredSendout, state: LedgerState,
     staged = stage(spec.name, spec.rollout, item.entries, state.keys, now,
                    retime=item.retime)
     planner.consume(staged.to_diff)
+    waiting: set[str] = set()  # one client twice is refused now, not when its wave opens
     for entry, wave in staged.waiting:
+        if entry.client in waiting:
+            planner.duplicates += 1
+        waiting.add(entry.client)
         planner.wait(entry, staged.reasons.get(wave, ""))
     planner.waves = staged.waves
     planner.rollout_notes = staged.notes

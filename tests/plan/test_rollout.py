@@ -338,3 +338,9 @@ def test_a_fixed_schedule_delays_wave_one_and_later_waves_count_from_it() -> Non
     # but a first wave sent after its own schedule passed is refused as always
     with pytest.raises(PlanRefused, match="in the past"):
         plan(waves, EMPTY, T1 + timedelta(hours=8), batch)
+
+
+def test_a_client_twice_is_refused_even_while_their_wave_waits() -> None:
+    later = [e for e in entries() if e.client not in members(10)]
+    with pytest.raises(PlanRefused, match="more than once"):
+        plan(THREE, EMPTY, T1, [*entries(), later[0]])
