@@ -341,6 +341,10 @@ def _ask_yes(question: str) -> bool:
               help="Refuse the plan when more than N entries would be sent.")
 @click.option("--allow-past-schedule", is_flag=True,
               help="Allow sending entries whose schedule has already passed.")
+@click.option("--recover-in-doubt", is_flag=True,
+              help="Send in-doubt allow_multiple entries once more under allow_one where the "
+                   "ledger shows no other delivery of the campaign to that client (the "
+                   "server then rejects a repeat); the rest stay blocked.")
 @click.option("--auto-approve", is_flag=True,
               help="Send without asking (pipelines). Without a terminal this is required.")
 @click.option("--sim", is_flag=True,
@@ -358,8 +362,9 @@ def _ask_yes(question: str) -> bool:
 @pass_ctx
 def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
                   targets: tuple[str, ...], max_recipients: int | None,
-                  allow_past_schedule: bool, auto_approve: bool, sim: bool,
-                  batch_size: int | None, lock_timeout: float, show_recipients: bool) -> int:
+                  allow_past_schedule: bool, recover_in_doubt: bool, auto_approve: bool,
+                  sim: bool, batch_size: int | None, lock_timeout: float,
+                  show_recipients: bool) -> int:
     """Plan, show the plan, ask, then send it in batches and record every outcome.
 
     With PLAN_FILE (from `connectly-declare plan --out FILE`) sends exactly that saved plan,
@@ -376,15 +381,18 @@ def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
     """
     from connectly_declare.commands.apply import ApplyRequest, plan_text, run_apply
 
-    if plan_file is not None and (targets or max_recipients is not None or allow_past_schedule):
-        raise click.UsageError("--target, --max-recipients and --allow-past-schedule shape a "
-                               "new plan; a saved plan is applied exactly as reviewed")
+    if plan_file is not None and (targets or max_recipients is not None or allow_past_schedule
+                                  or recover_in_doubt):
+        raise click.UsageError("--target, --max-recipients, --allow-past-schedule and "
+                               "--recover-in-doubt shape a new plan; a saved plan is applied "
+                               "exactly as reviewed")
     request = ApplyRequest(start=ctx.start, plan_file=plan_file,
                            environment=environment or ctx.environment,
                            auto_approve=auto_approve, sim=sim, batch_size=batch_size,
                            lock_timeout=lock_timeout, show_recipients=show_recipients,
                            targets=targets, max_recipients=max_recipients,
-                           allow_past_schedule=allow_past_schedule)
+                           allow_past_schedule=allow_past_schedule,
+                           recover_in_doubt=recover_in_doubt)
     confirm = _ask_yes if sys.stdin.isatty() else None
     color = _color("text")  # the same plan as `plan` shows, coloured alike on a terminal
     return run_apply(request, out=sys.stdout, err=sys.stderr, confirm=confirm,
@@ -427,6 +435,10 @@ def _show_options(fn: Any) -> Any:
               help="Fail the plan when more than N entries would be sent.")
 @click.option("--allow-past-schedule", is_flag=True,
               help="Allow sending entries whose schedule has already passed.")
+@click.option("--recover-in-doubt", is_flag=True,
+              help="Send in-doubt allow_multiple entries once more under allow_one where the "
+                   "ledger shows no other delivery of the campaign to that client (the "
+                   "server then rejects a repeat); the rest stay blocked.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Save the plan to FILE (JSON; gzip when it ends in .gz) "
                                  "for `connectly-declare apply FILE`.")
@@ -439,7 +451,8 @@ def _show_options(fn: Any) -> Any:
 @_directory_option
 @pass_ctx
 def plan_command(ctx: Context, environment: str | None, targets: tuple[str, ...],
-                 max_recipients: int | None, allow_past_schedule: bool, out_file: Path | None,
+                 max_recipients: int | None, allow_past_schedule: bool,
+                 recover_in_doubt: bool, out_file: Path | None,
                  out_comment: Path | None, fmt: str, details: bool, show_recipients: bool,
                  detailed_exitcode: bool) -> int:
     """Show what would be sent that has not been sent yet: offline, no API key needed.
@@ -462,7 +475,8 @@ def plan_command(ctx: Context, environment: str | None, targets: tuple[str, ...]
                        detailed_exitcode=detailed_exitcode, color=_color(fmt))
     request = PlanRequest(start=ctx.start, environment=environment or ctx.environment,
                           targets=targets, max_recipients=max_recipients,
-                          allow_past_schedule=allow_past_schedule, out_file=out_file, show=show,
+                          allow_past_schedule=allow_past_schedule,
+                          recover_in_doubt=recover_in_doubt, out_file=out_file, show=show,
                           out_comment=out_comment)
     return run_plan(request, out=sys.stdout, err=sys.stderr)
 

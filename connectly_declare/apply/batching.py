@@ -21,7 +21,8 @@ from connectly_declare.entry import Entry
 from connectly_declare.ledger.base import Intent, IntentEntry
 from connectly_declare.workspace.config import DEFAULT_BATCH_SIZE
 
-SENDING_ACTIONS = ("send", "resend", "retry")
+SENDING_ACTIONS = ("send", "resend", "retry", "recover")
+DUPLICATE_CHECK = "if_duplicate_check_unspecified"
 
 
 class SendoutLike(Protocol):
@@ -109,6 +110,9 @@ def make_batches(
         if planned.action not in SENDING_ACTIONS:
             continue
         entry = planned.entry
+        if planned.action == "recover":
+            yield recovery_batch(sendout, entry, new_id())
+            continue
         cached = options_of.get(id(sendout))
         if cached is None or cached[0] is not sendout:
             cached = options_of[id(sendout)] = (sendout, tuple(sorted(sendout.options.items())))
@@ -128,6 +132,17 @@ def make_batches(
     for group, current in open_.items():
         if current[1]:
             yield _close(current, group, new_id)
+
+
+def recovery_batch(sendout: SendoutLike, entry: Entry, batch_id: str) -> Batch:
+    """One in-doubt allow_multiple entry re-sent under allow_one, alone in its request
+    (`plan.recovery`): to `outcomes` it is an allow_one in-doubt batch of one entry, so
+    the server's answer about that person is read as for any allow_one re-send; its
+    scope stays the sendout's, so the ledger key is the one in doubt."""
+    return Batch(batch_id=batch_id, sendout=sendout.name, campaign=entry.campaign,
+                 version=entry.version, scope=entry.scope,
+                 options={**sendout.options, DUPLICATE_CHECK: "allow_one"},
+                 allow_multiple=False, entries=(entry,), in_doubt=True)
 
 
 def _close(current: tuple[SendoutLike, list[Entry], set[str]], group: _Group,
@@ -150,4 +165,4 @@ def _close(current: tuple[SendoutLike, list[Entry], set[str]], group: _Group,
     return batch
 
 
-__all__ = ["Batch", "PlannedLike", "SendoutLike", "make_batches"]
+__all__ = ["Batch", "PlannedLike", "SendoutLike", "make_batches", "recovery_batch"]

@@ -58,6 +58,7 @@ class ApplyRequest:
     targets: tuple[str, ...] = ()
     max_recipients: int | None = None
     allow_past_schedule: bool = False
+    recover_in_doubt: bool = False  # plan.recovery
 
 
 @dataclass(frozen=True)
@@ -351,6 +352,7 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
             options = PlanOptions(targets=request.targets,
                                   max_recipients=request.max_recipients,
                                   allow_past_schedule=request.allow_past_schedule,
+                                  recover_in_doubt=request.recover_in_doubt,
                                   batch_size=request.batch_size or config.batch_size)
             # The lock is held: `state` (read above) is still the ledger build_plan reads.
             plan = build_plan(ws, ledger, options, environ=environ, now=now())

@@ -35,6 +35,7 @@ class PlanRequest:
     targets: tuple[str, ...] = ()
     max_recipients: int | None = None
     allow_past_schedule: bool = False
+    recover_in_doubt: bool = False  # plan.recovery
     out_file: Path | None = None
     show: ShowRequest = ShowRequest()
     out_comment: Path | None = None  # the pull-request comment body (Markdown + marker)
@@ -66,6 +67,7 @@ def make_workspace_plan(request: PlanRequest, *, environ: Mapping[str, str],
     ledger = open_ledger(ws.root, resolved, environ=environ)
     options = PlanOptions(targets=request.targets, max_recipients=request.max_recipients,
                           allow_past_schedule=request.allow_past_schedule,
+                          recover_in_doubt=request.recover_in_doubt,
                           batch_size=ws.config.batch_size)
     return build_plan(ws, ledger, options, environ=environ, now=now)
 

@@ -12,6 +12,8 @@ The rules, in the order records were appended:
   attempt: under ``allow_multiple`` a resend that ends unknown makes the key ``unknown``
   (plan: ``blocked``, the person may have it twice otherwise) while remembering that the
   earlier version was delivered.
+  A refused *recovery* (an ``allow_multiple`` key re-sent under ``allow_one``) leaves its
+  keys ``unknown``: the refusal says nothing about the lost attempt before it.
 - ``resolution`` (a person's verdict, on one key or, in bulk, on many; any status):
   ``accepted`` marks the latest attempt delivered; ``rejected`` marks it not delivered
   (plan: ``retry``, or ``noop`` under ``allow_multiple`` when the desired content is the
@@ -34,6 +36,7 @@ from connectly_declare.ledger.base import (
     KeyState,
     LedgerState,
     Outcome,
+    OutcomeStatus,
     Record,
     Resolution,
 )
@@ -52,6 +55,18 @@ def error_text(error: dict[str, Any] | None, http_status: int | None = None) -> 
     if http_status is not None:
         parts.append(f"HTTP {http_status}")
     return ": ".join(parts) if parts else None
+
+
+def _status(intent: Intent, outcome: Outcome) -> OutcomeStatus:
+    """The outcome's status for the intent's keys. A *recovery* (an allow_multiple key, i.e.
+    a scoped one, re-sent under allow_one: `plan.recovery`) that the server refused says
+    nothing about the lost attempt before it: its keys stay in doubt (`unknown`), never
+    `rejected`, which would let a later plan send them under allow_multiple again."""
+    status = outcome.status
+    if status == "rejected" and intent.scope and \
+            intent.options.get("if_duplicate_check_unspecified") == "allow_one":
+        return "unknown"
+    return status
 
 
 class Folder:
@@ -114,7 +129,7 @@ class Folder:
         keys = self.keys
         prefix = intent.campaign + KEY_SEPARATOR
         suffix = KEY_SEPARATOR + intent.scope
-        status = outcome.status
+        status = _status(intent, outcome)
         accepted = status == "accepted"
         error = None if accepted else error_text(outcome.error, outcome.http_status)
         sendout, version, batch = intent.sendout, intent.version, intent.batch_id
@@ -172,7 +187,7 @@ class Folder:
             )
             return
         intent, batch_states, pairs = pending
-        status = outcome.status
+        status = _status(intent, outcome)
         error = None if status == "accepted" else error_text(outcome.error, outcome.http_status)
         batch, at, sendout_id = outcome.batch_id, outcome.at, outcome.sendout_id
         allow_one = intent.scope == ""

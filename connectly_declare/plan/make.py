@@ -11,6 +11,9 @@ same inputs. Actions per key (DESIGN.md, "Plan actions"):
 ``drift``    accepted before, fingerprint changed, ``allow_one`` (the server would reject)
 ``retry``    rejected before, or outcome unknown/partial under ``allow_one`` (the server
              dedupes, so sending again is safe)
+``recover``  outcome unknown/partial under ``allow_multiple``, no other possible delivery
+             in the ledger, and ``--recover-in-doubt``: sent once under ``allow_one``
+             (:mod:`connectly_declare.plan.recovery`)
 ``blocked``  outcome unknown/partial under ``allow_multiple`` (resolve it first)
 ``orphan``   in the ledger, no longer declared (a message cannot be unsent)
 ==========  ===========================================================================
@@ -55,6 +58,7 @@ from connectly_declare.plan.model import (
     SendoutSpec,
     check_fresh,
 )
+from connectly_declare.plan.recovery import Recovery
 from connectly_declare.plan.rollout import retimer, stage
 from connectly_declare.plan.sendout_diff import SendoutDiff, noun
 
@@ -166,6 +170,7 @@ def make_plan(
     allow_one = Counter(d.spec.campaign for d in chosen
                         if d.spec.enabled and not d.spec.allow_multiple)
     planners: dict[str, SendoutDiff] = {}
+    recovery = Recovery(state, options.recover_in_doubt)
     disabled: set[str] = set()
     stats: dict[str, Mapping[str, int]] = {}
     with no_gc():  # millions of small acyclic objects; see gcpause
@@ -173,7 +178,7 @@ def make_plan(
             spec = item.spec
             overlap = not spec.allow_multiple and allow_one[spec.campaign] > 1
             planner = SendoutDiff(spec, state, options, now,
-                                      (claimed, seen) if overlap else None)
+                                      (claimed, seen) if overlap else None, recovery)
             planners[item.spec.name] = planner
             if not item.spec.enabled:
                 disabled.add(item.spec.name)
@@ -186,6 +191,7 @@ def make_plan(
             got = item.audience_stats
             stats[item.spec.name] = got() if callable(got) else got
         orphans = _orphans(state, seen, planners, disabled, options.targets)
+        recovery.settle(planners.values())
     problems = _conflict_problems(list(planners.values()))
     for planner in planners.values():
         problems.extend(planner.problems())

@@ -21,10 +21,12 @@ if TYPE_CHECKING:
     from connectly_declare.workspace.manifests import Sendout
 
 
-Action = Literal["send", "noop", "resend", "drift", "retry", "blocked", "waiting", "orphan"]
-ACTIONS: tuple[Action, ...] = ("send", "resend", "retry", "noop", "drift", "blocked", "waiting",
-                               "orphan")
-SENDING_ACTIONS: tuple[Action, ...] = ("send", "resend", "retry")
+Action = Literal["send", "noop", "resend", "drift", "retry", "recover", "blocked", "waiting",
+                 "orphan"]
+ACTIONS: tuple[Action, ...] = ("send", "resend", "retry", "recover", "noop", "drift", "blocked",
+                               "waiting", "orphan")
+# recover: an in-doubt allow_multiple key re-sent once under allow_one (plan.recovery)
+SENDING_ACTIONS: tuple[Action, ...] = ("send", "resend", "retry", "recover")
 PLAN_FORMAT_VERSION = 1
 CREATED_BY = f"connectly-declare {__version__}"
 DRIFT_REASON = "accepted before with other content; allow_one: the server would reject it"
@@ -95,10 +97,15 @@ class PlanOptions:
     allow_past_schedule: bool = False
     batch_size: int = DEFAULT_BATCH_SIZE  # recorded in saved plans; apply sends with it
     samples: int = 3  # sample entries kept per sendout and action, for display
+    recover_in_doubt: bool = False  # `--recover-in-doubt` (plan.recovery)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"targets": list(self.targets), "max_recipients": self.max_recipients,
-                "allow_past_schedule": self.allow_past_schedule, "batch_size": self.batch_size}
+        found = {"targets": list(self.targets), "max_recipients": self.max_recipients,
+                 "allow_past_schedule": self.allow_past_schedule,
+                 "batch_size": self.batch_size}
+        if self.recover_in_doubt:
+            found["recover_in_doubt"] = True
+        return found
 
 
 @dataclass(frozen=True)

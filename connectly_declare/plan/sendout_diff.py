@@ -21,6 +21,7 @@ from connectly_declare.plan.model import (
     SendoutPlan,
     SendoutSpec,
 )
+from connectly_declare.plan.recovery import Recovery
 from connectly_declare.plan.rollout import WaveStatus
 
 
@@ -38,8 +39,10 @@ class SendoutDiff:
     """
 
     def __init__(self, spec: SendoutSpec, state: LedgerState, options: PlanOptions,
-                 now: datetime, shared: tuple[dict[str, str], set[str]] | None) -> None:
+                 now: datetime, shared: tuple[dict[str, str], set[str]] | None,
+                 recovery: Recovery | None = None) -> None:
         self.spec = spec
+        self.recovery = recovery or Recovery(state, options.recover_in_doubt)
         self.keys = state.keys
         self.options = options
         self.now = now
@@ -77,11 +80,14 @@ class SendoutDiff:
                 # (sent outside this ledger): a retry would be rejected the same way for ever.
                 return "noop"
             return "retry"
-        return "blocked" if multiple else "retry"
+        return self.recovery.action(known, self.spec.name) if multiple else "retry"
 
     def _reason(self, action: Action, known: KeyState | None) -> str:
         if known is None:
             return ""
+        recovery = self.recovery.reason(action, known)
+        if recovery:
+            return recovery
         other = known.sendout if known.sendout != self.spec.name else ""
         if action == "noop" and known.status == "rejected" and not self.spec.allow_multiple:
             return "the server said this client already received the campaign"
@@ -239,6 +245,7 @@ class SendoutDiff:
                 "allow_multiple and are not sent again until resolved: check the Connectly "
                 "inbox, then run `connectly-declare state resolve CLIENT --campaign "
                 f"{spec.campaign!r} --as accepted|unsent`")
+        notes.extend(self.recovery.notes(spec.name))
         if counts["orphan"]:
             notes.append(
                 f"orphan: {noun(counts['orphan'])} in the ledger for this sendout are no "

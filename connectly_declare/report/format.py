@@ -21,8 +21,8 @@ from connectly_declare.report import escape
 JSON_FORMAT_VERSION = 1
 MARKDOWN_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
 _MARKDOWN_RESERVE = 600  # room kept for the "left out" note and closing lines
-_COLORS = {"send": "32", "resend": "33", "retry": "33", "drift": "35", "blocked": "31",
-           "orphan": "2", "noop": "2", "waiting": "36"}
+_COLORS = {"send": "32", "resend": "33", "retry": "33", "recover": "33", "drift": "35",
+           "blocked": "31", "orphan": "2", "noop": "2", "waiting": "36"}
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,9 @@ def text_chunks(plan: Plan, options: FormatOptions) -> Iterator[str]:
                 yield f"    ... and {hidden:,} more entries that send nothing (not kept)\n"
     for warning in plan.warnings:
         yield f"warning: {escape.terminal(warning)}\n"
-    sending = ", ".join(f"{plan.total(a):,} {a}" for a in SENDING_ACTIONS)
+    # `recover` exists only with --recover-in-doubt: named when it has entries
+    sending = ", ".join(f"{plan.total(a):,} {a}" for a in SENDING_ACTIONS
+                        if a != "recover" or plan.total(a))
     rest = ", ".join(f"{plan.total(a):,} {a}" for a in ACTIONS if a not in SENDING_ACTIONS)
     verdict = (f"{plan.sends:,} to send ({sending})" if plan.has_changes
                else "nothing to send")
