@@ -173,8 +173,13 @@ def _exclusions(inputs: AudienceInputs, spec: AudienceSpec, node: Node, stats: A
     excluded: set[str] = set()
     scratch = AudienceStats(skips=stats.skips)
     for index, source in enumerate(spec.exclude):
-        reader, counts = _open_source(inputs, source, (*node, "exclude", index), scratch, stack)
-        excluded.update(raw[0] for raw in reader)
+        try:
+            reader, counts = _open_source(inputs, source, (*node, "exclude", index), scratch,
+                                          stack)
+            excluded.update(raw[0] for raw in reader)
+        except DeclareError as err:
+            _record_or_raise(err, stats)
+            continue
         _close_source(source, counts, scratch)
     stats.exclusion_numbers = len(excluded)
     stats.exclusion_invalid_skipped = scratch.invalid_skipped
@@ -190,23 +195,37 @@ def _resolve(inputs: AudienceInputs, spec: AudienceSpec, node: Node, stats: Audi
         keep = compile_where(make_environment(), spec.where, inputs.at(*node, "where"), empty)
     seen: set[str] = set()
     for index, source in enumerate(spec.sources):
-        reader, counts = _open_source(inputs, source, (*node, "sources", index), stats, stack)
-        for raw in reader:
-            stats.read += 1
-            client = raw[0]
-            if client in seen:
-                stats.duplicates_dropped += 1
-                continue
-            seen.add(client)
-            if client in excluded:
-                stats.excluded += 1
-                continue
-            if keep is not None and not keep(as_fields(raw), raw[2]):
-                stats.filtered_out += 1
-                continue
-            stats.yielded += 1
-            yield raw
+        try:
+            reader, counts = _open_source(inputs, source, (*node, "sources", index), stats,
+                                          stack)
+            for raw in reader:
+                stats.read += 1
+                client = raw[0]
+                if client in seen:
+                    stats.duplicates_dropped += 1
+                    continue
+                seen.add(client)
+                if client in excluded:
+                    stats.excluded += 1
+                    continue
+                if keep is not None and not keep(as_fields(raw), raw[2]):
+                    stats.filtered_out += 1
+                    continue
+                stats.yielded += 1
+                yield raw
+        except DeclareError as err:
+            _record_or_raise(err, stats)
+            continue
         _close_source(source, counts, stats)
+
+
+def _record_or_raise(err: DeclareError, stats: AudienceStats) -> None:
+    """A data check (`errors` set, entries.check) notes a source's problem and goes on
+    with the next source; a plan stops at it."""
+    if stats.skips.errors is None:
+        raise err
+    for problem in err.problems:
+        stats.skips.errors(problem)
 
 
 # Nested audiences are read afresh at every reference, so audiences that each name the next

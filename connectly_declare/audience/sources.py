@@ -80,10 +80,15 @@ class SourceCounts:
 
 @dataclass
 class SkipLog:
-    """Invalid numbers skipped under `on_invalid: skip`: a count and the first few, located."""
+    """Invalid numbers skipped under `on_invalid: skip`: a count and the first few, located.
+
+    With `errors` set (a data check: `validate --data`, a failed plan's report), an invalid
+    number that would stop the run is recorded there instead and its row skipped, so one
+    run reports every invalid number, not only the first."""
 
     count: int = 0
     samples: list[Problem] = field(default_factory=list)
+    errors: Callable[[Problem], None] | None = None
 
     def add(self, problem: Problem) -> None:
         self.count += 1
@@ -152,6 +157,9 @@ def _normalize(raw: str, ctx: SourceContext, at: Location, on_invalid: str) -> s
         if on_invalid == "skip":
             ctx.skips.add(Problem(at, message))
             ctx.counts.invalid_skipped += 1
+            return None
+        if ctx.skips.errors is not None:
+            ctx.skips.errors(Problem(at, message, _hint_skip(ctx.where)))
             return None
         raise DeclareError(message, location=at, hint=_hint_skip(ctx.where)) from None
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from connectly_declare import clock
+from connectly_declare.errors import DeclareError, LedgerError, PlanError
 from connectly_declare.plan.make import Plan, PlanOptions
 
 EXIT_CHANGES = 2
@@ -69,7 +70,21 @@ def make_workspace_plan(request: PlanRequest, *, environ: Mapping[str, str],
                           allow_past_schedule=request.allow_past_schedule,
                           recover_in_doubt=request.recover_in_doubt,
                           batch_size=ws.config.batch_size)
-    return build_plan(ws, ledger, options, environ=environ, now=now)
+    try:
+        return build_plan(ws, ledger, options, environ=environ, now=now)
+    except (PlanError, LedgerError):
+        raise
+    except DeclareError as first:
+        # Reading the data stopped at its first problem: report every one of the run at
+        # once (a second, collecting read of the sendouts planned), not one per run.
+        from connectly_declare.entries.check import DataErrors, check_data
+
+        planned = [name for name, sendout in ws.sendouts.items() if sendout.enabled
+                   and (not request.targets or name in request.targets)]
+        found = check_data(ws, sendouts=planned, audiences=False, environ=environ)
+        if found.count > 1:
+            raise DataErrors(found) from first
+        raise
 
 
 def run_plan(request: PlanRequest, *, out: TextIO, err: TextIO,
