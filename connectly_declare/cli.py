@@ -82,15 +82,15 @@ def cli(ctx: click.Context, directory: Path | None, environment: str | None) -> 
     Type `connectly-declare`, not `declare`: in bash and zsh `declare` is a shell
     builtin that silently wins over this program.
     """
-    ctx.obj = Context(directory, (environment or "").strip() or None)
-    global _CURRENT
-    _CURRENT = ctx.obj
+    # main() passes its own Context as obj, so it still knows -C DIR when an error
+    # escapes the command (for annotations); other callers (CliRunner) get a fresh one.
+    if not isinstance(ctx.obj, Context):
+        ctx.obj = Context(None)
+    ctx.obj.directory = directory
+    ctx.obj.environment = (environment or "").strip() or None
 
 
-_CURRENT: Context | None = None  # the running command's options, for error annotations
-
-
-def _github_annotate(problems: Sequence[Any]) -> None:
+def _github_annotate(problems: Sequence[Any], start: Path) -> None:
     """In a GitHub Actions job, repeat problems as `::error file=…,line=…::` annotations
     (stdout), so a pull request shows them on the lines they are about."""
     from connectly_declare.report import github
@@ -101,7 +101,7 @@ def _github_annotate(problems: Sequence[Any]) -> None:
     try:
         from connectly_declare.workspace.load import find_workspace
 
-        root = find_workspace(_CURRENT.start if _CURRENT else Path.cwd())
+        root = find_workspace(start)
     except DeclareError:
         pass
     for line in github.annotation_lines(problems, workspace_root=root, title=PROG):
@@ -134,12 +134,13 @@ def _write_crash_log(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `connectly-declare` / `declare` / `python -m connectly_declare`."""
+    options = Context(None)
     try:
         result: Any = cli.main(args=list(argv) if argv is not None else None,
-                               prog_name=PROG, standalone_mode=False)
+                               prog_name=PROG, standalone_mode=False, obj=options)
     except DeclareError as err:
         _report_error(err)
-        _github_annotate(err.problems)
+        _github_annotate(err.problems, options.start)
         return err.exit_code
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
@@ -261,7 +262,7 @@ def validate_command(ctx: Context, data: bool) -> int:
     except ManifestErrors as err:
         for problem in err.problems:
             click.echo(terminal(str(problem)), err=True)
-        _github_annotate(err.problems)
+        _github_annotate(err.problems, ctx.start)
         count = len(err.problems)
         click.echo(f"{count} problem{'s' if count != 1 else ''} found; nothing is valid "
                    "until all are fixed", err=True)

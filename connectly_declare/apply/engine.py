@@ -47,6 +47,16 @@ UNREACHABLE_LIMIT = 3
 class Sender(Protocol):
     """What the engine needs of a client (`client.ConnectlyClient` fits)."""
 
+    @property
+    def requests(self) -> int:
+        """HTTP requests made so far (429s included), for the summary."""
+        ...
+
+    @property
+    def throttled(self) -> int:
+        """429 answers waited out so far, for the summary."""
+        ...
+
     async def send(self, entries: Sequence[Mapping[str, Any]], options: Mapping[str, str] | None,
                    *, before_request: Callable[[], Awaitable[None]] | None = None,
                    keep_trying: Callable[[], bool] | None = None) -> SendResult: ...
@@ -279,8 +289,8 @@ class Engine:
             raise self._fatal
         return ApplyResult(
             tuple(t.freeze() for t in self._tallies.values()),
-            requests=int(getattr(self._sender, "requests", 0)),
-            throttled=int(getattr(self._sender, "throttled", 0)),
+            requests=self._sender.requests,
+            throttled=self._sender.throttled,
             interrupted=self._stop.is_set() and self.stopped_by is None,
             stopped_by=self.stopped_by,
             serial=self._writer.serial,
@@ -416,12 +426,6 @@ class Engine:
             tally.sendout_ids.append(sendout_id)
 
 
-async def run_engine(sends: Iterable[tuple[SendoutLike, PlannedLike]], ledger: Ledger,
-                     sender: Sender, **kwargs: Any) -> ApplyResult:
-    """Convenience: build an :class:`Engine` and run it."""
-    return await Engine(sends, ledger, sender, **kwargs).run()
-
-
 __all__ = [
     "ApplyResult",
     "Engine",
@@ -429,5 +433,4 @@ __all__ = [
     "LedgerWriter",
     "Sender",
     "SendoutSummary",
-    "run_engine",
 ]

@@ -45,6 +45,7 @@ from connectly_declare.workspace.manifests import (
     CsvSource,
     InlineSource,
     JsonlSource,
+    Sendout,
 )
 
 Locate = Callable[..., Location]
@@ -307,6 +308,8 @@ class WorkspaceLike(Protocol):
     def config(self) -> WorkspaceConfig: ...
     @property
     def audiences(self) -> Mapping[str, Audience]: ...
+    @property
+    def sendouts(self) -> Mapping[str, Sendout]: ...
     def location(self, kind: str, name: str, *path: Any) -> Location: ...
 
 

@@ -16,13 +16,14 @@ from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from connectly_declare import clock
 from connectly_declare.apply.batching import PlannedLike, SendoutLike
 from connectly_declare.apply.client import ClientSettings, ConnectlyClient, Secret
 from connectly_declare.apply.engine import ApplyResult, Engine, EngineSettings
 from connectly_declare.apply.progress import Progress
+from connectly_declare.apply.summary import EXIT_INTERRUPTED, exit_code, summary_lines
 from connectly_declare.errors import DeclareError, Location, StalePlan
 from connectly_declare.ledger import open_ledger
 from connectly_declare.ledger.base import Ledger, LedgerState
@@ -37,10 +38,12 @@ from connectly_declare.workspace.config import (
     WorkspaceConfig,
     sim_ledger,
 )
-from connectly_declare.workspace.load import load_config_only
+from connectly_declare.workspace.load import Workspace, load_config_only
+
+if TYPE_CHECKING:
+    from connectly_declare.sim.catalog import Catalog
 
 IN_DOUBT = ("unknown", "partial")
-EXIT_INTERRUPTED = 130
 
 
 @dataclass(frozen=True)
@@ -206,54 +209,10 @@ def send_plan(plan: Plan, ledger: Ledger, dest: Destination, base_url: str, *,
     return asyncio.run(go())
 
 
-def summary_lines(result: ApplyResult) -> list[str]:
-    """The per-sendout summary printed after an apply (no phone numbers in it)."""
-    lines = []
-    for s in result.sendouts:
-        parts = [f"sent {s.sent}", f"accepted {s.accepted}"]
-        if s.rejected:
-            codes = ", ".join(f"{code} {n}" for code, n in s.rejected_codes)
-            parts.append(f"rejected {s.rejected} ({codes})" if codes else f"rejected {s.rejected}")
-        if s.partial:
-            a, r = s.partial_counts
-            parts.append(f"partial {s.partial} ({a} accepted, {r} rejected, which ones the "
-                         "API does not say)")
-        if s.unknown:
-            parts.append(f"unknown {s.unknown}")
-        if s.not_sent:
-            parts.append(f"not sent {s.not_sent}")
-        lines.append(f"  {s.sendout} ({s.campaign}): " + ", ".join(parts))
-        if s.sendout_ids:
-            lines.append("    sendoutIds: " + ", ".join(s.sendout_ids))
-    totals = (f"{result.total('accepted')} accepted of {result.total('planned')} planned "
-              f"in {result.requests} request{'' if result.requests == 1 else 's'} "
-              f"({result.throttled} rate-limited and retried)")
-    head = "Apply complete" if result.ok else (
-        "Apply interrupted" if result.interrupted else "Apply finished with problems")
-    lines.insert(0, f"{head}: {totals}.")
-    if result.stopped_by:
-        lines.append(f"Stopped early: {result.stopped_by}.")
-    if result.total("unknown"):
-        lines.append("Unknown outcomes: the server may have accepted them. The next plan "
-                     "retries them under allow_one (the server rejects repeats) and shows "
-                     "them as blocked under allow_multiple (`connectly-declare state "
-                     "resolve`).")
-    if result.total("not_sent") or result.total("rejected"):
-        lines.append("Entries rejected or not sent are planned again by the next "
-                     "`connectly-declare plan`.")
-    return lines
-
-
-def exit_code(result: ApplyResult) -> int:
-    if result.interrupted:
-        return EXIT_INTERRUPTED
-    return 0 if result.ok else 1
-
-
 Confirm = Callable[[str], bool]
 
 
-def sim_catalog_from_plan(plan: Plan, business: str, key: Secret) -> Any:
+def sim_catalog_from_plan(plan: Plan, business: str, key: Secret) -> Catalog:
     """The simulator's catalog from a saved plan alone (its campaigns, versions and the
     variables its entries carry): a saved plan is applied without reading manifests."""
     from connectly_declare.sim import catalog_from_campaigns
@@ -270,9 +229,9 @@ def sim_catalog_from_plan(plan: Plan, business: str, key: Secret) -> Any:
 
 
 @contextmanager
-def _endpoint(dest: Destination, catalog: Any) -> Iterator[str]:
+def _endpoint(dest: Destination, catalog: Catalog | None) -> Iterator[str]:
     """The base URL to send to: the real one, or an in-process simulator on loopback."""
-    if not dest.sim:
+    if catalog is None:  # not a --sim run
         yield dest.base_url
         return
     from connectly_declare.sim import create_app, serve_in_thread
@@ -296,6 +255,110 @@ def _default_show(request: ApplyRequest) -> Callable[[Plan], str]:
     return lambda plan: plan_text(plan, show_recipients=request.show_recipients)
 
 
+@dataclass(frozen=True)
+class ApplySource:
+    """What an apply sends from: a loaded workspace (planned under the lock) or a saved
+    plan (applied as reviewed, without reading manifests)."""
+
+    root: Path
+    config: WorkspaceConfig
+    environment: str | None
+    workspace: Workspace | None = None
+    saved: Plan | None = None
+
+
+def load_source(request: ApplyRequest, environ: Mapping[str, str]) -> ApplySource:
+    """The workspace, or the saved plan and declare.yaml, and the environment to use."""
+    chosen = environments.chosen_environment(request.environment, environ)
+    if request.plan_file is None:
+        from connectly_declare.workspace.load import load_workspace
+
+        ws = load_workspace(request.start)
+        return ApplySource(ws.root, ws.config, chosen, workspace=ws)
+    from connectly_declare.plan.planfile import read_plan
+
+    saved = read_plan(request.plan_file)  # refuses damaged / newer files
+    root, config = load_config_only(request.start)
+    if chosen and saved.environment != chosen:
+        raise DeclareError(
+            f"the saved plan is for environment {saved.environment or '(none)'}, "
+            f"not {request.environment}", hint="apply it without --env, or re-plan")
+    return ApplySource(root, config, chosen or saved.environment, saved=saved)
+
+
+def check_business(source: ApplySource, dest: Destination) -> None:
+    """A saved plan is sent only for the business it was planned for."""
+    saved = source.saved
+    if saved is not None and saved.business_id and saved.business_id != dest.business_id \
+            and not dest.sim:
+        raise DeclareError(f"the saved plan is for business {saved.business_id}, "
+                           f"not {dest.business_id}", hint="re-plan for this business")
+
+
+def announce_sim(dest: Destination, root: Path, out: TextIO) -> None:
+    if dest.sim:
+        where = root / sim_ledger(dest.resolved.environment)
+        with suppress(ValueError):
+            where = where.relative_to(Path.cwd())
+        print(f"Simulator run: its ledger is {where} (apart from the real one; delete it to "
+              "start the demo afresh).", file=out)
+
+
+def plan_locked(request: ApplyRequest, source: ApplySource, ledger: Ledger,
+                state: LedgerState, *, environ: Mapping[str, str], now: datetime) -> Plan:
+    """The plan to send, with the lock held: the saved one if still fresh, else a new
+    one (`state`, read under the lock, is still the ledger build_plan reads)."""
+    if source.saved is not None:
+        try:
+            check_fresh(source.saved, state)
+        except StalePlan as exc:
+            raise StalePlan(f"refusing a stale plan: {exc.problem.message}",
+                            hint=exc.problem.hint) from exc
+        return source.saved
+    assert source.workspace is not None
+    options = PlanOptions(targets=request.targets, max_recipients=request.max_recipients,
+                          allow_past_schedule=request.allow_past_schedule,
+                          recover_in_doubt=request.recover_in_doubt,
+                          batch_size=batch_size_for(request, source.config, None))
+    return build_plan(source.workspace, ledger, options, environ=environ, now=now)
+
+
+def approved(request: ApplyRequest, confirm: Confirm | None, out: TextIO) -> bool:
+    """--auto-approve, or `yes` on a terminal; without a terminal, refuse."""
+    if request.auto_approve:
+        return True
+    if confirm is None:
+        raise DeclareError(
+            "refusing to send without confirmation: no terminal to ask on",
+            hint="review the plan, then pass --auto-approve (pipelines), or apply "
+                 "a reviewed saved plan: connectly-declare apply --auto-approve FILE")
+    if confirm("Apply these sends? (yes/no)"):
+        return True
+    print("Apply cancelled: nothing was sent.", file=out)
+    return False
+
+
+def sim_catalog(dest: Destination, source: ApplySource, plan: Plan) -> Catalog | None:
+    """The in-process simulator's catalog (None: not a --sim run): from the manifests,
+    else from the saved plan alone."""
+    if not dest.sim:
+        return None
+    if source.workspace is not None:
+        from connectly_declare.sim.workspace import catalog_from_workspace
+
+        return catalog_from_workspace(source.workspace, dest.api_key.reveal(),
+                                      dest.business_id)
+    return sim_catalog_from_plan(plan, dest.business_id, dest.api_key)
+
+
+def print_summary(result: ApplyResult, dest: Destination, out: TextIO) -> None:
+    lines = summary_lines(result)
+    # Every output names the environment: pipelines applying several log into one place.
+    lines[0] += f" Environment {environments.environment_label(dest.resolved.environment)}."
+    for line in lines:
+        print(escape.terminal(line), file=out)  # names and API errors quoted in it
+
+
 def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
               confirm: Confirm | None, environ: Mapping[str, str] = os.environ,
               now: Callable[[], datetime] = clock.now,
@@ -305,57 +368,18 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
 
     `confirm(question)` asks on a terminal (None: there is none, so only --auto-approve
     proceeds). `show_plan(plan)` is the plan's text for the reviewer."""
-    from connectly_declare.plan.planfile import read_plan
-
     fixed = clock.fixed_clock(environ, err)
     now = fixed or now
-    ws: Any = None
-    saved: Any = None
-    if request.plan_file is not None:
-        saved = read_plan(request.plan_file)  # refuses damaged / newer files
-        root, config = load_config_only(request.start)
-        chosen = environments.chosen_environment(request.environment, environ)
-        environment = chosen or saved.environment
-        if chosen and saved.environment != chosen:
-            raise DeclareError(
-                f"the saved plan is for environment {saved.environment or '(none)'}, "
-                f"not {request.environment}", hint="apply it without --env, or re-plan")
-    else:
-        from connectly_declare.workspace.load import load_workspace
-
-        ws = load_workspace(request.start, environ=environ)
-        root, config = ws.root, ws.config
-        environment = environments.chosen_environment(request.environment, environ)
-    dest = resolve_destination(root, config, environment, sim=request.sim, environ=environ)
-    if saved is not None and saved.business_id and saved.business_id != dest.business_id \
-            and not dest.sim:
-        raise DeclareError(f"the saved plan is for business {saved.business_id}, "
-                           f"not {dest.business_id}", hint="re-plan for this business")
-    ledger = open_ledger(root, dest.resolved, environ=environ)
-    if dest.sim:
-        where = root / sim_ledger(dest.resolved.environment)
-        with suppress(ValueError):
-            where = where.relative_to(Path.cwd())
-        print(f"Simulator run: its ledger is {where} (apart from the real one; delete it to "
-              "start the demo afresh).", file=out)
+    source = load_source(request, environ)
+    dest = resolve_destination(source.root, source.config, source.environment,
+                               sim=request.sim, environ=environ)
+    check_business(source, dest)
+    ledger = open_ledger(source.root, dest.resolved, environ=environ)
+    announce_sim(dest, source.root, out)
     announce_wait(ledger, request.lock_timeout, err)
     with ledger.lock("apply", timeout=request.lock_timeout):
         state = ledger.read()
-        if saved is not None:
-            try:
-                check_fresh(saved, state)
-            except StalePlan as exc:
-                raise StalePlan(f"refusing a stale plan: {exc.problem.message}",
-                                hint=exc.problem.hint) from exc
-            plan = saved
-        else:
-            options = PlanOptions(targets=request.targets,
-                                  max_recipients=request.max_recipients,
-                                  allow_past_schedule=request.allow_past_schedule,
-                                  recover_in_doubt=request.recover_in_doubt,
-                                  batch_size=request.batch_size or config.batch_size)
-            # The lock is held: `state` (read above) is still the ledger build_plan reads.
-            plan = build_plan(ws, ledger, options, environ=environ, now=now())
+        plan = plan_locked(request, source, ledger, state, environ=environ, now=now())
         print((show_plan or _default_show(request))(plan), file=out)
         if not plan.has_changes:
             waiting = plan.total("waiting")
@@ -363,24 +387,10 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
                 f"{waiting:,} entries wait for a rollout gate (see the waves above)."
                 if waiting else "the ledger already holds every planned entry."), file=out)
             return 0
-        if not request.auto_approve:
-            if confirm is None:
-                raise DeclareError(
-                    "refusing to send without confirmation: no terminal to ask on",
-                    hint="review the plan, then pass --auto-approve (pipelines), or apply "
-                         "a reviewed saved plan: connectly-declare apply --auto-approve FILE")
-            if not confirm("Apply these sends? (yes/no)"):
-                print("Apply cancelled: nothing was sent.", file=out)
-                return 1
-        catalog = None
-        if dest.sim:
-            from connectly_declare.sim.workspace import catalog_from_workspace
-
-            catalog = (catalog_from_workspace(ws, dest.api_key.reveal(), dest.business_id)
-                       if ws is not None else
-                       sim_catalog_from_plan(plan, dest.business_id, dest.api_key))
-        batch_size = batch_size_for(request, config, saved)
-        with _endpoint(dest, catalog) as base_url:
+        if not approved(request, confirm, out):
+            return 1
+        batch_size = batch_size_for(request, source.config, source.saved)
+        with _endpoint(dest, sim_catalog(dest, source, plan)) as base_url:
             result = send_plan(plan, ledger, dest, base_url, in_doubt=in_doubt_keys(state),
                                batch_size=batch_size, err=err, total=_total(plan),
                                settings=engine_settings and replace(
@@ -389,23 +399,30 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
         from connectly_declare.commands.ledger_in_ci import warn_untracked_ledger
         from connectly_declare.ledger import local_ledger_path
 
-        warn_untracked_ledger(local_ledger_path(root, dest.resolved.state), root, environ,
-                              out=out, err=err)
-    lines = summary_lines(result)
-    # Every output names the environment: pipelines applying several log into one place.
-    lines[0] += f" Environment {environments.environment_label(dest.resolved.environment)}."
-    for line in lines:
-        print(escape.terminal(line), file=out)  # names and API errors quoted in it
+        warn_untracked_ledger(local_ledger_path(source.root, dest.resolved.state), source.root,
+                              environ, out=out, err=err)
+    print_summary(result, dest, out)
     return exit_code(result)
 
 
 __all__ = [
     "ApplyRequest",
+    "ApplySource",
     "Destination",
-    "exit_code",
+    "announce_sim",
+    "announce_wait",
+    "approved",
+    "batch_size_for",
+    "check_business",
+    "client_settings",
     "in_doubt_keys",
+    "load_source",
+    "plan_locked",
+    "plan_text",
+    "print_summary",
     "resolve_destination",
     "run_apply",
     "send_plan",
-    "summary_lines",
+    "sim_catalog",
+    "sim_catalog_from_plan",
 ]

@@ -63,7 +63,7 @@ def make_workspace_plan(request: PlanRequest, *, environ: Mapping[str, str],
     from connectly_declare.workspace.environments import resolve_environment
     from connectly_declare.workspace.load import load_workspace
 
-    ws = load_workspace(request.start, environ=environ)
+    ws = load_workspace(request.start)
     resolved = resolve_environment(ws.config, request.environment)
     ledger = open_ledger(ws.root, resolved, environ=environ)
     options = PlanOptions(targets=request.targets, max_recipients=request.max_recipients,

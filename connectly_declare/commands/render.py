@@ -53,7 +53,7 @@ class RenderResult:
 
 
 def find_sendout(ws: WorkspaceLike, name: str) -> Sendout:
-    sendouts: Mapping[str, Sendout] = getattr(ws, "sendouts", {})
+    sendouts = ws.sendouts
     if name not in sendouts:
         known = ", ".join(sorted(sendouts)) or "none are declared"
         raise DeclareError(f"no sendout named {name!r}", hint=f"known sendouts: {known}")

@@ -169,6 +169,16 @@ class LockInfo:
 class Ledger(Protocol):
     """A ledger backend. Reading never blocks on a writer; appending needs the lock."""
 
+    @property
+    def environment(self) -> str | None:
+        """The environment the ledger was opened for (None: no environments)."""
+        ...
+
+    @property
+    def business_id(self) -> str | None:
+        """The business the ledger was opened for (None: not known yet, e.g. to plan)."""
+        ...
+
     def describe(self) -> str:
         """Where the ledger lives, for messages (never includes secrets)."""
         ...

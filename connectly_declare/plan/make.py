@@ -252,10 +252,9 @@ def build_plan(ws: Workspace, ledger: Ledger, options: PlanOptions, *,
                                  if spec.rollout and sendout.schedule is not None else None)
 
     # the ledger was opened for the run's environment and business (ledger.open_ledger)
-    environment: str | None = getattr(ledger, "environment", state.environment)
-    business: str | None = getattr(ledger, "business_id", None) or state.business_id
     return make_plan(desired(), state, options, now=now, workspace_digest=ws.digest,
-                     environment=environment, business_id=business)
+                     environment=ledger.environment,
+                     business_id=ledger.business_id or state.business_id)
 
 
 def _stats_dict(stats: object) -> dict[str, int]:

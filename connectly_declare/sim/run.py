@@ -66,7 +66,7 @@ def build_catalog(options: SimOptions, environ: Mapping[str, str]) -> tuple[Cata
     except DeclareError as err:
         raise DeclareError(f"no --catalog given, and {err.problem.message}",
                            hint="pass --catalog FILE, or run in a workspace (or -C DIR)") from err
-    workspace = load_workspace(root, environ=environ)
+    workspace = load_workspace(root)
     resolved = environments.resolve_environment(
         workspace.config, environments.chosen_environment(options.environment, environ))
     source = f"--api-key/${API_KEY_ENV}"

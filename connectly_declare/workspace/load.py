@@ -138,14 +138,12 @@ def discover(root: Path, config: WorkspaceConfig,
     return files, problems + more
 
 
-def load_workspace(start: Path, *, environ: Mapping[str, str] = os.environ) -> Workspace:
+def load_workspace(start: Path) -> Workspace:
     """Find, load and check the workspace at or above `start`.
 
     Raises :class:`ManifestErrors` with every problem of the run (declare.yaml, YAML,
-    shapes, templates, references), sorted by file and line. `environ` is accepted for the
-    commands that resolve settings from the environment; loading itself reads none, so a
-    pull request can be validated without credentials."""
-    del environ  # nothing in loading depends on the environment (see docstring)
+    shapes, templates, references), sorted by file and line. Loading reads no environment
+    variable, so a pull request can be validated without credentials."""
     root = find_workspace(start)
     with no_gc():
         return _load(root)

@@ -21,6 +21,9 @@ CAMPAIGN = "spring promo"
 class MemoryLedger:
     """The Ledger protocol over a list; `fail_after` makes the n-th append raise."""
 
+    environment: str | None = None
+    business_id: str | None = None
+
     def __init__(self) -> None:
         self.items: list[Record] = []
         self.appends = 0

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from connectly_declare.apply.client import Secret
 from connectly_declare.apply.engine import ApplyResult, SendoutSummary
 from connectly_declare.apply.progress import Progress
-from connectly_declare.commands.apply import exit_code, sim_catalog_from_plan, summary_lines
+from connectly_declare.apply.summary import exit_code, summary_lines
+from connectly_declare.commands.apply import sim_catalog_from_plan
 from connectly_declare.ledger.base import LedgerState
 from connectly_declare.plan.make import DesiredSendout, PlanOptions, SendoutSpec, make_plan
 from tests.apply.helpers import CAMPAIGN, make_entry

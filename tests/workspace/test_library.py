@@ -26,7 +26,7 @@ def test_loading_a_workspace_does_not_import_click() -> None:
         "from connectly_declare.workspace.load import load_workspace\n"
         "from connectly_declare.workspace.schema import dump\n"
         "from connectly_declare.commands.init import scaffold_files\n"
-        f"ws = load_workspace(Path({str(REPO / 'campaigns')!r}), environ={{}})\n"
+        f"ws = load_workspace(Path({str(REPO / 'campaigns')!r}))\n"
         "dump(); scaffold_files()\n"
         "assert 'click' not in sys.modules, 'click was imported'\n"
         "print(len(ws.sendouts))\n"

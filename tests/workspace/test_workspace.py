@@ -41,7 +41,7 @@ def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_example_workspace_contents() -> None:
-    ws = load_workspace(REPO / "campaigns", environ={})
+    ws = load_workspace(REPO / "campaigns")
     assert ws.root == REPO / "campaigns"
     assert ws.config.business_id == "demo-business"
     assert ws.files == ("audiences.yaml", "campaigns.yaml", "sendouts/navidad.yaml",
