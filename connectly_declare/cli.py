@@ -288,7 +288,7 @@ def _validate_data(ws: Any) -> int:
     problems = DataErrors(found).problems
     for problem in problems:
         click.echo(terminal(str(problem)), err=True)
-    _github_annotate(problems)
+    _github_annotate(problems, ws.root)
     click.echo(f"{_count(found.count, 'data problem')} found; fix them before a plan",
                err=True)
     return 1
