@@ -118,6 +118,13 @@ def check_bulk_resolve(ws: Path, env: Mapping[str, str]) -> None:
     assert mask_phone(CLIENTS[1]) in dry.stdout and CLIENTS[1] not in dry.stdout
     assert "dry run: nothing was written" in dry.stdout
     assert ledger_records(ws, env) == before
+    # --campaign narrows too (and a campaign the ledger does not hold selects nothing)
+    one = run(ws, "state", "resolve", "--campaign", CAMPAIGN, "--status", "unknown", "--as",
+              "accepted", "--reason", "x", "--dry-run", env=env)
+    assert "would resolve 1 key as accepted" in one.stdout
+    none = run(ws, "state", "resolve", "--campaign", "Other", "--as", "accepted", "--reason",
+               "x", "--dry-run", env=env)
+    assert "would resolve 0 keys as accepted" in none.stdout
 
     done = run(ws, "state", "resolve", "--status", "in-doubt", "--as", "accepted",
                "--reason", "seen in the inbox", env=env)
@@ -207,3 +214,26 @@ def test_bulk_resolve_refusals_local(tmp_path: Path) -> None:
     ws = write_workspace(tmp_path / "ws")
     populate(ws, {})
     check_refusals(ws, {})
+
+
+def test_a_bulk_verdict_torn_by_a_crash_resolves_none_of_its_keys(tmp_path: Path) -> None:
+    from connectly_declare.ledger.base import Resolution
+    from connectly_declare.ledger.local import LocalLedger
+
+    path = tmp_path / "ledger.jsonl"
+    ledger = LocalLedger(path, business_id="biz-1")
+    clients = [f"+1650555{n:04d}" for n in range(200)]
+    with ledger.lock("test"):
+        ledger.append([Intent(batch_id="b1", at=AT, sendout="s", campaign="C", version=None,
+                              scope="s", options={},
+                              entries=tuple(IntentEntry(c, "f") for c in clients))])
+        ledger.append([Resolution(campaign="C", client=clients[0], scope="s",
+                                  resolved_as="accepted", by="u@h", at=AT, reason="inbox",
+                                  more=tuple(("C", c, "s") for c in clients[1:]))])
+    whole = path.read_bytes()
+    assert whole.count(b"\n") == 3  # header, intent, the whole verdict on one line
+    assert {s.status for s in LocalLedger(path).read().keys.values()} == {"accepted"}
+    path.write_bytes(whole[:-len(whole.splitlines()[-1]) // 2])  # the crash, mid-line
+    state = LocalLedger(path).read()
+    assert {s.status for s in state.keys.values()} == {"unknown"}  # none of it, not half
+    assert any("torn by a crash" in w for w in state.warnings)
