@@ -73,20 +73,34 @@ def test_a_second_writer_is_refused_naming_the_holder(make_ledger: Make) -> None
 def test_a_waiting_writer_gets_the_lock_when_it_is_released(make_ledger: Make) -> None:
     first, second = make_ledger(), make_ledger()
     got: list[str] = []
-    entered = threading.Event()
+    # Every attempt to take the lock opens a connection: a second one means the first
+    # attempt was made and refused, so the waiter is really waiting on `first`.
+    attempts: list[str] = []
+    refused_once = threading.Event()
+    connect = second._lock_connect
+
+    def counting_connect(application_name: str) -> psycopg.Connection[tuple[object, ...]]:
+        attempts.append(application_name)
+        if len(attempts) >= 2:
+            refused_once.set()
+        return connect(application_name)
+
+    second._lock_connect = counting_connect  # type: ignore[method-assign]
 
     def wait_for_it() -> None:
-        entered.set()
         with second.lock("second", timeout=60) as info:
             got.append(info.lock_id)
 
-    with first.lock("first", timeout=0):
+    with first.lock("first", timeout=0) as held:
         waiter = threading.Thread(target=wait_for_it)
         waiter.start()
-        entered.wait()
-        assert got == []
-    waiter.join()
-    assert len(got) == 1
+        assert refused_once.wait(timeout=30), "the waiter never asked for the lock twice"
+        assert got == [] and waiter.is_alive()  # asked, refused, still waiting
+        holder = second.lock_holder()
+        assert holder is not None and holder.lock_id == held.lock_id
+    waiter.join(timeout=60)
+    assert not waiter.is_alive()
+    assert len(got) == 1 and got[0] != held.lock_id
 
 
 @pytest.mark.parametrize("mode", ["session", "lease"])
