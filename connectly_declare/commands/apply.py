@@ -23,7 +23,12 @@ from connectly_declare.apply.batching import PlannedLike, SendoutLike
 from connectly_declare.apply.client import ClientSettings, ConnectlyClient, Secret
 from connectly_declare.apply.engine import ApplyResult, Engine, EngineSettings
 from connectly_declare.apply.progress import Progress
-from connectly_declare.apply.summary import EXIT_INTERRUPTED, exit_code, summary_lines
+from connectly_declare.apply.summary import (
+    EXIT_INTERRUPTED,
+    exit_code,
+    nothing_to_send,
+    summary_lines,
+)
 from connectly_declare.errors import DeclareError, Location, StalePlan
 from connectly_declare.ledger import open_ledger
 from connectly_declare.ledger.base import Ledger, LedgerState
@@ -382,10 +387,7 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
         plan = plan_locked(request, source, ledger, state, environ=environ, now=now())
         print((show_plan or _default_show(request))(plan), file=out)
         if not plan.has_changes:
-            waiting = plan.total("waiting")
-            print("Nothing to send now: " + (
-                f"{waiting:,} entries wait for a rollout gate (see the waves above)."
-                if waiting else "the ledger already holds every planned entry."), file=out)
+            print(nothing_to_send(plan), file=out)
             return 0
         if not approved(request, confirm, out):
             return 1

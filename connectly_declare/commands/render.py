@@ -9,6 +9,7 @@ separators from a CSV cell are written as `\\uXXXX` escapes (same data, nothing 
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from connectly_declare.audience.resolve import AudienceStats
 from connectly_declare.entries.stream import WorkspaceLike, iter_entries
 from connectly_declare.entry import Entry, mask_phone
 from connectly_declare.errors import DeclareError
+from connectly_declare.report import words
 from connectly_declare.report.escape import json_text
 from connectly_declare.workspace.manifests import Sendout
 
@@ -55,8 +57,10 @@ class RenderResult:
 def find_sendout(ws: WorkspaceLike, name: str) -> Sendout:
     sendouts = ws.sendouts
     if name not in sendouts:
+        close = difflib.get_close_matches(name, list(sendouts), n=1, cutoff=0.6)
         known = ", ".join(sorted(sendouts)) or "none are declared"
-        raise DeclareError(f"no sendout named {name!r}", hint=f"known sendouts: {known}")
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise DeclareError(f"no sendout named {name!r}", hint=f"{hint}known sendouts: {known}")
     return sendouts[name]
 
 
@@ -81,14 +85,14 @@ def summary(result: RenderResult) -> str:
     s = result.stats
     shown = len(result.lines)
     if result.complete:
-        text = (f"{shown} entries: {s.read} read, {s.duplicates_dropped} duplicates dropped, "
-                f"{s.excluded} excluded, {s.filtered_out} filtered out, "
-                f"{s.invalid_skipped} invalid skipped")
+        text = (f"{words.count(shown, 'entry', 'entries')}: {s.read:,} read, "
+                f"{s.duplicates_dropped:,} duplicates dropped, {s.excluded:,} excluded, "
+                f"{s.filtered_out:,} filtered out, {s.invalid_skipped:,} invalid skipped")
         if s.exclusion_invalid_skipped:
             text += f" (and {s.exclusion_invalid_skipped} in exclusion lists)"
     else:
-        text = (f"{shown} entries shown (--limit); the audience was not read to its end, "
-                "so counts are partial: use --limit 0 for all")
+        text = (f"{words.count(shown, 'entry', 'entries')} shown (--limit); the audience "
+                "was not read to its end, so counts are partial: use --limit 0 for all")
     if not result.sendout.enabled:
         text += "\nnote: the sendout is disabled (enabled: false); plan and apply skip it"
     for problem in s.skipped_samples:

@@ -133,7 +133,8 @@ def state_show(ctx: StateContext, out: TextIO, client: str, *, show_recipients: 
         return 0
     for known in keys:
         out.write(_line(known, show_recipients))
-        out.write(f"    fingerprint {known.fingerprint}  version {known.version}  batch "
+        version = known.version or "(none)"  # sent without a version
+        out.write(f"    fingerprint {known.fingerprint}  version {version}  batch "
                   f"{known.batch_id}  first {known.first_at}\n")
     return 0
 

@@ -143,7 +143,9 @@ class PostgresLedger:
                 f"at {_where(self._dsn)}")
 
     def _fail(self, what: str, err: BaseException) -> NoReturn:
-        message = self._redact(str(err).strip()) or type(err).__name__
+        # libpq's messages run over lines ("...refused\n\tIs the server running..."): one
+        # line, or the terminal escaping would print a literal \n\t.
+        message = " ".join(self._redact(str(err)).split()) or type(err).__name__
         raise LedgerError(
             f"{self.describe()}: {what} failed: {message}", location=CONFIG_LOCATION,
             hint="check the server and the connection string in the environment variable "

@@ -198,8 +198,9 @@ def make_plan(
     total = sum(planner.counts[a] for planner in planners.values() for a in SENDING_ACTIONS)
     if options.max_recipients is not None and total > options.max_recipients:
         problems.append(Problem(
-            Location(), f"the plan would send {total:,} entries, more than --max-recipients "
-            f"{options.max_recipients:,}", "raise --max-recipients or --target fewer sendouts"))
+            Location(), f"the plan would send {noun(total, 'entry', 'entries')}, more than "
+            f"--max-recipients {options.max_recipients:,}",
+            "raise --max-recipients or --target fewer sendouts"))
     if problems:
         raise PlanRefused(problems)
     warnings = list(state.warnings)

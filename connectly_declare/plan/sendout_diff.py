@@ -23,10 +23,11 @@ from connectly_declare.plan.model import (
 )
 from connectly_declare.plan.recovery import Recovery
 from connectly_declare.plan.rollout import WaveStatus
+from connectly_declare.report import words
 
 
 def noun(count: int, one: str = "client", many: str = "clients") -> str:
-    return f"{count:,} {one if count == 1 else many}"
+    return words.count(count, one, many)
 
 
 class SendoutDiff:
@@ -258,7 +259,8 @@ class SendoutDiff:
         sends = sum(self.counts[a] for a in SENDING_ACTIONS)
         if spec.max_recipients is not None and sends > spec.max_recipients:
             problems.append(Problem(
-                where, f"sendout {spec.name} would send {sends:,} entries, more than its "
+                where, f"sendout {spec.name} would send {noun(sends, 'entry', 'entries')}, more "
+                f"than its "
                 f"max_recipients {spec.max_recipients:,}",
                 "raise max_recipients if this is intended, or fix the audience"))
         for scheduled_at, count in sorted(self.past.items()):
@@ -272,7 +274,8 @@ class SendoutDiff:
                 "each client may appear once per sendout; deduplicate the audience"))
         if self.mismatched:
             problems.append(Problem(
-                where, f"sendout {spec.name}: {self.mismatched:,} entries do not match its "
+                where, f"sendout {spec.name}: "
+                f"{noun(self.mismatched, 'entry does', 'entries do')} not match its "
                 "campaign, version or options", "this is a bug in connectly-declare"))
         return problems
 

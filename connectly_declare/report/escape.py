@@ -54,8 +54,11 @@ def terminal(text: str) -> str:
 # Characters with a meaning in CommonMark/GFM inline syntax or in HTML. They are replaced
 # by numeric character references, which render as the character itself and never as
 # syntax. A backslash escape is not used: inside tables and after other escapes it is
-# easy to get wrong, and GitHub still turns an escaped `\@name` into a mention.
-_MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]()<>!|#~&+=:{}\"'$^-]")
+# easy to get wrong, and GitHub still turns an escaped `\@name` into a mention. Except
+# for `-`, the most common of them in names and dates (`spring-sale`, `2027-03-01`):
+# `\-` reads better than `&#45;` in the raw comment and renders the same (a `-` has no
+# meaning inside a word, and escaped it starts no list, rule or heading underline).
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]()<>!|#~&+=:{}\"'$^]")
 
 # GitHub links `@user`, `@org/team`, `#123`, `GH-1`, `owner/repo#1`, bare URLs and
 # `www.` even from plain text. A zero-width space after `@` is what Dependabot and
@@ -69,15 +72,20 @@ _ZWSP = "&#8203;"
 _MENTION = re.compile(r"@")
 _WWW = re.compile(r"(?i)\bwww\.")
 _ISSUE_REF = re.compile(r"&#35;(?=[0-9])")
-_GH_REF = re.compile(r"(?i)\b(gh)(?=&#45;[0-9])")
+_GH_REF = re.compile(r"(?i)\b(gh)(?=(?:\\-|&#45;)[0-9])")
 
 
-def markdown_text(text: str) -> str:
+def markdown_text(text: str, *, in_html: bool = False) -> str:
     """`text` as literal Markdown/HTML text, safe in a paragraph, a list item or a GFM table
     cell: no HTML (``</details>``), no emphasis, links, images, code, headings, tables,
-    line breaks, mentions (``@org/team``), issue references or autolinks survive."""
+    line breaks, mentions (``@org/team``), issue references or autolinks survive.
+
+    `in_html`: the text goes inside an HTML block (``<summary>``), where Markdown is not
+    parsed and a backslash escape would show: `-` stays ``&#45;`` there."""
     text = terminal(text)
     text = _MARKDOWN_SPECIAL.sub(lambda m: f"&#{ord(m.group(0))};", text)
+    # After the references above (none holds a `-`).
+    text = text.replace("-", "&#45;" if in_html else "\\-")
     text = _MENTION.sub("@" + _ZWSP, text)
     text = _WWW.sub(lambda m: m.group(0)[:3] + _ZWSP + ".", text)
     text = _ISSUE_REF.sub("&#35;" + _ZWSP, text)

@@ -16,7 +16,7 @@ from typing import Any
 
 from connectly_declare.entry import mask_phone
 from connectly_declare.plan.make import ACTIONS, SENDING_ACTIONS, Plan, PlannedEntry, SendoutPlan
-from connectly_declare.report import escape
+from connectly_declare.report import escape, words
 
 JSON_FORMAT_VERSION = 1
 MARKDOWN_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
@@ -94,7 +94,8 @@ def text_chunks(plan: Plan, options: FormatOptions) -> Iterator[str]:
             kept = sum(1 for p in s.samples if p.action not in SENDING_ACTIONS)
             hidden = sum(s.counts[a] for a in ACTIONS if a not in SENDING_ACTIONS) - kept
             if hidden > 0:
-                yield f"    ... and {hidden:,} more entries that send nothing (not kept)\n"
+                yield (f"    ... and {words.count(hidden, 'more entry', 'more entries')} that send "
+                       "nothing (not kept)\n")
     for warning in plan.warnings:
         yield f"warning: {escape.terminal(warning)}\n"
     # `recover` exists only with --recover-in-doubt: named when it has entries
@@ -154,7 +155,8 @@ def _md_samples(s: SendoutPlan, options: FormatOptions) -> str:
             escape.markdown_code_span(_variables(planned)),
             escape.markdown_code_span(planned.entry.scheduled_at or "-"),
             escape.markdown_text(planned.reason)]) + " |")
-    return (f"<details><summary>{escape.markdown_text(s.name)}: sample entries</summary>\n\n"
+    summary = escape.markdown_text(s.name, in_html=True)
+    return (f"<details><summary>{summary}: sample entries</summary>\n\n"
             + "\n".join(rows) + "\n\n</details>\n\n")
 
 
@@ -163,7 +165,8 @@ def markdown_chunks(plan: Plan, options: FormatOptions) -> Iterator[str]:
     verdict = f"**{plan.sends:,} to send**" if plan.has_changes else "**nothing to send**"
     ledger = f"ledger serial {plan.serial}" if plan.lineage else "no ledger yet"
     budget.add(f"### connectly-declare plan: {escape.markdown_text(plan.environment or 'default')}"
-               f"\n\n{verdict} across {len(plan.sendouts)} sendouts ({ledger}).\n\n", "header")
+               f"\n\n{verdict} across {words.count(len(plan.sendouts), 'sendout')} ({ledger}).\n\n",
+               "header")
     _md_table(plan, budget)
     warnings = [f"{s.name}: {note}" for s in plan.sendouts for note in s.notes]
     warnings.extend(plan.warnings)

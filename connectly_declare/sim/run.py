@@ -78,6 +78,21 @@ def build_catalog(options: SimOptions, environ: Mapping[str, str]) -> tuple[Cata
     return catalog_from_workspace(workspace, api_key, business), source
 
 
+# The `sim` options that set each fault, as the user typed them (not the dataclass repr).
+_FAULT_FLAGS = {"latency_ms": "--latency-ms", "jitter_ms": "--jitter-ms",
+                "error_500_rate": "--fail-rate", "error_429_rate": "--429-rate",
+                "timeout_after_accept_rate": "--timeout-rate",
+                "drop_after_accept_rate": "--drop-rate", "hang_seconds": "--hang-seconds",
+                "seed": "--seed"}
+
+
+def fault_flags(faults: FaultConfig) -> str:
+    """The faults as the `sim` options that give them (those not at their default)."""
+    default = FaultConfig()
+    return " ".join(f"{flag} {getattr(faults, name):g}" for name, flag in _FAULT_FLAGS.items()
+                    if getattr(faults, name) != getattr(default, name))
+
+
 def describe(catalog: Catalog, options: SimOptions, url: str, key_source: str) -> list[str]:
     """What the command prints once listening: the URL, businesses and campaigns, never
     the API keys."""
@@ -90,7 +105,7 @@ def describe(catalog: Catalog, options: SimOptions, url: str, key_source: str) -
     limit = f"{options.rate_limit:g} requests/s per key" if options.rate_limit else "off"
     lines.append(f"  rate limit: {limit}; inspect: {url}/_sim/stats, {url}/_sim/deliveries")
     if options.faults.any:
-        lines.append(f"  faults: {options.faults}")
+        lines.append(f"  faults: {fault_flags(options.faults)}")
     lines.append("Stop with Ctrl-C.")
     return lines
 

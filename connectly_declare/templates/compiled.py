@@ -20,6 +20,8 @@ Jinja, compiled once.
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +56,16 @@ def make_environment() -> SandboxedEnvironment:
 class TemplateRenderError(DeclareError):
     """A template failed for one recipient: located at the template, naming the recipient's
     source row in the message."""
+
+
+_MISSING_ATTRIBUTE = re.compile(r"^'dict object' has no attribute '([^']*)'$")
+
+
+def _no_field(name: str, recipient: Mapping[str, Any]) -> str:
+    """A recipient field the data does not have, with the nearest one it has."""
+    message = f"undefined: recipient has no field {name!r}"
+    close = difflib.get_close_matches(name, [str(k) for k in recipient], n=1, cutoff=0.6)
+    return message + (f", did you mean {close[0]!r}?" if close else "")
 
 
 def _describe(exc: Exception) -> str:
@@ -142,10 +154,14 @@ class CompiledTemplate:
             assert self.jinja is not None
             return self.jinja(recipient)
         except KeyError as exc:
-            message = f"undefined: recipient has no field {exc.args[0]!r}"
+            message = _no_field(str(exc.args[0]), recipient)
             raise self._error(message, row, None) from None
         except Exception as exc:
             lineno = getattr(exc, "lineno", None)
+            missing = _MISSING_ATTRIBUTE.search(str(exc)) if isinstance(exc, UndefinedError) \
+                else None
+            if missing and f"recipient.{missing.group(1)}" in self.source:
+                raise self._error(_no_field(missing.group(1), recipient), row, lineno) from None
             raise self._error(_describe(exc), row, lineno) from None
 
     def _error(self, message: str, row: str, lineno: int | None) -> TemplateRenderError:
