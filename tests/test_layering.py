@@ -21,6 +21,7 @@ PACKAGE = "connectly_declare"
 BASE = frozenset({
     "connectly_declare", "connectly_declare.errors", "connectly_declare.entry",
     "connectly_declare.gcpause", "connectly_declare.clock",
+    "connectly_declare.words",  # counts in words: `1 entry`, `12,345 entries`
     "connectly_declare.report.escape",  # text safety: the workspace's messages use it too
     "connectly_declare.policy.localtime",  # clock-time parsing: manifests validate with it
 })

@@ -4,9 +4,9 @@ what it says when the plan sends nothing."""
 
 from __future__ import annotations
 
+from connectly_declare import words
 from connectly_declare.apply.engine import ApplyResult
 from connectly_declare.plan.make import Plan
-from connectly_declare.report import words
 
 EXIT_INTERRUPTED = 130  # SIGINT / SIGTERM, as shells report a death by SIGINT
 

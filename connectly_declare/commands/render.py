@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from connectly_declare import words
 from connectly_declare.audience.resolve import AudienceStats
 from connectly_declare.entries.stream import WorkspaceLike, iter_entries
 from connectly_declare.entry import Entry, mask_phone
 from connectly_declare.errors import DeclareError
-from connectly_declare.report import words
 from connectly_declare.report.escape import json_text
 from connectly_declare.workspace.manifests import Sendout
 

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
+from connectly_declare import words
 from connectly_declare.entry import KEY_SEPARATOR, Entry
 from connectly_declare.errors import Problem
 from connectly_declare.ledger.base import ALREADY_RECEIVED, KeyState, LedgerState
@@ -23,7 +24,6 @@ from connectly_declare.plan.model import (
 )
 from connectly_declare.plan.recovery import Recovery
 from connectly_declare.plan.rollout import WaveStatus
-from connectly_declare.report import words
 
 
 def noun(count: int, one: str = "client", many: str = "clients") -> str:

@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from connectly_declare import words
 from connectly_declare.entry import mask_phone
 from connectly_declare.plan.make import ACTIONS, SENDING_ACTIONS, Plan, PlannedEntry, SendoutPlan
-from connectly_declare.report import escape, words
+from connectly_declare.report import escape
 
 JSON_FORMAT_VERSION = 1
 MARKDOWN_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters

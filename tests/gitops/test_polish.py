@@ -16,10 +16,10 @@ import yaml
 from connectly_declare.apply.engine import ApplyResult, SendoutSummary
 from connectly_declare.apply.summary import summary_lines
 from connectly_declare.report.escape import markdown_text
-from connectly_declare.report.words import count
 from connectly_declare.sim.catalog import load_catalog
 from connectly_declare.sim.faults import FaultConfig
 from connectly_declare.sim.run import SimOptions, describe, fault_flags
+from connectly_declare.words import count
 from tests.support.e2e import (
     CAMPAIGN,
     catalog,
