@@ -112,7 +112,7 @@ def _report_error(err: DeclareError) -> None:
     from connectly_declare.report.escape import terminal
 
     # Messages quote names and data from untrusted files: escape controls so an error
-    # cannot clear the screen or set the clipboard (issue 8).
+    # cannot clear the screen or set the clipboard (SECURITY.md, "Output").
     for problem in err.problems:
         text = f"error: {problem}" if not str(problem.location) else str(problem)
         click.echo(terminal(text), err=True)

@@ -1,15 +1,18 @@
 """The project's errors. Every user-facing failure is a :class:`DeclareError`.
 
-Hierarchy::
+The tree (docs/architecture.md, "Errors", draws it too; a test keeps both complete)::
 
-    DeclareError                  exit 1, printed as "FILE:LINE:COL: message" lines, no traceback
-    ├── ManifestErrors            one or more located problems in manifests or data files
-    ├── LedgerError               the ledger cannot be read or written safely
-    │   ├── LedgerCorrupt         a damaged record that is not the final line
-    │   ├── LedgerLocked          another writer holds the lock (names the holder)
-    │   └── StalePlan             a saved plan no longer matches the ledger
-    ├── PlanError                 the plan is refused (guards, conflicts, past schedules)
-    └── ApiError                  the API answered in a way apply cannot continue from
+    DeclareError              exit 1, printed as "FILE:LINE:COL: message" lines, no traceback
+    ├── ManifestErrors        every located problem in the manifests of a run
+    ├── DataErrors            (entries/check.py) every data problem of a run
+    ├── TemplateRenderError   (templates/compiled.py) a template failed for one recipient
+    ├── LedgerError           the ledger cannot be read or written safely
+    │   ├── LedgerCorrupt     a damaged record that is not the final line
+    │   ├── LedgerLocked      another writer holds the lock (names the holder)
+    │   └── StalePlan         a saved plan no longer matches the ledger
+    ├── PlanError             the plan is refused (guards, conflicts, past schedules)
+    │   └── PlanRefused       (plan/model.py) every reason a plan is refused, at once
+    └── ApiError              the API answered in a way apply cannot continue from
 
 Anything else that escapes is a bug: the CLI maps it to exit 3 and writes a crash log.
 """

@@ -231,7 +231,8 @@ def _record_or_raise(err: DeclareError, stats: AudienceStats) -> None:
 
 # Nested audiences are read afresh at every reference, so audiences that each name the next
 # one twice (a0 -> a1, a1; a1 -> a2, a2; ...) make 2**depth reads from a few lines of YAML
-# (issue 8). No real audience graph comes near this many nested reads per resolution.
+# (SECURITY.md, "Audience data"). No real audience graph comes near this many nested
+# reads per resolution.
 MAX_NESTED_READS = 100
 
 

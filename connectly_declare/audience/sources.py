@@ -281,7 +281,7 @@ def read_jsonl(source: JsonlSource, ctx: SourceContext) -> Iterator[Raw]:
     wanted = [source.phone_field] if source.phone_field else list(PHONE_COLUMNS)
     with ctx.path.open("r", encoding="utf-8-sig", newline=None) as fh:
         # readline with a limit: a 50 MB line is refused without being read whole
-        # (issue 8); the CSV reader has its own field size limit.
+        # (SECURITY.md, "Audience data"); the CSV reader has its own field size limit.
         for number, text in enumerate(iter(lambda: fh.readline(MAX_JSONL_LINE + 1), ""),
                                       start=1):
             if len(text) > MAX_JSONL_LINE:

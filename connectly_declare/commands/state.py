@@ -144,7 +144,8 @@ def state_export(ctx: StateContext, out: TextIO, *, show_recipients: bool = True
     head = {"format_version": STATE_FORMAT_VERSION, "lineage": state.lineage,
             "serial": state.serial, "environment": state.environment,
             "business_id": state.business_id, "warnings": state.warnings}
-    # Ledger text (sendout names, API errors) may hold controls: \u-escape them (issue 8).
+    # Ledger text (sendout names, API errors) may hold controls: \u-escape them
+    # (SECURITY.md, "Output").
     out.write(escape.json_text(json.dumps(head, ensure_ascii=False))[:-1] + ', "keys": [')
     for i, known in enumerate(select(state)):
         out.write(("" if i == 0 else ",\n ")

@@ -33,7 +33,7 @@ def local_ledger_path(root: Path, state: LocalState) -> Path:
         )
     if path.exists() and not path.is_file():
         # A pull request can commit a FIFO or a folder here: reading a FIFO blocks forever
-        # (issue 8).
+        # (SECURITY.md, "The ledger (a committed file is pull-request data too)").
         raise DeclareError(
             f"state.path {state.path!r} is not a regular file",
             location=Location("declare.yaml"),

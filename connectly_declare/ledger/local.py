@@ -102,7 +102,7 @@ class _Scan:
                         hint="upgrade connectly-declare to read this ledger",
                     ) from None
                 # JSONDecodeError and bad shapes alike; RecursionError: a line nested too deep
-                # for the parser (a committed ledger is pull-request data too, issue 8)
+                # for the parser (SECURITY.md: a committed ledger is pull-request data too)
                 except (ValueError, RecursionError) as err:
                     if pending is not None:
                         raise self._corrupt(pending[0], pending[1]) from None

@@ -2,7 +2,7 @@
 
 :func:`make_plan` is pure: it reads entries once, keeps every entry that would be sent and
 only counts (plus a few samples of) the others, and returns the same :class:`Plan` for the
-same inputs. Actions per key (DESIGN.md, "Plan actions"):
+same inputs. Actions per key (README.md, "Plan and the ledger", is the user's table):
 
 ==========  ===========================================================================
 ``send``     key not in the ledger
@@ -18,7 +18,7 @@ same inputs. Actions per key (DESIGN.md, "Plan actions"):
 ``orphan``   in the ledger, no longer declared (a message cannot be unsent)
 ==========  ===========================================================================
 
-Decisions where DESIGN.md is silent:
+Decisions taken here:
 
 - A disabled sendout plans nothing and its ledger keys are *not* orphans: it is paused,
   not removed. With ``--target``, orphans are only looked for among the targeted sendouts.

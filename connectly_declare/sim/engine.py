@@ -2,8 +2,9 @@
 check it, group its entries, resolve campaigns and versions, apply the duplicate check,
 keep the accepted entries and build the `{"data": [...]}` answer.
 
-Rules (../shared/API.md restates the vendor's page; [decided] points are implemented as
-decided there; points neither settles are decided here and marked "sim:"):
+Rules (the vendor's page on this endpoint, as implemented; where the page is silent the
+simulator decides, marked "sim:"; docs/architecture.md, "The simulator and the vendor's
+page"):
 
 - Entries are grouped by (campaignName, campaignVersion as given); one result per group,
   in order of first appearance. `campaignVersion` matches a version's label or id.

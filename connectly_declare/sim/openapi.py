@@ -100,7 +100,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "Connectly campaign sendout API (connectly-declare simulator)",
             "version": "1",
-            "description": "The vendor endpoint as ../shared/API.md restates it. The "
+            "description": "The vendor endpoint as the simulator implements it. The "
                            "simulator also serves GET /_sim/deliveries, /_sim/counts, "
                            "/_sim/stats, /_sim/catalog and POST /_sim/reset, which are not "
                            "part of the vendor's API.",

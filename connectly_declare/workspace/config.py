@@ -27,7 +27,7 @@ DEFAULT_LEDGER = ".declare/ledger.jsonl"
 
 EnvVarName = Annotated[str, Field(pattern=ENV_VAR_PATTERN)]
 # An environment's name is printed in every output and in the hidden marker line of the
-# pull-request comment: no controls, bidi, spaces or Markdown (issue 13).
+# pull-request comment: no controls, bidi, spaces or Markdown (SECURITY.md, "Output").
 ENVIRONMENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 EnvironmentName = Annotated[str, Field(pattern=ENVIRONMENT_NAME_PATTERN)]
 
@@ -145,7 +145,8 @@ class WorkspaceConfig(_Strict):
     @classmethod
     def _no_secret_in_templates(cls, names: list[str], info: ValidationInfo) -> list[str]:
         # declare.yaml is edited by pull requests too: a template reading the API key would
-        # print it in the plan comment (issue 8). Checked per item, so the error points at it.
+        # print it in the plan comment (SECURITY.md, "Secrets"). Checked per item, so the
+        # error points at it.
         state = info.data.get("state")
         secrets = {*_DEFAULT_SECRET_ENV, info.data.get("api_key_env")}
         if isinstance(state, PostgresState):

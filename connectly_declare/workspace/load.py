@@ -112,7 +112,7 @@ def _glob(root: Path, patterns: Iterable[str], setting: str,
                 else os.path.join(real_dirs[folder], base)
             if os.path.commonpath([real, real_root]) != real_root:
                 # A symlink to ../other-repo/secrets.yaml would otherwise be read and
-                # echoed in errors (issue 8: plan reads only inside the workspace).
+                # echoed in errors (SECURITY.md, "What `plan` and `validate` may touch").
                 problems.append(Problem(Location(relative), "this manifest is a symlink "
                                         "to a file outside the workspace; it was not read",
                                         "copy the file into the workspace instead"))
@@ -193,7 +193,7 @@ def load_config_only(start: Path) -> tuple[Path, WorkspaceConfig]:
 
 def _exact_names(loaded: Iterable[LoadedManifest]) -> Iterator[tuple[str, Location]]:
     """Strings matched exactly against the vendor's inbox, where a look-alike character
-    would silently name another campaign or version (issue 8: Unicode tricks)."""
+    would silently name another campaign or version (SECURITY.md, "Unicode tricks")."""
     for m in loaded:
         if isinstance(m.model, Campaign):
             yield m.model.name, m.location("name")

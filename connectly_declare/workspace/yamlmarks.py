@@ -163,7 +163,7 @@ def _number(value: str) -> int | float | None:
     if _INT.match(value):
         # Past CPython's int/str conversion limit (4,300 digits) int() raises ValueError;
         # such a "number" is no quantity a manifest needs, so it stays text and the model
-        # reports it where a number is wanted (issue 8: hostile manifests).
+        # reports it where a number is wanted (SECURITY.md, "Manifests (YAML)").
         return int(value) if len(digits) <= 4000 else None
     if _FLOAT.match(value):
         return float(value)

@@ -106,7 +106,7 @@ def test_other_errors_are_annotated_too(tmp_path: Path) -> None:
 
 
 def test_annotations_escape_controls_bidi_and_escape_sequences_like_stderr() -> None:
-    # issue 13: ESC, BEL and U+202E reached `::error` lines raw
+    # a regression: ESC, BEL and U+202E once reached `::error` lines raw
     problem = Problem(Location("m.yaml", 3, 1), "unknown field 'a\x1b[2J\x07\u202eb\x9b'",
                       hint="x\u2066y")
     line = annotation(problem, title="t\x1b]0;x\x07", environ={})

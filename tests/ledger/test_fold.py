@@ -1,4 +1,4 @@
-"""Folding: one status per key from intents, outcomes and resolutions (DESIGN.md, Ledger)."""
+"""Folding: one status per key from intents, outcomes and resolutions (README.md, "The ledger")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Each action of DESIGN.md's table, and the guards a plan enforces."""
+"""Each action of README.md's table ("Plan and the ledger"), and the guards a plan enforces."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Waves compose with the timing policies (issue 14): a per-recipient local schedule and
+"""Waves compose with the timing policies (policy/timing.py): a per-recipient local schedule and
 quiet hours apply to each wave's entries as the wave opens, and the next wave's `after:`
 counts from the previous wave's delivery (its scheduledAt), not from the API call. Real
 workspace on disk, real loader, real phonenumbers time zones, real local ledger."""

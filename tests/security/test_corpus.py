@@ -69,7 +69,7 @@ def test_corpus_folder_holds_no_big_files() -> None:
     assert big == []
 
 
-# Every attack the issue names has its case (issue 8, "What to build and prove").
+# Every attack SECURITY.md names has its case ("Defences, and what each covers").
 REQUIRED = {
     "YAML alias bombs": ["yaml-billion-laughs", "yaml-bomb-in-declare-yaml", "yaml-merge-key"],
     "deeply nested documents": ["yaml-deep-flow-nesting", "yaml-deep-block-nesting",

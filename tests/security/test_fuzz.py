@@ -107,7 +107,7 @@ JSON_TOKENS = ['{"phone": ', '"+16505550101"', '{"client": 16505550101}', "}", "
                ",", ":", '"a"', "\n", "NaN", "Infinity", "1e999", "9" * 5000, "null", "true",
                '"\\ud800"', '"\\u0000"', "\x00", "é", "\ufeff", '"first_name": "Ada"', " "]
 # Text with lone surrogates (category Cs), written as JSON escapes ("\\ud800"): JSON allows
-# them, but no output can encode them (issue 13).
+# them, but no output can encode them (SECURITY.md, "Output").
 surrogate_text = st.text(alphabet=st.characters(categories=["Cs", "Ll", "Nd", "Zs"]),
                          max_size=12)
 surrogate_lines = st.lists(

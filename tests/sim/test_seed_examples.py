@@ -1,5 +1,5 @@
-"""Replays every request/response example of the vendor's page
-(../shared/seeds/connectly-send-campaigns.txt), in the page's order, against one simulator
+"""Replays every request/response example of the vendor's page (Connectly's "send
+campaigns" page, copied into the requests below), in the page's order, against one simulator
 seeded with tests/sim/data/page-catalog.yaml, and compares the answers field by field.
 
 Bodies are copied from the page verbatim except where a comment says otherwise. What is
@@ -80,7 +80,7 @@ NO_ENTRIES_REQUEST = """{
     },
     "campaignVersion": "018c4a55-f3df-580c-1629-602f3b14d190"
 }"""
-# The page shows "campaรฑa": its text was mis-decoded; the name is "campaña" (API.md).
+# The page shows "campaรฑa": its text was mis-decoded; the name is "campaña".
 WRONG_NAME_REQUEST = {"entries": [{"client": "+123456789", "campaignName": "campaña",
                                    "variables": {"client": "pablo", "name": "test2"}}]}
 WRONG_NAME_RESPONSE = {
@@ -143,7 +143,7 @@ async def test_the_pages_examples_in_order(client: httpx.AsyncClient) -> None:
 
     # "If you send the campaign again the status shows as Updated": the page does not
     # show that request. Sent to the same client it would be rejected (allow_one, the
-    # default: API.md [decided]), so it goes to another client, with the page's answer.
+    # default: sim/engine.py's rules), so it goes to another client, with the page's answer.
     again = {"entries": [{**SIMPLE_REQUEST["entries"][0], "client": "+123456788"}]}
     second = await post(client, again)
     assert second.status_code == 200
@@ -155,7 +155,7 @@ async def test_the_pages_examples_in_order(client: httpx.AsyncClient) -> None:
     empty = await post(client, NO_ENTRIES_REQUEST)
     assert (empty.status_code, empty.json()) == (200, {"data": []})
 
-    # "If you specify a wrong campaign name": every group not found -> 404 (API.md [decided])
+    # "If you specify a wrong campaign name": every group not found -> 404 (sim/engine.py's rules)
     wrong_name = await post(client, WRONG_NAME_REQUEST)
     assert wrong_name.status_code == 404
     [got] = wrong_name.json()["data"]
