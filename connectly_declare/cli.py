@@ -232,7 +232,7 @@ def sim_command(ctx: Context, port: int, host: str, catalog: Path | None, api_ke
     return serve(options, echo=click.echo)
 
 
-# --- validate, init, schema: the workspace (workspace.py, init.py, schema.py) ----------
+# --- validate, init, schema: the workspace (workspace/, commands/init.py) ---------------
 
 
 @cli.command("validate")
@@ -343,7 +343,7 @@ def schema_command(kind: str) -> int:
     return 0
 
 
-# --- apply: sending a plan (connectly_declare/apply_run.py, apply.py, client.py) -----------
+# --- apply: sending a plan (commands/apply.py, apply/) --------------------------------
 
 
 def _ask_yes(question: str) -> bool:
@@ -428,7 +428,7 @@ def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
                                                       color=color))
 
 
-# --- plan, show, state: the ledger and the plan (plan_run.py, state_run.py) -------------
+# --- plan, show, state: the ledger and the plan (commands/plan.py, commands/state.py) ---
 
 _FORMAT = click.Choice(["text", "markdown", "json"])
 
@@ -670,7 +670,7 @@ def state_unlock_command(ctx: Context, lock_id: str) -> int:
     return state_unlock(_state(ctx), sys.stdout, lock_id)
 
 
-# --- render: sample entries of a sendout (samples.py, entries.py, audiences.py) --------
+# --- render: sample entries of a sendout (commands/render.py, entries/, audience/) -----
 
 
 @cli.command("render")
@@ -703,7 +703,7 @@ def render_command(ctx: Context, sendout: str, limit: int, show_recipients: bool
     return 0
 
 
-# --- state migrate: local ledger -> PostgreSQL (migrate_run.py, ledger/migrate.py) ------
+# --- state migrate: local ledger -> PostgreSQL (commands/migrate.py, ledger/migrate.py) -
 
 
 @state_group.command("migrate")

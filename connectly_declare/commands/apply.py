@@ -1,8 +1,11 @@
 """Running an apply: from a plan (fresh or saved) to a summary, with the ledger lock held,
 signals handled and, for `--sim`, the simulator started in-process.
 
-`cli.py` parses options into an :class:`ApplyRequest` and calls :func:`run_apply`; the
-work (loading, planning, confirming, sending) is here and in `apply.py`.
+`cli.py` parses options into an :class:`ApplyRequest` and calls :func:`run_apply`, which
+runs the typed steps below in order: :func:`load_source` (the workspace or a saved plan),
+:func:`resolve_destination`, :func:`check_business`, the ledger opened and locked,
+:func:`plan_locked`, :func:`approved`, :func:`send_plan` (the `apply/` package does the
+sending) and :func:`print_summary`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Per-recipient variables: Jinja templates compiled once, rendered sandboxed and strict.
 
-The environment is template_budget's `BudgetedEnvironment`, an immutable sandbox with time
+The environment is templates.budget's `BudgetedEnvironment`, an immutable sandbox with time
 and size budgets per render (a manifest from a pull request must not reach Python
 internals: `{{ ''.__class__.__mro__ }}` is refused) with `StrictUndefined` (a typo
 in a field name is an error, never an empty string in a message to a real person), and
@@ -46,7 +46,7 @@ _DICT_ATTRS = frozenset(dir(dict))
 
 def make_environment() -> SandboxedEnvironment:
     """The one Jinja environment templates and `where` filters run in: immutable sandbox
-    with time and size budgets per render (template_budget.py), strict undefined."""
+    with time and size budgets per render (templates/budget.py), strict undefined."""
     env = BudgetedEnvironment(undefined=StrictUndefined, autoescape=False)
     env.globals.pop("lipsum", None)
     env.filters.pop("random", None)
