@@ -203,12 +203,16 @@ def main(argv: Sequence[str] | None = None) -> int:
               help="Share of requests accepted, then dropped without an answer.")
 @click.option("--seed", type=int, default=None, help="Seed of the faults and generated ids.")
 @click.option("--access-log/--no-access-log", default=False, help="Log every request.")
+@click.option("--repeat-style", type=click.Choice(["page", "silent"]), default="page",
+              show_default=True,
+              help="How an allow_one repeat is answered: page = ERROR_CODE_CAMPAIGN_ENTRY_INVALID "
+                   "on the group, as the vendor's page shows; silent = rejected without an error.")
 @_directory_option
 @pass_ctx
 def sim_command(ctx: Context, port: int, host: str, catalog: Path | None, api_key: str | None,
                 rate_limit: float, burst: int | None, latency_ms: float, jitter_ms: float,
                 fail_rate: float, rate_429: float, timeout_rate: float, hang_seconds: float,
-                drop_rate: float, seed: int | None, access_log: bool) -> int:
+                drop_rate: float, seed: int | None, access_log: bool, repeat_style: str) -> int:
     """Serve a local Connectly simulator on loopback until Ctrl-C.
 
     Its campaigns come from --catalog FILE, or else from the workspace's Campaign
@@ -228,7 +232,8 @@ def sim_command(ctx: Context, port: int, host: str, catalog: Path | None, api_ke
     options = SimOptions(catalog=catalog, workspace=ctx.start, environment=ctx.environment,
                          host=host, port=port, api_key=api_key,
                          rate_limit=rate_limit or None, burst=burst, faults=faults,
-                         access_log=access_log)
+                         access_log=access_log,
+                         repeat_style="silent" if repeat_style == "silent" else "page")
     return serve(options, echo=click.echo)
 
 
@@ -346,6 +351,9 @@ def schema_command(kind: str) -> int:
 # --- apply: sending a plan (commands/apply.py, apply/) --------------------------------
 
 
+RETRY_ALL = "\x00all"  # --retry-failed given without a sendout
+
+
 def _ask_yes(question: str) -> bool:
     """Only the word `yes` proceeds (Terraform's rule: `y` or Enter are not enough).
 
@@ -386,13 +394,17 @@ def _ask_yes(question: str) -> bool:
               help="Seconds to wait for another apply's ledger lock before giving up.")
 @click.option("--show-recipients", is_flag=True,
               help="Show phone numbers unmasked in the plan.")
+@click.option("--retry-failed", "retry_failed", is_flag=False, flag_value=RETRY_ALL,
+              default=None, metavar="[SENDOUT]",
+              help="Send entries the server refused for good (plan action `failed`) again: "
+                   "every sendout's, or only SENDOUT's.")
 @_directory_option
 @pass_ctx
 def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
                   targets: tuple[str, ...], max_recipients: int | None,
                   allow_past_schedule: bool, recover_in_doubt: bool, auto_approve: bool,
                   sim: bool, batch_size: int | None, lock_timeout: float,
-                  show_recipients: bool) -> int:
+                  show_recipients: bool, retry_failed: str | None) -> int:
     """Plan, show the plan, ask, then send it in batches and record every outcome.
 
     With PLAN_FILE (from `connectly-declare plan --out FILE`) sends exactly that saved plan,
@@ -410,9 +422,10 @@ def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
     from connectly_declare.commands.apply import ApplyRequest, plan_text, run_apply
 
     if plan_file is not None and (targets or max_recipients is not None or allow_past_schedule
-                                  or recover_in_doubt):
-        raise click.UsageError("--target, --max-recipients, --allow-past-schedule and "
-                               "--recover-in-doubt shape a new plan; a saved plan is applied "
+                                  or recover_in_doubt or retry_failed is not None):
+        raise click.UsageError("--target, --max-recipients, --allow-past-schedule, "
+                               "--recover-in-doubt and --retry-failed shape a new plan; a saved "
+                               "plan is applied "
                                "exactly as reviewed")
     request = ApplyRequest(start=ctx.start, plan_file=plan_file,
                            environment=environment or ctx.environment,
@@ -420,7 +433,10 @@ def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
                            lock_timeout=lock_timeout, show_recipients=show_recipients,
                            targets=targets, max_recipients=max_recipients,
                            allow_past_schedule=allow_past_schedule,
-                           recover_in_doubt=recover_in_doubt)
+                           recover_in_doubt=recover_in_doubt,
+                           retry_failed=retry_failed is not None,
+                           retry_failed_sendouts=() if retry_failed in (None, RETRY_ALL)
+                           else (str(retry_failed),))
     confirm = _ask_yes if sys.stdin.isatty() else None
     color = _color("text")  # the same plan as `plan` shows, coloured alike on a terminal
     return run_apply(request, out=sys.stdout, err=sys.stderr, confirm=confirm,
@@ -475,18 +491,22 @@ def _show_options(fn: Any) -> Any:
                                  "body to FILE, first line a hidden marker "
                                  "(<!-- connectly-declare:plan:ENV -->) a bot finds to update "
                                  "its comment. Phone numbers always masked.")
+@click.option("--retry-failed", "retry_failed", is_flag=False, flag_value=RETRY_ALL,
+              default=None, metavar="[SENDOUT]",
+              help="Plan entries the server refused for good (`failed`) as `retry`: every "
+                   "sendout's, or only SENDOUT's.")
 @_show_options
 @_directory_option
 @pass_ctx
 def plan_command(ctx: Context, environment: str | None, targets: tuple[str, ...],
                  max_recipients: int | None, allow_past_schedule: bool,
                  recover_in_doubt: bool, out_file: Path | None,
-                 out_comment: Path | None, fmt: str, details: bool, show_recipients: bool,
-                 detailed_exitcode: bool) -> int:
+                 out_comment: Path | None, retry_failed: str | None, fmt: str, details: bool,
+                 show_recipients: bool, detailed_exitcode: bool) -> int:
     """Show what would be sent that has not been sent yet: offline, no API key needed.
 
-    Per sendout it counts send, resend, retry (sent by apply) and noop, drift, blocked,
-    orphan (not sent). The ledger is read without locking.
+    Per sendout it counts send, resend, retry (sent by apply) and noop, drift, failed,
+    blocked, orphan (not sent). The ledger is read without locking.
 
     \b
     Examples:
@@ -505,7 +525,9 @@ def plan_command(ctx: Context, environment: str | None, targets: tuple[str, ...]
                           targets=targets, max_recipients=max_recipients,
                           allow_past_schedule=allow_past_schedule,
                           recover_in_doubt=recover_in_doubt, out_file=out_file, show=show,
-                          out_comment=out_comment)
+                          out_comment=out_comment, retry_failed=retry_failed is not None,
+                          retry_failed_sendouts=() if retry_failed in (None, RETRY_ALL)
+                          else (str(retry_failed),))
     return run_plan(request, out=sys.stdout, err=sys.stderr)
 
 

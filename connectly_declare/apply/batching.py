@@ -5,9 +5,11 @@ options), at most `batch_size` of them. The server answers one result per
 (campaign, version) group, so a request of one group has exactly one result to map back,
 and entries with different options (which are per request in the API) never share one.
 
-Entries the ledger holds as in doubt (an earlier attempt's outcome is unknown) are batched
-apart from fresh ones: when such a batch is rejected as "already received", that tells us
-the earlier attempt delivered it (see `outcomes`), which a mixed batch could not say.
+Entries the ledger holds as in doubt (an earlier attempt's outcome is unknown) are sent
+one per request, apart from fresh ones: the answer to a one-entry request speaks about
+that one person, so a rejection as a repeat tells us the earlier attempt delivered it (see
+`outcomes`), which a batch of several could not say when the server flags repeats with
+the same error as invalid entries.
 """
 
 from __future__ import annotations
@@ -75,10 +77,12 @@ class Batch:
             entries=tuple(IntentEntry(e.client, e.fingerprint) for e in self.entries),
         )
 
-    def again(self, new_id: str) -> Batch:
-        """The same entries as a new request (its own intent), after an unknown outcome."""
-        return Batch(new_id, self.sendout, self.campaign, self.version, self.scope,
-                     self.options, self.allow_multiple, self.entries, True, self.attempt + 1)
+    def again(self, new_id: Callable[[], str]) -> list[Batch]:
+        """The same entries as new requests of one entry each (each its own intent), after
+        an unknown outcome: each answer then speaks about one person."""
+        return [Batch(new_id(), self.sendout, self.campaign, self.version, self.scope,
+                      self.options, self.allow_multiple, (entry,), True, self.attempt + 1)
+                for entry in self.entries]
 
 
 _Group = tuple[str, str, str | None, str, tuple[tuple[str, str], ...], bool]
@@ -95,7 +99,8 @@ def make_batches(
     in_doubt: Collection[str] = frozenset(),
     new_id: Callable[[], str] = new_batch_id,
 ) -> Iterator[Batch]:
-    """Batches in plan order. `in_doubt` holds ledger keys whose last outcome is unknown.
+    """Batches in plan order. `in_doubt` holds ledger keys whose last outcome is unknown;
+    their entries go one per batch.
 
     Streams: holds at most one open batch per group, so memory follows the number of
     groups, not the number of entries.
@@ -122,7 +127,8 @@ def make_batches(
         current = open_.get(group)
         # A client twice in one request would be two entries the server may treat as one;
         # the plan should never produce that, but a new request keeps it unambiguous.
-        if current is not None and (len(current[1]) >= batch_size or entry.client in current[2]):
+        size = 1 if doubt else batch_size
+        if current is not None and (len(current[1]) >= size or entry.client in current[2]):
             yield _close(current, group, new_id)
             current = None
         if current is None:

@@ -24,7 +24,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 from aiolimiter import AsyncLimiter
@@ -140,6 +140,9 @@ def _describe(exc: BaseException) -> str:
 
 
 def _error_of(response: httpx.Response) -> dict[str, Any]:
+    """The server's own words for a non-200 answer: the top-level `error` object, else the
+    first `data[].error` (a 404/409 carries its groups' errors there, as a 200 does), else a
+    top-level `message`; the HTTP status only when the body says nothing."""
     try:
         body = response.json()
     except (ValueError, UnicodeDecodeError):
@@ -148,9 +151,21 @@ def _error_of(response: httpx.Response) -> dict[str, Any]:
         err = body.get("error")
         if isinstance(err, dict):
             return err
+        data = body.get("data")
+        if isinstance(data, list):
+            for item in data:
+                if isinstance(item, dict) and isinstance(item.get("error"), dict):
+                    return dict(item["error"])
         if isinstance(body.get("message"), str):
             return {"message": body["message"]}
     return {"message": f"HTTP {response.status_code}"}
+
+
+def host_of(url: str) -> str:
+    """The host (and port) of `url`, never its user info: what an error may name."""
+    parts = urlsplit(url)
+    host = parts.hostname or url
+    return f"{host}:{parts.port}" if parts.port else host
 
 
 def _int(value: Any) -> int:
@@ -267,7 +282,7 @@ class ConnectlyClient:
                 if (connect_failures > self.settings.max_connect_retries
                         or isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError)
                         or (keep_trying is not None and not keep_trying())):
-                    return SendResult("not_sent", None, (), {"message": _describe(exc)},
+                    return SendResult("not_sent", None, (), {"message": self._unreachable(exc)},
                                       attempts, throttled)
                 await self._sleep(self._backoff(connect_failures - 1))
                 continue
@@ -290,6 +305,10 @@ class ConnectlyClient:
             wait = _retry_after(response, self._backoff(min(throttled, 6)))
             # Jitter so that workers told the same Retry-After do not return in lockstep.
             await self._sleep(wait + self._rng.uniform(0.0, max(0.05, wait / 2)))
+
+    def _unreachable(self, exc: BaseException) -> str:
+        return (f"could not reach {host_of(self.settings.base_url)} "
+                f"(the request was never sent): {_describe(exc)}")
 
     def _classify(self, response: httpx.Response, attempts: int,
                   throttled: int) -> SendResult | None:
@@ -321,6 +340,7 @@ __all__ = [
     "Secret",
     "SendKind",
     "SendResult",
+    "host_of",
     "make_limiter",
     "parse_groups",
 ]

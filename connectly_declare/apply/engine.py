@@ -7,9 +7,12 @@ that was. Ledger appends are group-committed (one append, one fsync, for every r
 is waiting), so many workers share each fsync.
 
 Under `allow_one`, batches whose outcome is unknown are re-sent within the run (a bounded
-number of rounds): the server's duplicate check makes that safe, and `outcomes` maps the
-re-send's answer honestly. Under `allow_multiple` they stay unknown (the next plan shows
-them `blocked`).
+number of rounds), one entry per request: the server's duplicate check makes that safe,
+and `outcomes` maps each one-person answer honestly. Under `allow_multiple` they stay
+unknown (the next plan shows them `blocked`).
+
+The summary counts only what reached the server as sent; a request that never left (the
+server unreachable) is "not sent", and progress does not move for it.
 
 Stopping (`stop` set, e.g. by Ctrl-C): no new batch starts; those in flight get `grace`
 seconds to finish and record their outcomes; any still running after that are cancelled
@@ -36,7 +39,7 @@ from connectly_declare.apply.batching import (
     new_batch_id,
 )
 from connectly_declare.apply.client import SendResult
-from connectly_declare.apply.outcomes import map_result
+from connectly_declare.apply.outcomes import Verdict, map_result
 from connectly_declare.errors import LedgerError
 from connectly_declare.ledger.base import Ledger, Outcome, Record
 from connectly_declare.workspace.config import DEFAULT_BATCH_SIZE
@@ -89,15 +92,19 @@ class SendoutSummary:
     sendout: str
     campaign: str
     planned: int
-    sent: int
-    accepted: int
-    rejected: int
+    sent: int  # entries in requests that reached the server
+    accepted: int  # inferred ones included
+    rejected: int  # every rejection the server gave (failed ones included)
     partial: int
     unknown: int
-    not_sent: int  # planned but never put in a request (stopped early)
-    rejected_codes: tuple[tuple[str, int], ...] = ()
+    not_sent: int  # planned but never reached the server (unreachable, or stopped early)
+    rejected_codes: tuple[tuple[str, int], ...] = ()  # ("CODE: message", entries)
     sendout_ids: tuple[str, ...] = ()
     partial_counts: tuple[int, int] = (0, 0)  # accepted, rejected inside partial groups
+    inferred: int = 0  # accepted by inference: "inferred: already received"
+    failed: int = 0  # permanent rejections, among `rejected` (the plan shows `failed`)
+    failed_codes: tuple[tuple[str, int], ...] = ()  # ("CODE: message", entries)
+    not_sent_reasons: tuple[tuple[str, int], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -134,7 +141,11 @@ class _Tally:
     unknown: int = 0
     partial_accepted: int = 0
     partial_rejected: int = 0
+    inferred: int = 0
+    failed: int = 0
     codes: Counter[str] = field(default_factory=Counter)
+    failed_codes: Counter[str] = field(default_factory=Counter)
+    not_sent_reasons: Counter[str] = field(default_factory=Counter)
     sendout_ids: list[str] = field(default_factory=list)
 
     def freeze(self) -> SendoutSummary:
@@ -143,7 +154,9 @@ class _Tally:
             self.sendout, self.campaign, self.planned, self.sent, self.accepted,
             self.rejected, self.partial, self.unknown, max(self.planned - done, 0),
             tuple(sorted(self.codes.items())), tuple(self.sendout_ids),
-            (self.partial_accepted, self.partial_rejected))
+            (self.partial_accepted, self.partial_rejected), self.inferred, self.failed,
+            tuple(sorted(self.failed_codes.items())),
+            tuple(sorted(self.not_sent_reasons.items())))
 
 
 class LedgerWriter:
@@ -270,19 +283,19 @@ class Engine:
                     break
                 await self._pause(delay)
                 delay *= 2
-                again = [b.again(self._new_id()) for b in self._retry]
+                again = [one for b in self._retry for one in b.again(self._new_id)]
                 self._retry = []
                 await self._round(iter(again))
                 # Re-sends never started (stopping) stay unknown, as the ledger says.
                 retrying = {b.batch_id for b in self._retry}
                 for batch in again:
                     if batch.batch_id not in self._finalized | retrying:
-                        self._final(batch, "unknown", 0, 0, None, None)
+                        self._final(batch, "unknown")
         finally:
             await self._flush()
             self._writer.close()
         for batch in self._retry:  # still unknown after the last round
-            self._final(batch, "unknown", 0, 0, None, None)
+            self._final(batch, "unknown")
         self._retry = []
         self._plan_all()
         if self._fatal is not None:
@@ -339,7 +352,7 @@ class Engine:
                 # Cut off after the grace period: the intent is in the ledger, the outcome
                 # is not, so the ledger folds it to unknown; the summary says the same.
                 if batch.batch_id in self._in_flight:
-                    self._final(batch, "unknown", 0, 0, None, None)
+                    self._final(batch, "unknown")
                 raise
             except BaseException as exc:
                 self._fatal = self._fatal or exc
@@ -362,6 +375,8 @@ class Engine:
             # before_request never ran: the client gave up before any attempt (not sent).
             return
         mapped = map_result(batch, result, self._now())
+        if result.kind == "not_sent" and batch.attempt == 1:
+            self._tallies[batch.sendout].sent -= len(batch.entries)  # it never left
         # Not awaited: nothing waits on an outcome being durable (a crash before it is just
         # "unknown"), so the worker goes on to its next batch and the outcome shares the
         # next intents' fsync. `run` waits for every write before it returns.
@@ -369,18 +384,20 @@ class Engine:
         self._in_flight.discard(batch.batch_id)
         outcome = mapped.outcome
         if result.kind == "unauthorized":
-            self.stop("the API key was refused (HTTP 401): no more requests were made")
+            said = f": {mapped.reason}" if mapped.reason else ""
+            self.stop(f"the API key was refused (HTTP 401{said}): no more requests were made")
         # A server that cannot be reached would otherwise cost every remaining batch its
         # own round of connection retries; a few in a row end the run instead.
         self._unreachable = self._unreachable + 1 if result.kind == "not_sent" else 0
         if self._unreachable >= UNREACHABLE_LIMIT:
             message = (result.error or {}).get("message", "")
             self.stop(f"the API could not be reached ({message}): no more requests were made")
-        if outcome.status == "unknown" and not batch.allow_multiple:
+        if outcome.status == "unknown" and not batch.allow_multiple \
+                and mapped.verdict == "unknown" and result.kind != "unauthorized":
             self._retry.append(batch)  # counted when it is final
         else:
-            self._final(batch, outcome.status, outcome.accepted_count, outcome.rejected_count,
-                        outcome.sendout_id, mapped.error_code)
+            self._final(batch, mapped.verdict, outcome.accepted_count, outcome.rejected_count,
+                        outcome.sendout_id, mapped.reason)
 
     def _record(self, outcome: Outcome) -> None:
         future = self._writer.submit([outcome])
@@ -401,19 +418,28 @@ class Engine:
         if self._writes:
             await asyncio.wait(set(self._writes))
 
-    def _final(self, batch: Batch, status: str, accepted: int, rejected: int,
-               sendout_id: str | None, code: str | None) -> None:
+    def _final(self, batch: Batch, status: Verdict, accepted: int = 0, rejected: int = 0,
+               sendout_id: str | None = None, code: str | None = None) -> None:
         if batch.batch_id in self._finalized:
             return
         self._finalized.add(batch.batch_id)
         tally = self._tallies[batch.sendout]
         n = len(batch.entries)
+        if status == "not_sent":
+            # Never reached the server: counted with the planned-but-not-sent, and the
+            # progress bar does not claim it (it ends short of 100%).
+            tally.not_sent_reasons[code or "not sent"] += n
+            return
         self._progress.advance(n)
-        if status == "accepted":
+        if status in ("accepted", "inferred"):
             tally.accepted += n
-        elif status == "rejected":
+            tally.inferred += n if status == "inferred" else 0
+        elif status in ("rejected", "failed"):
             tally.rejected += n
             tally.codes[code or "error"] += n
+            if status == "failed":
+                tally.failed += n
+                tally.failed_codes[code or "error"] += n
         elif status == "partial":
             tally.partial += n
             tally.partial_accepted += accepted

@@ -29,6 +29,7 @@ from connectly_declare.apply.progress import Progress
 from connectly_declare.apply.summary import (
     EXIT_INTERRUPTED,
     exit_code,
+    failure_lines,
     nothing_to_send,
     summary_lines,
 )
@@ -36,7 +37,7 @@ from connectly_declare.errors import DeclareError, Location, StalePlan
 from connectly_declare.ledger import open_ledger
 from connectly_declare.ledger.base import Ledger, LedgerState
 from connectly_declare.plan.make import Plan, PlanOptions, build_plan, check_fresh
-from connectly_declare.report import escape
+from connectly_declare.report import escape, github
 from connectly_declare.workspace import environments
 from connectly_declare.workspace.config import (
     CONFIG_FILE,
@@ -70,6 +71,8 @@ class ApplyRequest:
     max_recipients: int | None = None
     allow_past_schedule: bool = False
     recover_in_doubt: bool = False  # plan.recovery
+    retry_failed: bool = False  # --retry-failed [SENDOUT]: send `failed` entries again
+    retry_failed_sendouts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -327,7 +330,9 @@ def plan_locked(request: ApplyRequest, source: ApplySource, ledger: Ledger,
     options = PlanOptions(targets=request.targets, max_recipients=request.max_recipients,
                           allow_past_schedule=request.allow_past_schedule,
                           recover_in_doubt=request.recover_in_doubt,
-                          batch_size=batch_size_for(request, source.config, None))
+                          batch_size=batch_size_for(request, source.config, None),
+                          retry_failed=request.retry_failed,
+                          retry_failed_sendouts=request.retry_failed_sendouts)
     return build_plan(source.workspace, ledger, options, environ=environ, now=now)
 
 
@@ -359,12 +364,19 @@ def sim_catalog(dest: Destination, source: ApplySource, plan: Plan) -> Catalog |
     return sim_catalog_from_plan(plan, dest.business_id, dest.api_key)
 
 
-def print_summary(result: ApplyResult, dest: Destination, out: TextIO) -> None:
+def print_summary(result: ApplyResult, dest: Destination, out: TextIO, err: TextIO,
+                  environ: Mapping[str, str]) -> None:
     lines = summary_lines(result)
     # Every output names the environment: pipelines applying several log into one place.
     lines[0] += f" Environment {environments.environment_label(dest.resolved.environment)}."
     for line in lines:
         print(escape.terminal(line), file=out)  # names and API errors quoted in it
+    # In GitHub Actions, entries refused for good also become warning annotations (stderr:
+    # the runner reads both streams).
+    for line in github.failure_annotations(map(escape.terminal, failure_lines(result)),
+                                           title="connectly-declare: failed entries",
+                                           environ=environ):
+        print(line, file=err)
 
 
 def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
@@ -406,7 +418,7 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
 
         warn_untracked_ledger(local_ledger_path(source.root, dest.resolved.state), source.root,
                               environ, out=out, err=err)
-    print_summary(result, dest, out)
+    print_summary(result, dest, out, err, environ)
     return exit_code(result)
 
 

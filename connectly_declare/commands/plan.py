@@ -40,6 +40,8 @@ class PlanRequest:
     out_file: Path | None = None
     show: ShowRequest = ShowRequest()
     out_comment: Path | None = None  # the pull-request comment body (Markdown + marker)
+    retry_failed: bool = False  # --retry-failed [SENDOUT]
+    retry_failed_sendouts: tuple[str, ...] = ()
 
 
 def emit(plan: Plan, show: ShowRequest, out: TextIO) -> int:
@@ -69,7 +71,8 @@ def make_workspace_plan(request: PlanRequest, *, environ: Mapping[str, str],
     options = PlanOptions(targets=request.targets, max_recipients=request.max_recipients,
                           allow_past_schedule=request.allow_past_schedule,
                           recover_in_doubt=request.recover_in_doubt,
-                          batch_size=ws.config.batch_size)
+                          batch_size=ws.config.batch_size, retry_failed=request.retry_failed,
+                          retry_failed_sendouts=request.retry_failed_sendouts)
     try:
         return build_plan(ws, ledger, options, environ=environ, now=now)
     except (PlanError, LedgerError):
@@ -99,6 +102,7 @@ def run_plan(request: PlanRequest, *, out: TextIO, err: TextIO,
         write_plan(plan, request.out_file)
     code = emit(plan, request.show, out)
     review_outputs(plan, request.out_comment, environ)
+    annotate_failures(plan, err, environ)
     if request.out_file is not None:
         err.write(f"Saved the plan to {request.out_file}; send exactly it with "
                   f"`connectly-declare apply {request.out_file}`.\n")
@@ -122,6 +126,23 @@ def review_outputs(plan: Plan, out_comment: Path | None, environ: Mapping[str, s
         github.append_step_summary(markdown, environ)
 
 
+def failure_notes(plan: Plan) -> list[str]:
+    """One line per sendout with `failed` entries: how many, and the server's words."""
+    return [f"sendout {s.name}: {note}" for s in plan.sendouts if s.counts.get("failed")
+            for note in s.notes if note.startswith("failed: ")]
+
+
+def annotate_failures(plan: Plan, err: TextIO, environ: Mapping[str, str]) -> None:
+    """In a GitHub Actions job, a warning annotation per sendout with `failed` entries
+    (on stderr: the runner reads both streams, and stdout may be JSON)."""
+    from connectly_declare.report import escape, github
+
+    for line in github.failure_annotations(map(escape.terminal, failure_notes(plan)),
+                                           title="connectly-declare: failed entries",
+                                           environ=environ):
+        err.write(line + "\n")
+
+
 def run_show(path: Path, show: ShowRequest, *, out: TextIO) -> int:
     """`connectly-declare show FILE`."""
     from connectly_declare.plan.planfile import read_plan
@@ -129,5 +150,5 @@ def run_show(path: Path, show: ShowRequest, *, out: TextIO) -> int:
     return emit(read_plan(path), show, out)
 
 
-__all__ = ["EXIT_CHANGES", "PlanRequest", "ShowRequest", "emit", "make_workspace_plan",
-           "review_outputs", "run_plan", "run_show"]
+__all__ = ["EXIT_CHANGES", "PlanRequest", "ShowRequest", "annotate_failures", "emit",
+           "failure_notes", "make_workspace_plan", "review_outputs", "run_plan", "run_show"]

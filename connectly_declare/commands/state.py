@@ -82,7 +82,8 @@ def _line(state: KeyState, show_recipients: bool) -> str:
     if state.sendout_id:
         parts.append(f"sendoutId {state.sendout_id}")
     if state.error:
-        parts.append(f"error {state.error}")
+        # an accepted key's "error" is the reason apply inferred it (inferred: already received)
+        parts.append(f"({state.error})" if state.status == "accepted" else f"error {state.error}")
     if state.resolved_by:
         parts.append(resolution_text(state))
     return escape.terminal("  ".join(parts)) + "\n"

@@ -40,6 +40,7 @@ from connectly_declare.ledger.base import (
     Record,
     Resolution,
 )
+from connectly_declare.ledger.verdicts import INFERRED
 
 
 def error_text(error: dict[str, Any] | None, http_status: int | None = None) -> str | None:
@@ -67,6 +68,18 @@ def _status(intent: Intent, outcome: Outcome) -> OutcomeStatus:
             intent.options.get("if_duplicate_check_unspecified") == "allow_one":
         return "unknown"
     return status
+
+
+def accepted_note(error: dict[str, Any] | None) -> str | None:
+    """What an `accepted` outcome's error object says: apply records one only when it
+    inferred the acceptance ("inferred: already received ..."), and `state` and the plan
+    show it as the key's reason."""
+    if not error:
+        return None
+    message = str(error.get("message") or error.get("code") or "")
+    if not message:
+        return None
+    return message if message.startswith(INFERRED) else f"{INFERRED}: {message}"
 
 
 class Folder:
@@ -131,7 +144,8 @@ class Folder:
         suffix = KEY_SEPARATOR + intent.scope
         status = _status(intent, outcome)
         accepted = status == "accepted"
-        error = None if accepted else error_text(outcome.error, outcome.http_status)
+        error = accepted_note(outcome.error) if accepted else error_text(outcome.error,
+                                                                          outcome.http_status)
         sendout, version, batch = intent.sendout, intent.version, intent.batch_id
         first, last, sendout_id = intent.at, outcome.at, outcome.sendout_id
         known = []
@@ -188,7 +202,8 @@ class Folder:
             return
         intent, batch_states, pairs = pending
         status = _status(intent, outcome)
-        error = None if status == "accepted" else error_text(outcome.error, outcome.http_status)
+        error = accepted_note(outcome.error) if status == "accepted" else error_text(
+            outcome.error, outcome.http_status)
         batch, at, sendout_id = outcome.batch_id, outcome.at, outcome.sendout_id
         allow_one = intent.scope == ""
         for state, (_, fp) in zip(batch_states, pairs, strict=True):
@@ -281,4 +296,4 @@ def fold(records: Iterable[Record], *, serial: int | None = None) -> LedgerState
     return folder.state(serial=serial)
 
 
-__all__ = ["Folder", "error_text", "fold"]
+__all__ = ["Folder", "accepted_note", "error_text", "fold"]

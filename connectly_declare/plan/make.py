@@ -242,7 +242,9 @@ def build_plan(ws: Workspace, ledger: Ledger, options: PlanOptions, *,
     def desired() -> Iterator[DesiredSendout]:
         for name in sorted(ws.sendouts):
             sendout = ws.sendouts[name]
-            spec = SendoutSpec.of(sendout, ws.location("Sendout", name))
+            campaign = ws.campaigns.get(sendout.campaign)
+            spec = SendoutSpec.of(sendout, ws.location("Sendout", name),
+                                  campaign.variables_for(sendout.version) if campaign else None)
             if not sendout.enabled or (targets and name not in targets):
                 yield DesiredSendout(spec)  # no entries are produced for it
                 continue

@@ -21,10 +21,10 @@ if TYPE_CHECKING:
     from connectly_declare.workspace.manifests import Sendout
 
 
-Action = Literal["send", "noop", "resend", "drift", "retry", "recover", "blocked", "waiting",
-                 "orphan"]
-ACTIONS: tuple[Action, ...] = ("send", "resend", "retry", "recover", "noop", "drift", "blocked",
-                               "waiting", "orphan")
+Action = Literal["send", "noop", "resend", "drift", "retry", "recover", "failed", "blocked",
+                 "waiting", "orphan"]
+ACTIONS: tuple[Action, ...] = ("send", "resend", "retry", "recover", "noop", "drift", "failed",
+                               "blocked", "waiting", "orphan")
 # recover: an in-doubt allow_multiple key re-sent once under allow_one (plan.recovery)
 SENDING_ACTIONS: tuple[Action, ...] = ("send", "resend", "retry", "recover")
 PLAN_FORMAT_VERSION = 1
@@ -58,10 +58,13 @@ class SendoutSpec:
     enabled: bool = True
     location: Location = field(default_factory=Location)  # the manifest, for errors
     rollout: tuple[WaveSpec, ...] = ()  # waves (plan.rollout); empty: all at once
+    # The campaign version's exact variable names (None: unknown; see plan.validity)
+    variables: tuple[str, ...] | None = None
 
     @classmethod
-    def of(cls, sendout: Sendout, location: Location | None = None) -> SendoutSpec:
-        """The spec of a Sendout manifest."""
+    def of(cls, sendout: Sendout, location: Location | None = None,
+           variables: Iterable[str] | None = None) -> SendoutSpec:
+        """The spec of a Sendout manifest (`variables`: its campaign version's)."""
         approvals = {p.wave: p.by for p in sendout.promote}
         rollout = tuple(
             WaveSpec(percent=w.percent, count=w.count, after=w.after, approve=w.approve,
@@ -72,7 +75,8 @@ class SendoutSpec:
                    options=sendout.options.as_api(),
                    allow_multiple=sendout.options.allow_multiple,
                    max_recipients=sendout.max_recipients, enabled=sendout.enabled,
-                   location=location or Location(), rollout=rollout)
+                   location=location or Location(), rollout=rollout,
+                   variables=tuple(variables) if variables is not None else None)
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,14 @@ class PlanOptions:
     batch_size: int = DEFAULT_BATCH_SIZE  # recorded in saved plans; apply sends with it
     samples: int = 3  # sample entries kept per sendout and action, for display
     recover_in_doubt: bool = False  # `--recover-in-doubt` (plan.recovery)
+    # `--retry-failed [SENDOUT]`: plan `failed` keys as `retry` again (all sendouts when
+    # `retry_failed_sendouts` is empty)
+    retry_failed: bool = False
+    retry_failed_sendouts: tuple[str, ...] = ()
+
+    def retries_failed(self, sendout: str) -> bool:
+        return self.retry_failed and (not self.retry_failed_sendouts
+                                      or sendout in self.retry_failed_sendouts)
 
     def as_dict(self) -> dict[str, Any]:
         found = {"targets": list(self.targets), "max_recipients": self.max_recipients,
@@ -105,6 +117,8 @@ class PlanOptions:
                  "batch_size": self.batch_size}
         if self.recover_in_doubt:
             found["recover_in_doubt"] = True
+        if self.retry_failed:
+            found["retry_failed"] = list(self.retry_failed_sendouts) or True
         return found
 
 

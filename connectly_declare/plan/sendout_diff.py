@@ -10,7 +10,8 @@ from datetime import datetime
 from connectly_declare import words
 from connectly_declare.entry import KEY_SEPARATOR, Entry
 from connectly_declare.errors import Problem
-from connectly_declare.ledger.base import ALREADY_RECEIVED, KeyState, LedgerState
+from connectly_declare.ledger.base import KeyState, LedgerState
+from connectly_declare.ledger.verdicts import INFERRED, is_permanent
 from connectly_declare.plan.model import (
     ACTIONS,
     DRIFT_REASON,
@@ -24,6 +25,11 @@ from connectly_declare.plan.model import (
 )
 from connectly_declare.plan.recovery import Recovery
 from connectly_declare.plan.rollout import WaveStatus
+from connectly_declare.plan.validity import entry_checker
+
+FAILED_HINT = ("not sent again until its content changes, `connectly-declare apply "
+               "--retry-failed {name}` asks for it, or `connectly-declare state resolve` "
+               "settles it")
 
 
 def noun(count: int, one: str = "client", many: str = "clients") -> str:
@@ -61,6 +67,10 @@ class SendoutDiff:
         self.mismatched = 0
         self.past: dict[str, int] = {}
         self._past_cache: dict[str, bool] = {}
+        self.check = entry_checker(spec.variables)
+        self.failed_reasons: Counter[str] = Counter()  # why, for the notes
+        self.inferred = 0  # accepted keys whose acceptance apply inferred
+        self.inferred_samples: list[PlannedEntry] = []
         self._prefix = spec.campaign + KEY_SEPARATOR
         self._suffix = KEY_SEPARATOR + (spec.name if spec.allow_multiple else "")
         self.waves: tuple[WaveStatus, ...] = ()  # set by plan.rollout for rollout sendouts
@@ -76,10 +86,11 @@ class SendoutDiff:
         if status == "rejected":
             if multiple and known.accepted_fingerprint == entry.fingerprint:
                 return "noop"
-            if not multiple and (known.error or "").startswith(ALREADY_RECEIVED):
-                # The server's duplicate check said this client already has the campaign
-                # (sent outside this ledger): a retry would be rejected the same way for ever.
-                return "noop"
+            if (known.fingerprint == entry.fingerprint and is_permanent(known.error)
+                    and not self.options.retries_failed(self.spec.name)):
+                # Refused for what it holds (not found, not finalized, invalid, received
+                # outside this ledger): the same request would be refused for ever.
+                return "failed"
             return "retry"
         return self.recovery.action(known, self.spec.name) if multiple else "retry"
 
@@ -90,8 +101,11 @@ class SendoutDiff:
         if recovery:
             return recovery
         other = known.sendout if known.sendout != self.spec.name else ""
-        if action == "noop" and known.status == "rejected" and not self.spec.allow_multiple:
-            return "the server said this client already received the campaign"
+        if action == "noop" and known.status == "accepted" and known.error:
+            return known.error  # "inferred: already received ..."
+        if action == "failed":
+            return (f"failed: {known.error}; "
+                    + FAILED_HINT.format(name=self.spec.name))
         if action in ("noop", "drift") and other:
             return f"already received via sendout {other}"
         if action == "drift":
@@ -133,6 +147,7 @@ class SendoutDiff:
         check_past = not self.options.allow_past_schedule
         in_past = self._past_cache.get  # a sendout has one schedule: one lookup per entry
         other = self._other
+        check = self.check
         for entry in entries:
             if (entry.sendout != name or entry.campaign != campaign
                     or entry.version != version or entry.allow_multiple is not multiple):
@@ -153,11 +168,19 @@ class SendoutDiff:
                     continue
                 if known.fingerprint == entry.fingerprint:
                     action, reason = "noop", ""
+                    if known.error is not None:  # accepted by inference: say so
+                        self._inferred(entry, known)
+                        continue
                 else:
                     action, reason = changed, changed_reason
             else:
                 other(entry, key, known)
                 continue
+            if action == "send" or action == "resend":
+                problem = check(entry)
+                if problem is not None:
+                    self._invalid(entry, problem)
+                    continue
             counts[action] += 1
             if action == "send" or action == "resend":
                 before = len(sending_keys)
@@ -178,6 +201,20 @@ class SendoutDiff:
             self.counts[action] += count
         self.matched_own += matched_own
 
+    def _inferred(self, entry: Entry, known: KeyState) -> None:
+        self.counts["noop"] += 1
+        self.inferred += 1
+        if len(self.inferred_samples) < self.options.samples:
+            self.inferred_samples.append(PlannedEntry("noop", entry, known.error or INFERRED))
+
+    def _invalid(self, entry: Entry, problem: str) -> None:
+        """An entry the server would refuse as invalid: never sent, shown `failed`."""
+        self.counts["failed"] += 1
+        self.failed_reasons[problem] += 1
+        samples = self.samples["failed"]
+        if len(samples) < self.options.samples:
+            samples.append(PlannedEntry("failed", entry, problem))
+
     def _check_past(self, scheduled_at: str) -> None:
         if self._in_past(scheduled_at):
             self.past[scheduled_at] = self.past.get(scheduled_at, 0) + 1
@@ -196,6 +233,17 @@ class SendoutDiff:
             action = self._action(entry, known)
             if action in ("noop", "drift") and known.sendout != spec.name:
                 self.via_other[known.sendout] += 1
+            if action == "noop" and known.status == "accepted" and known.error is not None \
+                    and known.sendout == spec.name:
+                self._inferred(entry, known)
+                return
+            if action == "failed":
+                self.failed_reasons[known.error or "rejected"] += 1
+        if action in SENDING_ACTIONS:
+            problem = self.check(entry)
+            if problem is not None:
+                self._invalid(entry, problem)
+                return
         self.counts[action] += 1
         sending = action in SENDING_ACTIONS
         if sending:
@@ -240,6 +288,18 @@ class SendoutDiff:
                 f"drift: {noun(counts['drift'])} received {spec.campaign!r} with other "
                 "content (version, variables, schedule or round changed); under allow_one the "
                 "server would reject a resend, so nothing is sent to them")
+        if self.inferred:
+            notes.append(
+                f"{noun(self.inferred)} counted as received by inference ({INFERRED}): an "
+                "earlier attempt's outcome was unknown and the server rejected the one-entry "
+                "re-send of a locally valid entry as a repeat")
+        if counts["failed"]:
+            reasons = self.failed_reasons.most_common()
+            shown = "; ".join(f"{n:,} × {why}" for why, n in reasons[:5])
+            more = f"; and {len(reasons) - 5} other reasons" if len(reasons) > 5 else ""
+            notes.append(
+                f"failed: {noun(counts['failed'])} refused for good ({shown}{more}): "
+                + FAILED_HINT.format(name=spec.name))
         if counts["blocked"]:
             notes.append(
                 f"blocked: {noun(counts['blocked'])} have an unknown outcome under "
@@ -281,6 +341,8 @@ class SendoutDiff:
 
     def finish(self, stats: Mapping[str, int]) -> SendoutPlan:
         spec = self.spec
+        want = self.options.samples
+        self.samples["noop"] = (self.inferred_samples + self.samples["noop"])[:want]
         samples = tuple(p for a in ACTIONS for p in self.samples[a])
         return SendoutPlan(
             name=spec.name, campaign=spec.campaign, version=spec.version,

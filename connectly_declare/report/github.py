@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
-from connectly_declare.errors import Problem
+from connectly_declare.errors import Location, Problem
 from connectly_declare.report.escape import terminal
 
 Level = Literal["error", "warning", "notice"]
@@ -79,6 +79,16 @@ def annotation(problem: Problem, *, level: Level = "error", title: str = "",
     message = problem.message + (f" ({problem.hint})" if problem.hint else "")
     head = f"::{level} {','.join(props)}" if props else f"::{level}"
     return f"{head}::{escape_data(message)}"
+
+
+def failure_annotations(failures: Iterable[str], *, title: str,
+                        environ: Mapping[str, str] = os.environ) -> list[str]:
+    """`::warning` lines for entries refused for good (plan action `failed`), one per
+    sendout, each with the server's code and message; none outside GitHub Actions."""
+    if not in_github_actions(environ):
+        return []
+    return [annotation(Problem(Location(), text), level="warning", title=title)
+            for text in failures]
 
 
 def annotation_lines(problems: Iterable[Problem], *, level: Level = "error", title: str = "",

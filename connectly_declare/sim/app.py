@@ -22,7 +22,13 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from connectly_declare.sim.catalog import Catalog
-from connectly_declare.sim.engine import BadRequest, SimState, parse_request, request_error
+from connectly_declare.sim.engine import (
+    BadRequest,
+    RepeatStyle,
+    SimState,
+    parse_request,
+    request_error,
+)
 from connectly_declare.sim.faults import FaultConfig, FaultDice, TokenBuckets
 from connectly_declare.sim.openapi import openapi_document
 
@@ -48,7 +54,9 @@ class Simulator:
 
     `clock` (monotonic seconds) drives the rate limit; `wall_clock` (epoch seconds) stamps
     deliveries. `rate_limit=None` (or 0) turns the rate limit off. `seed` makes faults and
-    generated ids reproducible (FaultConfig.seed is used when `seed` is None)."""
+    generated ids reproducible (FaultConfig.seed is used when `seed` is None).
+    `repeat_style` says how an allow_one repeat is answered: ``page`` (ENTRY_INVALID on the
+    group, as the vendor page's last example) or ``silent`` (rejected without an error)."""
 
     def __init__(
         self,
@@ -60,10 +68,11 @@ class Simulator:
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        repeat_style: RepeatStyle = "page",
     ) -> None:
         self.faults = faults or FaultConfig()
         seed = seed if seed is not None else self.faults.seed
-        self.state = SimState(catalog, seed)
+        self.state = SimState(catalog, seed, repeat_style)
         self._dice = FaultDice(self.faults, seed)
         self.buckets = TokenBuckets(rate_limit, burst, clock) if rate_limit else None
         self._wall_clock = wall_clock
@@ -226,7 +235,8 @@ def create_app(
     seed: int | None = None,
     clock: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
+    repeat_style: RepeatStyle = "page",
 ) -> Starlette:
     """The simulator's ASGI app; its Simulator (state, stats) is `app.state.simulator`."""
     return Simulator(catalog, faults=faults, rate_limit=rate_limit, burst=burst, seed=seed,
-                     clock=clock, wall_clock=wall_clock).app
+                     clock=clock, wall_clock=wall_clock, repeat_style=repeat_style).app

@@ -16,7 +16,11 @@ page"):
   missing, `client` is not E.164, `scheduledAt` is not an ISO 8601 time with an offset,
   or (sim:) its client already appeared in the same group.
 - Under allow_one, an entry for a client that already received the campaign (any version,
-  any earlier request or group) is rejected without an error and not delivered again.
+  any earlier request or group) is rejected and not delivered again. How the rejection is
+  reported is the `repeat_style`: ``page`` (the default) as the page's last example does,
+  counted like an invalid entry (ERROR_CODE_CAMPAIGN_ENTRY_INVALID on the group, status
+  `error` when nothing was accepted); ``silent`` without an error (counted in
+  `rejectedCount` only). API.md: a client must read both the same way.
 - sim: a group with no accepted entry and at least one invalid one has status `error`;
   otherwise it gets a sendout (`created` or `updated`), and carries ENTRY_INVALID as its
   error when some entries were invalid.
@@ -33,7 +37,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from connectly_declare.sim.catalog import Catalog, SimCampaign, SimVersion
 
@@ -46,6 +50,8 @@ _TIMESTAMP = re.compile(
 )
 DUPLICATE_OPTION = "if_duplicate_check_unspecified"
 VERSION_OPTION = "if_version_unspecified"
+RepeatStyle = Literal["page", "silent"]
+REPEAT_STYLES: tuple[RepeatStyle, ...] = ("page", "silent")
 OPTION_VALUES: dict[str, tuple[str, ...]] = {
     DUPLICATE_OPTION: ("allow_one", "allow_multiple"),
     VERSION_OPTION: ("reuse_last_active",),
@@ -256,8 +262,12 @@ class Stats:
 class SimState:
     """The simulator's memory: catalog lookups, sendouts, deliveries and counters."""
 
-    def __init__(self, catalog: Catalog, seed: int | None = None) -> None:
+    def __init__(self, catalog: Catalog, seed: int | None = None,
+                 repeat_style: RepeatStyle = "page") -> None:
+        if repeat_style not in REPEAT_STYLES:
+            raise ValueError(f"repeat_style must be one of {REPEAT_STYLES}, not {repeat_style!r}")
         self.catalog = catalog
+        self.repeat_style = repeat_style
         self._keys = {b.id: frozenset(b.api_keys) for b in catalog.businesses}
         self._campaigns = {
             b.id: {c.name: _Campaign.of(c) for c in b.campaigns} for b in catalog.businesses
@@ -331,6 +341,7 @@ class SimState:
         invalid = 0
         seen: set[str] = set()
         delivered = self._delivered
+        repeat_invalid = self.repeat_style == "page"
         for item in items:
             client, variables, scheduled = item
             repeated = client in seen
@@ -342,7 +353,10 @@ class SimState:
                 continue
             key = (business, spec.id, client)
             if key in delivered and not allow_multiple:
-                continue  # allow_one: already received this campaign; rejected, no error
+                # allow_one: already received this campaign; rejected, and (page style)
+                # reported as the page's last example does: ENTRY_INVALID on the group.
+                invalid += repeat_invalid
+                continue
             delivered.add(key)
             accepted.append(item)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from connectly_declare.errors import DeclareError
 from connectly_declare.sim.app import Simulator
 from connectly_declare.sim.catalog import Catalog, load_catalog
+from connectly_declare.sim.engine import RepeatStyle
 from connectly_declare.sim.faults import FaultConfig
 from connectly_declare.sim.server import check_loopback, run_server
 
@@ -35,6 +36,7 @@ class SimOptions:
     burst: int | None = None
     faults: FaultConfig = field(default_factory=FaultConfig)
     access_log: bool = False
+    repeat_style: RepeatStyle = "page"
 
 
 def with_extra_key(catalog: Catalog, api_key: str) -> Catalog:
@@ -104,6 +106,9 @@ def describe(catalog: Catalog, options: SimOptions, url: str, key_source: str) -
     lines.append(f"  API key: {key_source}")
     limit = f"{options.rate_limit:g} requests/s per key" if options.rate_limit else "off"
     lines.append(f"  rate limit: {limit}; inspect: {url}/_sim/stats, {url}/_sim/deliveries")
+    lines.append(f"  repeats under allow_one: answered {options.repeat_style}-style"
+                 + (" (ERROR_CODE_CAMPAIGN_ENTRY_INVALID, as the vendor's page)"
+                    if options.repeat_style == "page" else " (rejected without an error)"))
     if options.faults.any:
         lines.append(f"  faults: {fault_flags(options.faults)}")
     lines.append("Stop with Ctrl-C.")
@@ -120,7 +125,7 @@ def serve(options: SimOptions, *, echo: Callable[[str], None] = _print,
     check_loopback(options.host)
     catalog, key_source = build_catalog(options, environ)
     simulator = Simulator(catalog, faults=options.faults, rate_limit=options.rate_limit,
-                          burst=options.burst)
+                          burst=options.burst, repeat_style=options.repeat_style)
 
     def ready(url: str) -> None:
         for line in describe(catalog, options, url, key_source):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 
@@ -67,7 +68,25 @@ def test_intent_records_clients_and_fingerprints() -> None:
 
 def batch(n: int = 4, *, in_doubt: bool = False, allow_multiple: bool = False) -> Batch:
     (b,) = make_batches(sends(n, allow_multiple=allow_multiple), new_id=lambda: "b1")
-    return b.again("b2") if in_doubt else b
+    # (apply sends in-doubt entries one per request; several are kept here to show what
+    # an answer about a group of them can and cannot say)
+    return replace(b, batch_id="b2", in_doubt=True, attempt=2) if in_doubt else b
+
+
+def test_an_unknown_batch_is_sent_again_one_entry_per_request() -> None:
+    ids = iter(["x", "y", "z"])
+    again = batch(3).again(lambda: next(ids))
+    assert [(b.batch_id, len(b.entries), b.in_doubt, b.attempt) for b in again] == [
+        ("x", 1, True, 2), ("y", 1, True, 2), ("z", 1, True, 2)]
+    assert [b.entries[0] for b in again] == list(batch(3).entries)
+
+
+def test_in_doubt_entries_go_one_per_request() -> None:
+    plan = sends(5)
+    doubt = {p.entry.key for _, p in plan[1:4]}
+    batches = list(make_batches(plan, in_doubt=doubt))
+    assert sorted((b.in_doubt, len(b.entries)) for b in batches) == [
+        (False, 2), (True, 1), (True, 1), (True, 1)]
 
 
 def answered(a: int, r: int, error: dict[str, str] | None = None,
@@ -81,37 +100,58 @@ INVALID = {"code": "ERROR_CODE_CAMPAIGN_ENTRY_INVALID", "message": "invalid"}
 NOT_FOUND = {"code": "ERROR_CODE_CAMPAIGN_NOT_FOUND", "message": "nf"}
 
 
-@pytest.mark.parametrize(("result", "in_doubt", "status", "code"), [
-    (answered(4, 0), False, "accepted", None),
-    (answered(0, 4, NOT_FOUND), False, "rejected", "ERROR_CODE_CAMPAIGN_NOT_FOUND"),
-    (answered(0, 4, INVALID), False, "rejected", "ERROR_CODE_CAMPAIGN_ENTRY_INVALID"),
-    (answered(3, 1, INVALID), False, "partial", "ERROR_CODE_CAMPAIGN_ENTRY_INVALID"),
-    (answered(3, 1), False, "partial", None),
+@pytest.mark.parametrize(("result", "n", "in_doubt", "status", "verdict", "code"), [
+    (answered(4, 0), 4, False, "accepted", "accepted", None),
+    (answered(0, 4, NOT_FOUND), 4, False, "rejected", "failed", "ERROR_CODE_CAMPAIGN_NOT_FOUND"),
+    (answered(0, 4, INVALID), 4, False, "rejected", "failed",
+     "ERROR_CODE_CAMPAIGN_ENTRY_INVALID"),
+    (answered(3, 1, INVALID), 4, False, "partial", "partial",
+     "ERROR_CODE_CAMPAIGN_ENTRY_INVALID"),
+    (answered(3, 1), 4, False, "partial", "partial", None),
     # Fresh batch, all "already received": this ledger never sent them; not claimed.
-    (answered(0, 4), False, "rejected", ALREADY_RECEIVED),
+    (answered(0, 4), 4, False, "rejected", "failed", ALREADY_RECEIVED),
     # Re-send of an unknown attempt: error-free rejections are that attempt's deliveries.
-    (answered(0, 4), True, "accepted", ALREADY_RECEIVED),
-    (answered(1, 3), True, "accepted", ALREADY_RECEIVED),
-    # ...but rejections with an error may be invalid entries: never called delivered.
-    (answered(1, 3, INVALID), True, "partial", "ERROR_CODE_CAMPAIGN_ENTRY_INVALID"),
-    (answered(0, 4, INVALID), True, "rejected", "ERROR_CODE_CAMPAIGN_ENTRY_INVALID"),
-    (answered(0, 4, NOT_FOUND), True, "rejected", "ERROR_CODE_CAMPAIGN_NOT_FOUND"),
+    (answered(0, 4), 4, True, "accepted", "inferred", None),
+    (answered(1, 3), 4, True, "accepted", "inferred", None),
+    # One in-doubt, locally valid entry rejected as invalid: the page's way of reporting
+    # a repeat, and nothing else is left for it to mean (the plan checked the entry).
+    (answered(0, 1, INVALID), 1, True, "accepted", "inferred", None),
+    # ...but in a group of several, rejections with an error may be invalid entries.
+    (answered(1, 3, INVALID), 4, True, "partial", "partial", "ERROR_CODE_CAMPAIGN_ENTRY_INVALID"),
+    (answered(0, 4, INVALID), 4, True, "rejected", "failed", "ERROR_CODE_CAMPAIGN_ENTRY_INVALID"),
+    # A rejection about the campaign is not a repeat, in doubt or not.
+    (answered(0, 1, NOT_FOUND), 1, True, "rejected", "failed", "ERROR_CODE_CAMPAIGN_NOT_FOUND"),
     # Never guess: counts that do not add up, or a result count other than one.
-    (answered(2, 1), False, "unknown", "CLIENT_COUNTS_MISMATCH"),
-    (answered(4, 0, groups=2), False, "unknown", "CLIENT_UNEXPECTED_GROUPS"),
-    (SendResult("answered", 200, ()), False, "unknown", "CLIENT_UNEXPECTED_GROUPS"),
-    (SendResult("unknown", 500, (), {"message": "boom"}), True, "unknown", "boom"),
-    (SendResult("not_sent", None, (), {"message": "refused"}), False, "rejected", NOT_SENT),
-    (SendResult("refused", 400, (), {"code": "ERROR_CODE_MALFORMED_REQUEST"}), False,
-     "rejected", "ERROR_CODE_MALFORMED_REQUEST"),
-    (SendResult("unauthorized", 401, (), {"code": "ERROR_CODE_INVALID_CREDENTIALS"}), False,
-     "rejected", "ERROR_CODE_INVALID_CREDENTIALS"),
+    (answered(2, 1), 4, False, "unknown", "unknown", "CLIENT_COUNTS_MISMATCH"),
+    (answered(4, 0, groups=2), 4, False, "unknown", "unknown", "CLIENT_UNEXPECTED_GROUPS"),
+    (SendResult("answered", 200, ()), 4, False, "unknown", "unknown",
+     "CLIENT_UNEXPECTED_GROUPS"),
+    (SendResult("unknown", 500, (), {"code": "ERROR_CODE_INTERNAL", "message": "boom"}), 4, True,
+     "unknown", "unknown", "ERROR_CODE_INTERNAL"),
+    (SendResult("not_sent", None, (), {"message": "refused"}), 4, False, "rejected", "not_sent",
+     NOT_SENT),
+    # An attempt that never left, or a refused key, says nothing about the earlier attempt:
+    # the key stays in doubt.
+    (SendResult("not_sent", None, (), {"message": "refused"}), 1, True, "unknown", "not_sent",
+     NOT_SENT),
+    (SendResult("unauthorized", 401, (), {"code": "ERROR_CODE_INVALID_CREDENTIALS"}), 1, True,
+     "unknown", "unknown", "ERROR_CODE_INVALID_CREDENTIALS"),
+    (SendResult("refused", 400, (), {"code": "ERROR_CODE_MALFORMED_REQUEST"}), 4, False,
+     "rejected", "failed", "ERROR_CODE_MALFORMED_REQUEST"),
+    (SendResult("refused", 404, (), NOT_FOUND), 4, False, "rejected", "failed",
+     "ERROR_CODE_CAMPAIGN_NOT_FOUND"),
+    (SendResult("unauthorized", 401, (), {"code": "ERROR_CODE_INVALID_CREDENTIALS"}), 4, False,
+     "rejected", "rejected", "ERROR_CODE_INVALID_CREDENTIALS"),
 ])
-def test_mapping(result: SendResult, in_doubt: bool, status: str, code: str | None) -> None:
-    mapped = map_result(batch(in_doubt=in_doubt), result, "t")
-    assert mapped.outcome.status == status
+def test_mapping(result: SendResult, n: int, in_doubt: bool, status: str, verdict: str,
+                 code: str | None) -> None:
+    mapped = map_result(batch(n, in_doubt=in_doubt), result, "t")
+    assert (mapped.outcome.status, mapped.verdict) == (status, verdict)
     assert mapped.error_code == code
     assert mapped.outcome.batch_id == ("b2" if in_doubt else "b1")
+    if verdict == "inferred":
+        assert mapped.outcome.error is not None
+        assert mapped.outcome.error["message"].startswith("inferred: already received")
 
 
 def test_allow_multiple_never_infers_delivery_from_rejections() -> None:

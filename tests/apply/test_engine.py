@@ -184,7 +184,10 @@ def test_an_unreachable_server_stops_the_run_early(ledger: MemoryLedger) -> None
 
     result = asyncio.run(go())
     assert result.stopped_by is not None and "could not be reached" in result.stopped_by
+    assert "127.0.0.1:9" in result.stopped_by  # the host, so the user can check it
     (summary,) = result.sendouts
-    assert summary.rejected == 30 and summary.not_sent == 470
-    assert dict(summary.rejected_codes) == {"CLIENT_NOT_SENT": 30}
+    # Nothing reached the server: nothing counts as sent or rejected, all 500 not sent.
+    assert (summary.sent, summary.rejected, summary.not_sent) == (0, 0, 500)
+    [(reason, count)] = summary.not_sent_reasons
+    assert count == 30 and reason.startswith("CLIENT_NOT_SENT: could not reach 127.0.0.1:9")
     assert {s.status for s in ledger.read().keys.values()} == {"rejected"}

@@ -50,14 +50,34 @@ def test_summary_names_every_outcome_and_the_exit_code_follows() -> None:
     mixed = ApplyResult((summary(accepted=4, rejected=2, partial=4),), requests=3, throttled=1)
     text = "\n".join(summary_lines(mixed))
     assert "Apply finished with problems: 4 accepted of 10 planned in 3 requests" in text
-    assert "rejected 2 (ERROR_CODE_X 2)" in text and "partial 4 (3 accepted, 1 rejected" in text
+    assert "rejected 2 (2 × ERROR_CODE_X)" in text and "partial 4 (3 accepted, 1 rejected" in text
     assert "sendoutIds: s-1" in text
+    assert "planned again by the next" in text
     assert exit_code(mixed) == 1
     good = ApplyResult((summary(accepted=10),), requests=1, throttled=0)
     assert summary_lines(good)[0].startswith("Apply complete") and exit_code(good) == 0
     stopped = ApplyResult((summary(accepted=5, not_sent=5),), 1, 0, interrupted=True)
     assert summary_lines(stopped)[0].startswith("Apply interrupted")
     assert exit_code(stopped) == 130
+
+
+def test_summary_tells_failed_inferred_and_not_sent_apart() -> None:
+    s = SendoutSummary(
+        "promo", CAMPAIGN, planned=10, sent=6, accepted=4, rejected=2, partial=0, unknown=0,
+        not_sent=4, rejected_codes=(("ERROR_CODE_CAMPAIGN_NOT_FOUND: Campaign not found", 2),),
+        inferred=1, failed=2,
+        failed_codes=(("ERROR_CODE_CAMPAIGN_NOT_FOUND: Campaign not found", 2),),
+        not_sent_reasons=(("CLIENT_NOT_SENT: could not reach api.example.com", 4),))
+    text = "\n".join(summary_lines(ApplyResult((s,), requests=3, throttled=0)))
+    assert "failed 2 (2 × ERROR_CODE_CAMPAIGN_NOT_FOUND: Campaign not found)" in text
+    assert "accepted 4 (1 inferred: already received" in text
+    assert "not sent 4 (4 × CLIENT_NOT_SENT: could not reach api.example.com)" in text
+    assert "rejected 2" not in text  # the failed ones are not also called merely rejected
+    assert "--retry-failed" in text
+    nothing = SendoutSummary("promo", CAMPAIGN, planned=5, sent=0, accepted=0, rejected=0,
+                             partial=0, unknown=0, not_sent=5)
+    lines = summary_lines(ApplyResult((nothing,), requests=0, throttled=0))
+    assert lines[0].startswith("Apply failed: no request reached the server")
 
 
 def test_a_saved_plan_implies_its_simulator_catalog() -> None:

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from connectly_declare.entry import make_key
+from connectly_declare.entry import Entry, make_key
 from connectly_declare.errors import Location, PlanError, StalePlan
 from connectly_declare.ledger.base import (
     ALREADY_RECEIVED,
@@ -229,39 +229,109 @@ def test_desired_may_be_plain_spec_and_entries_pairs() -> None:
     assert plan.total("send") == 1
 
 
-def test_rejected_as_already_received_under_allow_one_is_a_noop_not_an_endless_retry() -> None:
-    # apply records ALREADY_RECEIVED when the server's duplicate check rejects a fresh
-    # batch without an error: the client has the campaign (sent outside this ledger), and a
-    # retry would be rejected the same way on every run
-    def rejected(error: dict[str, str]) -> LedgerState:
-        entries = [entry(A), entry(B)]
-        first = entries[0]
-        return fold([
-            Header(lineage="L1", created_at=AT, business_id="biz"),
-            Intent(batch_id="b0", at=AT, sendout=first.sendout, campaign=first.campaign,
-                   version=first.version, scope="", options={},
-                   entries=tuple(IntentEntry(e.client, e.fingerprint) for e in entries)),
-            Outcome(batch_id="b0", at=AT, status="rejected", rejected_count=2, error=error),
-        ])
+def rejected_state(error: dict[str, str] | None, *, http_status: int | None = 200,
+                   entries: list[Entry] | None = None) -> LedgerState:
+    """A ledger where A and B were sent in one batch and rejected with `error`."""
+    entries = entries or [entry(A), entry(B)]
+    first = entries[0]
+    return fold([
+        Header(lineage="L1", created_at=AT, business_id="biz"),
+        Intent(batch_id="b0", at=AT, sendout=first.sendout, campaign=first.campaign,
+               version=first.version, scope=first.scope, options={},
+               entries=tuple(IntentEntry(e.client, e.fingerprint) for e in entries)),
+        Outcome(batch_id="b0", at=AT, status="rejected", rejected_count=len(entries),
+                http_status=http_status, error=error),
+    ])
 
+
+NOT_FOUND = {"code": "ERROR_CODE_CAMPAIGN_NOT_FOUND", "message": "Campaign not found"}
+
+
+@pytest.mark.parametrize(("error", "http_status"), [
+    # received outside this ledger: a retry would be rejected the same way on every run
+    ({"code": ALREADY_RECEIVED, "message": "already received"}, 200),
+    (NOT_FOUND, 404),
+    ({"code": "ERROR_CODE_CAMPAIGN_NOT_FINALIZED", "message": "Campaign is not finalized"}, 409),
+    ({"code": "ERROR_CODE_MALFORMED_REQUEST", "message": "entries: bad"}, 400),
+    # an invalid entry that was never in doubt
+    ({"code": "ERROR_CODE_CAMPAIGN_ENTRY_INVALID", "message": "Campaign entry is invalid"}, 200),
+], ids=["already-received", "404", "409", "400", "entry-invalid"])
+def test_a_permanent_rejection_is_failed_not_an_endless_retry(
+        error: dict[str, str], http_status: int) -> None:
     plan = plan_of(desired(spec(), [entry(A), entry(B)]),
-                   state=rejected({"code": ALREADY_RECEIVED, "message": "already received"}))
-    assert plan.sendouts[0].counts["noop"] == 2 and not plan.has_changes
-    assert plan.sendouts[0].samples[0].reason == (
-        "the server said this client already received the campaign")
-    # any other rejection is retried
+                   state=rejected_state(error, http_status=http_status))
+    s = plan.sendouts[0]
+    assert s.counts["failed"] == 2 and not plan.has_changes
+    # the server's own words, and what would send it again, in the reason and the notes
+    assert error["code"] in s.samples[0].reason and error["message"] in s.samples[0].reason
+    assert "--retry-failed welcome" in s.samples[0].reason
+    [note] = [n for n in s.notes if n.startswith("failed: 2 clients")]
+    assert f"2 × {error['code']}" in note
+
+
+@pytest.mark.parametrize(("error", "http_status"), [
+    ({"code": "CLIENT_NOT_SENT", "message": "could not reach api.example"}, None),
+    ({"code": "ERROR_CODE_INVALID_CREDENTIALS", "message": "bad key"}, 401),
+    ({"code": "ERROR_CODE_RATE_LIMITED", "message": "slow down"}, 429),
+    (None, None),  # a ledger from before errors were kept: retried, as it expected
+], ids=["not-sent", "401", "429", "no-error"])
+def test_a_transient_rejection_is_retried(error: dict[str, str] | None,
+                                          http_status: int | None) -> None:
     plan = plan_of(desired(spec(), [entry(A), entry(B)]),
-                   state=rejected({"code": "ERROR_CODE_CAMPAIGN_ENTRY_INVALID"}))
-    assert plan.sendouts[0].counts["retry"] == 2
-    # under allow_multiple there is no duplicate check to explain it: retried
+                   state=rejected_state(error, http_status=http_status))
+    assert plan.sendouts[0].counts["retry"] == 2 and plan.has_changes
+
+
+def test_failed_is_sent_again_on_request_or_when_its_content_changes() -> None:
+    state = rejected_state(NOT_FOUND, http_status=404)
+    items = desired(spec(), [entry(A), entry(B)])
+    assert plan_of(items, state=state, retry_failed=True).sendouts[0].counts["retry"] == 2
+    named = plan_of(items, state=state, retry_failed=True, retry_failed_sendouts=("welcome",))
+    assert named.sendouts[0].counts["retry"] == 2
+    other = plan_of(items, state=state, retry_failed=True, retry_failed_sendouts=("other",))
+    assert other.sendouts[0].counts["failed"] == 2
+    changed = plan_of(desired(spec(), [entry(A, name="Anna"), entry(B)]), state=state)
+    assert (changed.sendouts[0].counts["retry"], changed.sendouts[0].counts["failed"]) == (1, 1)
+    # under allow_multiple the same rule holds
     multi = [entry(A, allow_multiple=True), entry(B, allow_multiple=True)]
+    plan = plan_of(desired(spec(allow_multiple=True), multi),
+                   state=rejected_state(NOT_FOUND, http_status=404, entries=multi))
+    assert plan.sendouts[0].counts["failed"] == 2
+
+
+def test_an_entry_the_server_would_refuse_as_invalid_is_failed_and_never_sent() -> None:
+    bad_client = replace(entry(A), client="+1(650) 555")
+    wrong_vars = entry(B)  # {"name": ...} where the version needs name and city
+    bad_time = replace(entry(C), variables={"name": "Ana", "city": "Lima"},
+                       scheduled_at="tomorrow")
+    plan = plan_of(desired(spec(variables=("city", "name")),
+                           [bad_client, wrong_vars, bad_time]))
+    s = plan.sendouts[0]
+    assert s.counts["failed"] == 3 and not plan.has_changes
+    reasons = {p.entry.client: p.reason for p in s.samples}
+    assert "not an E.164" in reasons["+1(650) 555"]
+    assert "missing city" in reasons[B]
+    assert "scheduledAt" in reasons[C]
+    ok = plan_of(desired(spec(variables=("name",)), [entry(A)]))
+    assert ok.total("send") == 1
+
+
+def test_an_inferred_acceptance_is_a_noop_with_its_reason() -> None:
+    first = entry(A)
     state = fold([
         Header(lineage="L1", created_at=AT, business_id="biz"),
-        Intent(batch_id="b0", at=AT, sendout="welcome", campaign="Welcome", version=None,
-               scope="welcome", options={},
-               entries=tuple(IntentEntry(e.client, e.fingerprint) for e in multi)),
-        Outcome(batch_id="b0", at=AT, status="rejected", rejected_count=2,
-                error={"code": ALREADY_RECEIVED}),
+        Intent(batch_id="b0", at=AT, sendout="welcome", campaign="Welcome", version="v1",
+               scope="", options={}, entries=(IntentEntry(A, first.fingerprint),)),
+        Outcome(batch_id="b0", at=AT, status="accepted", rejected_count=1, http_status=200,
+                error={"message": "inferred: already received: the earlier attempt's outcome "
+                                  "was unknown"}),
     ])
-    plan = plan_of(desired(spec(allow_multiple=True), multi), state=state)
-    assert plan.sendouts[0].counts["retry"] == 2
+    assert state.keys[first.key].status == "accepted"
+    assert state.keys[first.key].error is not None
+    assert state.keys[first.key].error.startswith("inferred: already received")
+    plan = plan_of(desired(spec(), [first, entry(B)]), state=state)
+    s = plan.sendouts[0]
+    assert (s.counts["noop"], s.counts["send"]) == (1, 1)
+    [noop] = [p for p in s.samples if p.action == "noop"]
+    assert noop.reason.startswith("inferred: already received")
+    assert any("1 client counted as received by inference" in n for n in s.notes)

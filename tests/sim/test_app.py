@@ -14,7 +14,7 @@ from tests.sim.conftest import BUSINESS, KEY, SEND_URL, entry
 pytestmark = pytest.mark.anyio
 
 BASIC = "campaign_basic"
-TWO_VERSIONS = "campaign 2023 11 18"  # v1.0 needs customername, product, coupon; v1.1 not coupon
+TWO_VERSIONS = "coupon campaign"  # v1.0 needs customername, product, coupon; v1.1 not coupon
 V11_VARS = {"customername": "Ann", "product": "Tea"}
 
 
@@ -239,13 +239,34 @@ async def test_allow_one_never_sends_a_campaign_twice_to_a_client(
     again = await send(client, [one, entry("+16505550002", TWO_VERSIONS, variables=V11_VARS)])
     other_version = await send(client, [{**one, "campaignVersion": "v1.0"}])
     assert summary(first)[0][2:] == ("created", 1, 0, None)
-    # rejected, no error: the group is still updated with the new client
-    assert summary(again)[0][2:] == ("updated", 1, 1, None)
-    # any version: the check is per (campaign, client)
-    assert summary(other_version)[0][2:] == ("created", 0, 1, None)
+    # The repeat is rejected and reported as the vendor's page does (the default): the
+    # group carries ENTRY_INVALID, and is still updated with the new client
+    assert summary(again)[0][2:] == ("updated", 1, 1, "ERROR_CODE_CAMPAIGN_ENTRY_INVALID")
+    # any version: the check is per (campaign, client); nothing accepted: status error
+    assert summary(other_version)[0][2:] == ("error", 0, 1, "ERROR_CODE_CAMPAIGN_ENTRY_INVALID")
     counts = (await client.get("/_sim/counts")).json()["counts"]
     assert [(c["client"], c["count"]) for c in counts] == [("+16505550001", 1),
                                                           ("+16505550002", 1)]
+
+
+async def test_silent_repeat_style_rejects_repeats_without_an_error(catalog: Catalog) -> None:
+    sim = Simulator(catalog, rate_limit=None, seed=1, repeat_style="silent")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app),
+                                 base_url="http://sim", headers={"X-API-Key": KEY}) as client:
+        one = entry("+16505550001", TWO_VERSIONS, variables={**V11_VARS, "coupon": "X"})
+        first = await send(client, [one])
+        again = await send(client, [one, entry("+16505550002", TWO_VERSIONS,
+                                                variables=V11_VARS)])
+        other_version = await send(client, [{**one, "campaignVersion": "v1.0"}])
+    assert summary(first)[0][2:] == ("created", 1, 0, None)
+    assert summary(again)[0][2:] == ("updated", 1, 1, None)
+    assert summary(other_version)[0][2:] == ("created", 0, 1, None)
+    assert sorted(d.client for d in sim.state.deliveries) == ["+16505550001", "+16505550002"]
+
+
+def test_an_unknown_repeat_style_is_refused(catalog: Catalog) -> None:
+    with pytest.raises(ValueError, match="repeat_style"):
+        Simulator(catalog, repeat_style="loud")  # type: ignore[arg-type]
 
 
 async def test_allow_multiple_lifts_the_duplicate_check(client: httpx.AsyncClient) -> None:
@@ -254,7 +275,8 @@ async def test_allow_multiple_lifts_the_duplicate_check(client: httpx.AsyncClien
     twice = await send(client, one, if_duplicate_check_unspecified="allow_multiple")
     thrice = await send(client, one, if_duplicate_check_unspecified="allow_one")
     assert summary(twice)[0][2:] == ("updated", 1, 0, None)
-    assert summary(thrice)[0][2:] == ("updated", 0, 1, None)
+    # allow_one again: a repeat, reported as the page does
+    assert summary(thrice)[0][2:] == ("error", 0, 1, "ERROR_CODE_CAMPAIGN_ENTRY_INVALID")
     assert len(await deliveries(client, client="+16505550001")) == 2
 
 

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.sim.conftest import SEND_URL
+from connectly_declare.sim import Catalog, Simulator
+from tests.sim.conftest import KEY, SEND_URL
 
 pytestmark = pytest.mark.anyio
 
@@ -251,9 +252,12 @@ async def test_the_pages_http_example(client: httpx.AsyncClient) -> None:
             skip=("campaignName", "campaignId", "campaignVersion", "status"))
     assert got[1]["status"] == "created"
 
-    # Result 3: as the page, except campaignVersion (the page says "v1.1", the request
-    # "v1.0"; the sim echoes the request) and sendoutId (the page names the other groups'
-    # sendout for an entry that was not accepted; no v1.0 sendout exists, so it is null).
+    # Result 3: the same client again, for the same campaign (v1.0, every variable given):
+    # a repeat under allow_one. The page answers it `error`, rejectedCount 1 and
+    # ERROR_CODE_CAMPAIGN_ENTRY_INVALID (API.md "How a repeat is reported"); so does the
+    # sim by default. Except campaignVersion (the page says "v1.1", the request "v1.0"; the
+    # sim echoes the request) and sendoutId (the page names the other groups' sendout for
+    # an entry that was not accepted; no v1.0 sendout exists, so it is null).
     compare(got[2], want[2], skip=("campaignName", "campaignId", "campaignVersion", "sendoutId"))
     assert got[2]["campaignVersion"] == "v1.0"
     assert got[2]["sendoutId"] is None
@@ -263,6 +267,35 @@ async def test_the_pages_http_example(client: httpx.AsyncClient) -> None:
     assert got[0]["campaignVersion"] == by_name["campaign 2023 11 17"]["versions"][0]["id"]
     assert got[1]["campaignVersion"] == by_name["campaign 2023 11 18"]["versions"][1]["id"]
     assert got[0]["sendoutId"] != got[1]["sendoutId"]
+    # The repeat was not delivered: +16505551235 received "campaign 2023 11 18" once.
+    deliveries = (await client.get("/_sim/deliveries?campaign=campaign 2023 11 18")).json()
+    assert [d["client"] for d in deliveries["deliveries"]] == ["+16505551235"]
+
+
+async def test_the_pages_http_example_with_silent_repeats(catalog: Catalog) -> None:
+    # `--repeat-style silent`: the variant a real server could plausibly use; the repeat is
+    # rejected (counted, not delivered) without an error.
+    sim = Simulator(catalog, rate_limit=None, seed=1, repeat_style="silent")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app),
+                                 base_url="http://sim", headers={"X-API-Key": KEY}) as client:
+        response = await post(client, HTTP_EXAMPLE_REQUEST)
+    assert response.status_code == 200
+    got = response.json()["data"]
+    assert [(r["acceptedCount"], r["rejectedCount"], r["error"]) for r in got] == [
+        (1, 0, None), (1, 0, None), (0, 1, None)]
+    assert [d.client for d in sim.state.find(campaign="campaign 2023 11 18")] == [
+        "+16505551235"]
+
+
+async def test_a_genuinely_invalid_entry_carries_the_same_code_as_a_repeat(
+        client: httpx.AsyncClient) -> None:
+    # API.md: a repeat and an invalid entry can carry the same code; the client must not
+    # tell them apart by the code alone.
+    body = {"entries": [{"client": "+16505551239", "campaignName": "campaign 2023 11 18",
+                         "campaignVersion": "v1.0", "variables": {"customername": "x"}}]}
+    [got] = (await post(client, body)).json()["data"]
+    assert (got["status"], got["rejectedCount"], got["error"]) == (
+        "error", 1, ERROR_ENTRY_INVALID)
 
 
 # --- request-only examples (the page shows no answer to them) --------------------------
