@@ -282,7 +282,8 @@ def test_waiting_and_the_waves_show_in_every_output_and_survive_a_saved_plan() -
     # data and notes are escaped: entities, and a backslash before a dash
     markdown = html.unescape(format_markdown(result)).replace("\\-", "-")
     table = markdown.splitlines()[4:7]
-    assert "| waiting | orphan |" in table[0] and "| 3 | 0 | 0 | 37 | 0 |" in table[2]
+    # noop, drift, failed, blocked, waiting, orphan
+    assert "| waiting | orphan |" in table[0] and "| 3 | 0 | 0 | 0 | 37 | 0 |" in table[2]
     assert ("- **spring-promo: wave 2 of 3 (30%): 5 entries, opens 2027-12-20T12:14Z (2h "
             "after wave 1 finished) [current]**") in markdown
     doc = json.loads(format_json(result))
