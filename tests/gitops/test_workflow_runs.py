@@ -117,8 +117,8 @@ def test_the_local_ledger_workflow_runs_and_commits_each_ledger_back(tmp_path: P
         assert "connectly-declare: staging ledger after apply [skip ci]" in log
         assert "connectly-declare: production ledger after apply [skip ci]" in log
         tracked = _git(["ls-tree", "-r", "--name-only", "main"], origin).split()
-        assert {"campaigns/.declare/staging.ledger.jsonl",
-                "campaigns/.declare/production.ledger.jsonl"} <= set(tracked)
+        assert {"campaigns/.declare/ledger.staging.jsonl",
+                "campaigns/.declare/ledger.production.jsonl"} <= set(tracked)
         assert not any(name.endswith((".lock", ".lock.json")) for name in tracked), tracked
 
         # The next merge: fresh checkouts read the committed ledgers and send nobody again.
@@ -126,6 +126,8 @@ def test_the_local_ledger_workflow_runs_and_commits_each_ledger_back(tmp_path: P
         again = _apply_every_environment(runner)
         assert all("Nothing to send" in run.output for run in again), again[0].output
         assert all("the ledger is unchanged" in run.output for run in again)
+        # Committed back, the ledger is tracked: no "the next run will not know" warning.
+        assert all("is not tracked by Git" not in run.output for run in again)
         for sim in sims.values():
             assert set(sim.counts().values()) == {1}
     assert any("git push" in script for script in runner.commands)
