@@ -110,12 +110,14 @@ def _github_annotate(problems: Sequence[Any], start: Path) -> None:
 
 def _report_error(err: DeclareError) -> None:
     from connectly_declare.report.escape import terminal
+    from connectly_declare.report.mask import mask_numbers
 
     # Messages quote names and data from untrusted files: escape controls so an error
-    # cannot clear the screen or set the clipboard (SECURITY.md, "Output").
+    # cannot clear the screen or set the clipboard (SECURITY.md, "Output"), and mask phone
+    # numbers (issue 13): the row is named, the number is in the file.
     for problem in err.problems:
         text = f"error: {problem}" if not str(problem.location) else str(problem)
-        click.echo(terminal(text), err=True)
+        click.echo(terminal(mask_numbers(text)), err=True)
 
 
 def _write_crash_log(exc: BaseException) -> str:
@@ -260,20 +262,21 @@ def validate_command(ctx: Context, data: bool) -> int:
     """
     from connectly_declare.errors import ManifestErrors
     from connectly_declare.report.escape import terminal
+    from connectly_declare.report.mask import mask_numbers
     from connectly_declare.workspace.load import load_workspace
 
     try:
         ws = load_workspace(ctx.start)
     except ManifestErrors as err:
         for problem in err.problems:
-            click.echo(terminal(str(problem)), err=True)
+            click.echo(terminal(mask_numbers(str(problem))), err=True)
         _github_annotate(err.problems, ctx.start)
         count = len(err.problems)
         click.echo(f"{count} problem{'s' if count != 1 else ''} found; nothing is valid "
                    "until all are fixed", err=True)
         return 1
     for warning in ws.warnings:
-        click.echo(terminal(f"warning: {warning}"), err=True)
+        click.echo(terminal(mask_numbers(f"warning: {warning}")), err=True)
     disabled = sum(1 for s in ws.sendouts.values() if not s.enabled)
     # The exact wording is relied on by scripts and the security corpus: keep it stable.
     click.echo(f"valid: {len(ws.campaigns)} campaigns, {len(ws.audiences)} audiences, "

@@ -11,11 +11,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from connectly_declare import clock
 from connectly_declare.errors import DeclareError, LedgerError, PlanError
 from connectly_declare.plan.make import Plan, PlanOptions
+
+if TYPE_CHECKING:
+    from connectly_declare.workspace.load import Workspace
 
 EXIT_CHANGES = 2
 
@@ -44,22 +47,41 @@ class PlanRequest:
     retry_failed_sendouts: tuple[str, ...] = ()
 
 
-def emit(plan: Plan, show: ShowRequest, out: TextIO) -> int:
+def emit(plan: Plan, show: ShowRequest, out: TextIO,
+         regions: tuple[str, ...] | None = None) -> int:
     """Write `plan` to `out` in the chosen format; the exit code (2 for changes with
     --detailed-exitcode)."""
     from connectly_declare.report.format import FormatOptions, format_plan
+    from connectly_declare.report.mask import DEFAULT_REGIONS
 
     options = FormatOptions(show_recipients=show.show_recipients, details=show.details,
-                            color=show.color)
+                            color=show.color, regions=regions or DEFAULT_REGIONS)
     for chunk in format_plan(plan, show.fmt, options):
         out.write(chunk)
     out.flush()
     return EXIT_CHANGES if show.detailed_exitcode and plan.has_changes else 0
 
 
+def workspace_regions(ws: Workspace) -> tuple[str, ...]:
+    """The regions whose national numbers (`(650) 555-0102`) outputs mask: the workspace's
+    default region and every region an audience source names."""
+    regions = [ws.config.default_region]
+    for audience in ws.audiences.values():
+        for source in audience.sources:
+            region = getattr(source, "region", None)
+            if region and region not in regions:
+                regions.append(region)
+    return tuple(regions)
+
+
 def make_workspace_plan(request: PlanRequest, *, environ: Mapping[str, str],
                         now: datetime) -> Plan:
     """Load the workspace and its ledger for the chosen environment and plan it."""
+    return _plan_workspace(request, environ=environ, now=now)[0]
+
+
+def _plan_workspace(request: PlanRequest, *, environ: Mapping[str, str],
+                    now: datetime) -> tuple[Plan, tuple[str, ...]]:
     from connectly_declare.ledger import open_ledger
     from connectly_declare.plan.make import build_plan
     from connectly_declare.workspace.environments import resolve_environment
@@ -74,7 +96,7 @@ def make_workspace_plan(request: PlanRequest, *, environ: Mapping[str, str],
                           batch_size=ws.config.batch_size, retry_failed=request.retry_failed,
                           retry_failed_sendouts=request.retry_failed_sendouts)
     try:
-        return build_plan(ws, ledger, options, environ=environ, now=now)
+        plan = build_plan(ws, ledger, options, environ=environ, now=now)
     except (PlanError, LedgerError):
         raise
     except DeclareError as first:
@@ -88,6 +110,7 @@ def make_workspace_plan(request: PlanRequest, *, environ: Mapping[str, str],
         if found.count > 1:
             raise DataErrors(found) from first
         raise
+    return plan, workspace_regions(ws)
 
 
 def run_plan(request: PlanRequest, *, out: TextIO, err: TextIO,
@@ -97,11 +120,11 @@ def run_plan(request: PlanRequest, *, out: TextIO, err: TextIO,
     from connectly_declare.plan.planfile import write_plan
 
     now = clock.fixed_clock(environ, err) or now
-    plan = make_workspace_plan(request, environ=environ, now=now())
+    plan, regions = _plan_workspace(request, environ=environ, now=now())
     if request.out_file is not None:
         write_plan(plan, request.out_file)
-    code = emit(plan, request.show, out)
-    review_outputs(plan, request.out_comment, environ)
+    code = emit(plan, request.show, out, regions)
+    review_outputs(plan, request.out_comment, environ, regions)
     annotate_failures(plan, err, environ)
     if request.out_file is not None:
         err.write(f"Saved the plan to {request.out_file}; send exactly it with "
@@ -109,17 +132,20 @@ def run_plan(request: PlanRequest, *, out: TextIO, err: TextIO,
     return code
 
 
-def review_outputs(plan: Plan, out_comment: Path | None, environ: Mapping[str, str]) -> None:
+def review_outputs(plan: Plan, out_comment: Path | None, environ: Mapping[str, str],
+                   regions: tuple[str, ...] | None = None) -> None:
     """The pull-request comment body (--out-comment) and, in a GitHub Actions job, the
     Markdown plan appended to the job summary. Both always mask phone numbers, whatever
     --show-recipients says: they are read by everyone who can see the pull request."""
     from connectly_declare.report import github
     from connectly_declare.report.format import FormatOptions, format_plan
+    from connectly_declare.report.mask import DEFAULT_REGIONS
 
     summary = github.in_github_actions(environ) and environ.get("GITHUB_STEP_SUMMARY")
     if out_comment is None and not summary:
         return
-    markdown = "".join(format_plan(plan, "markdown", FormatOptions(show_recipients=False)))
+    options = FormatOptions(show_recipients=False, regions=regions or DEFAULT_REGIONS)
+    markdown = "".join(format_plan(plan, "markdown", options))
     if out_comment is not None:
         github.write_comment(out_comment, markdown, plan.environment)
     if summary:
@@ -151,4 +177,5 @@ def run_show(path: Path, show: ShowRequest, *, out: TextIO) -> int:
 
 
 __all__ = ["EXIT_CHANGES", "PlanRequest", "ShowRequest", "annotate_failures", "emit",
-           "failure_notes", "make_workspace_plan", "review_outputs", "run_plan", "run_show"]
+           "failure_notes", "make_workspace_plan", "review_outputs", "run_plan", "run_show",
+           "workspace_regions"]

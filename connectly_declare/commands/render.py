@@ -18,10 +18,13 @@ from typing import Any
 
 from connectly_declare import words
 from connectly_declare.audience.resolve import AudienceStats
+from connectly_declare.commands.plan import workspace_regions
 from connectly_declare.entries.stream import WorkspaceLike, iter_entries
 from connectly_declare.entry import Entry, mask_phone
 from connectly_declare.errors import DeclareError
 from connectly_declare.report.escape import json_text
+from connectly_declare.report.mask import DEFAULT_REGIONS, mask_numbers, mask_value
+from connectly_declare.workspace.load import Workspace
 from connectly_declare.workspace.manifests import Sendout
 
 
@@ -30,17 +33,25 @@ def json_line(item: Mapping[str, Any]) -> str:
     return json_text(json.dumps(item, ensure_ascii=False))
 
 
-def entry_sample(entry: Entry, *, show_recipients: bool) -> dict[str, Any]:
-    """The JSON object `render` prints for one entry: the API item plus where it came from."""
+def entry_sample(entry: Entry, *, show_recipients: bool,
+                 regions: tuple[str, ...] = DEFAULT_REGIONS) -> dict[str, Any]:
+    """The JSON object `render` prints for one entry: the API item plus where it came from.
+    Unless `show_recipients`, every phone number in it is masked, however it is spelled
+    (`report.mask`): the client, and numbers in variables, names and the source."""
     item = entry.to_api()
     item["variables"] = dict(entry.variables)
-    if not show_recipients:
-        masked = mask_phone(entry.client)
-        item["client"] = masked
-        item["variables"] = {k: v.replace(entry.client, masked)
-                             for k, v in item["variables"].items()}
     item.update(sendout=entry.sendout, round=entry.round, fingerprint=entry.fingerprint,
                 source=entry.source)
+    if show_recipients:
+        return item
+    masked = mask_phone(entry.client)
+    item["variables"] = {k: v.replace(entry.client, masked)
+                         for k, v in item["variables"].items()}
+    for name in ("campaignName", "campaignVersion", "variables", "scheduledAt", "sendout",
+                 "source"):
+        if name in item:
+            item[name] = mask_value(item[name], regions)
+    item["client"] = masked
     return item
 
 
@@ -52,6 +63,8 @@ class RenderResult:
     lines: list[str] = field(default_factory=list)
     complete: bool = False
     stats: AudienceStats = field(default_factory=AudienceStats)
+    show_recipients: bool = False
+    regions: tuple[str, ...] = DEFAULT_REGIONS
 
 
 def find_sendout(ws: WorkspaceLike, name: str) -> Sendout:
@@ -69,12 +82,15 @@ def render(ws: WorkspaceLike, name: str, *, limit: int = 10, show_recipients: bo
     """`render` as data: the lines, the audience counters, and whether every entry was
     rendered (the whole audience read) or the limit stopped it first."""
     sendout = find_sendout(ws, name)
-    result = RenderResult(sendout)
+    result = RenderResult(sendout, show_recipients=show_recipients,
+                          regions=workspace_regions(ws) if isinstance(ws, Workspace)
+                          else DEFAULT_REGIONS)
     entries = iter_entries(ws, sendout, environ=environ, stats=result.stats)
     for entry in entries:
         if limit and len(result.lines) >= limit:
             return result
-        result.lines.append(json_line(entry_sample(entry, show_recipients=show_recipients)))
+        result.lines.append(json_line(entry_sample(entry, show_recipients=show_recipients,
+                                                   regions=result.regions)))
     result.complete = True
     return result
 
@@ -96,7 +112,10 @@ def summary(result: RenderResult) -> str:
     if not result.sendout.enabled:
         text += "\nnote: the sendout is disabled (enabled: false); plan and apply skip it"
     for problem in s.skipped_samples:
-        text += f"\n  skipped {problem}"
+        said = str(problem)
+        if not result.show_recipients:
+            said = mask_numbers(said, result.regions)
+        text += f"\n  skipped {said}"
     if s.skips.count > len(s.skipped_samples):
         text += f"\n  ... and {s.skips.count - len(s.skipped_samples)} more skipped"
     return text

@@ -21,6 +21,7 @@ from typing import Literal
 
 from connectly_declare.errors import Location, Problem
 from connectly_declare.report.escape import terminal
+from connectly_declare.report.mask import mask_numbers
 
 Level = Literal["error", "warning", "notice"]
 MARKER_PREFIX = "<!-- connectly-declare:plan:"
@@ -76,7 +77,8 @@ def annotation(problem: Problem, *, level: Level = "error", title: str = "",
                 props.append(f"col={loc.col}")
     if title:
         props.append(f"title={escape_property(title)}")
-    message = problem.message + (f" ({problem.hint})" if problem.hint else "")
+    # Annotations show on the pull request: phone numbers are always masked there.
+    message = mask_numbers(problem.message + (f" ({problem.hint})" if problem.hint else ""))
     head = f"::{level} {','.join(props)}" if props else f"::{level}"
     return f"{head}::{escape_data(message)}"
 

@@ -7,7 +7,7 @@ import json
 import re
 
 from connectly_declare.ledger.base import LedgerState
-from connectly_declare.plan.make import Plan, PlanOptions, make_plan
+from connectly_declare.plan.make import ACTIONS, Plan, PlanOptions, make_plan
 from connectly_declare.report.format import FORMATS, FormatOptions, format_markdown, format_text
 from tests.plan.conftest import NOW, desired, entry, history, spec
 
@@ -29,7 +29,7 @@ def test_markdown_never_passes_the_cap_and_says_what_it_left_out() -> None:
     text = format_markdown(plan)
     assert len(text) <= 60_000
     assert "Left out to stay under 60,000 characters" in text
-    assert "sendouts' samples" in text
+    assert re.search(r"[\d,]+ sample rows", text)
     small = format_markdown(big_plan(2, 2))
     assert "Left out" not in small and small.count("<details>") == 2
 
@@ -81,3 +81,68 @@ def test_text_colours_only_when_asked_and_escapes_controls() -> None:
     plain = format_text(plan, details=True)
     assert "\x1b" not in plain and "\\u001b[2J" in plain
     assert "\x1b[32m" in format_text(plan, color=True)
+
+
+# --- fair budgets (issue 13) ---------------------------------------------------------------
+
+
+def _plan_with(version_of_first: str = "v1", field_of_first: str = "Ana",
+               sendouts: int = 5, per_sendout: int = 3) -> Plan:
+    from dataclasses import replace
+
+    items = []
+    for s in range(sendouts):
+        name = f"sendout-{s}"
+        version = version_of_first if s == 0 else "v1"
+        entries = [entry(f"+1650555{s:02d}{n:02d}", sendout=name, campaign=f"C{s}",
+                         version=version, name=field_of_first if s == 0 else f"N{n}")
+                   for n in range(per_sendout)]
+        items.append(desired(replace(spec(name, campaign=f"C{s}"), version=version), entries))
+    return make_plan(items, LedgerState(None, 0), PlanOptions(), now=NOW)
+
+
+def _rows(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("| sendout\\-")]
+
+
+def test_a_huge_version_label_is_capped_and_every_sendout_keeps_its_row() -> None:
+    text = format_markdown(_plan_with(version_of_first="v" * 60_000))
+    assert len(text) <= 60_000
+    assert len(_rows(text)) == 5
+    assert "… &#40;60,000 characters&#41;" in text
+    assert "| **total** | |" in text and "Left out" not in text
+    assert text.count("<details>") == 5  # and everyone's samples still fit
+
+
+def test_a_huge_field_is_capped_and_does_not_hide_the_other_samples() -> None:
+    text = format_markdown(_plan_with(field_of_first="F" * 100_000))
+    assert len(text) <= 60_000
+    assert text.count("<details>") == 5 and "Left out" not in text
+    assert "… (100,000 characters)" in text
+    assert max(len(line) for line in text.splitlines()) < 2_000
+
+
+def test_totals_stay_when_rows_are_left_out_and_the_note_counts_in_good_english() -> None:
+    plan = big_plan(600, 20)
+    text = format_markdown(plan)
+    assert len(text) <= 60_000
+    total = [line for line in text.splitlines() if line.startswith("| **total** |")]
+    rest = " | ".join("0" for a in ACTIONS if a != "send")
+    assert total == [f"| **total** | | **{plan.total('send'):,}** | {rest} |"]
+    singular_seen = False
+    for limit in range(700, 3_000, 23):
+        note = format_markdown(_plan_with(sendouts=3, per_sendout=4), limit=limit)
+        assert len(note) <= limit
+        assert not re.search(r"(?<![\d,])1 [a-z' ]*?s\b(?! left)", note.split("Left out")[-1]
+                             if "Left out" in note else ""), note
+        singular_seen |= bool(re.search(r"(?<![\d,])1 sample row\b", note))
+    assert singular_seen
+
+
+def test_caps_apply_to_text_too_but_json_keeps_values_whole() -> None:
+    plan = _plan_with(version_of_first="v" * 5_000, field_of_first="F" * 5_000)
+    text = format_text(plan, details=True)
+    assert text.count("… (5,000 characters)") >= 2
+    doc = json.loads("".join(FORMATS["json"](plan, FormatOptions())))
+    assert doc["sendouts"][0]["version"] == "v" * 5_000
+    assert doc["sendouts"][0]["entries"][0]["variables"]["name"] == "F" * 5_000
