@@ -366,8 +366,9 @@ def _blockers(waves: tuple[WaveSpec, ...], tallies: list[_Tally], index: int,
             if share > wave.max_rejected_percent:
                 return [f"halted: {share:.1f}% of wave {prev + 1} was rejected "
                         f"({tally.rejected:,} of {outcomes:,}), more than "
-                        f"max_rejected_percent {wave.max_rejected_percent:g}; fix the cause "
-                        "(rejected entries are retried) or raise the limit"], None, "halted"
+                        f"max_rejected_percent {wave.max_rejected_percent:g}; fix the cause and "
+                        "send them again (a content change, or --retry-failed), or raise "
+                        "the limit"], None, "halted"
         if wave.after:
             delay = parse_duration(wave.after)
             last = None if anchor is None else (anchor[1].last_accepted

@@ -153,16 +153,17 @@ def test_the_stop_rule_halts_on_the_simulators_rejections_and_resumes_once_fixed
         assert done.returncode == 1  # rejections
         assert delivered(sim) == []
         halted = run_cli(ws, "plan", "--detailed-exitcode", api_key=key, env=at(T0))
-        assert halted.returncode == 2  # wave 1's rejected entries are retried
+        assert halted.returncode == 0  # refused for good (failed) and halted: nothing to send
         assert (f"halted: 100.0% of wave 1 was rejected ({len(first)} of {len(first)}), "
                 "more than max_rejected_percent 10") in halted.stdout
+        assert f"{len(first):,} failed" in halted.stdout
         assert f"{len(clients) - len(first):,} waiting" in halted.stdout
     # the cause fixed (here: the campaign as the workspace declares it)
     with sim_process(catalog(key)) as sim:
         config = ws / "declare.yaml"
         settings = yaml.safe_load(config.read_text(encoding="utf-8"))
         config.write_text(yaml.safe_dump({**settings, "base_url": sim.url}), encoding="utf-8")
-        apply(ws, key, T0 + timedelta(minutes=5))  # the retries: wave 1 only
+        apply(ws, key, T0 + timedelta(minutes=5), "--retry-failed")  # wave 1 only
         assert sorted(delivered(sim)) == sorted(first)
         apply(ws, key, T0 + timedelta(minutes=10))  # no rejections left: wave 2 opens
         assert sorted(delivered(sim)) == sorted(clients)
