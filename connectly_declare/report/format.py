@@ -73,12 +73,16 @@ class _View:
         return mask_phone(client) if self.mask else client
 
     def variables(self, planned: PlannedEntry) -> dict[str, str]:
-        client = planned.entry.client
-        masked = mask_phone(client)
+        """Sorted by name for people (text, Markdown), in template order for JSON."""
+        e = planned.entry
+        items = sorted(e.variables.items()) if self.capped else e.variables.items()
+        if not self.mask and not self.capped:
+            return dict(items)
+        client = e.client
         shown = {}
-        for key, value in sorted(planned.entry.variables.items()):
-            if self.mask:  # the recipient's own number, the common case, without a search
-                value = value.replace(client, masked)
+        for key, value in items:
+            if self.mask and client in value:  # the recipient's own number, without a search
+                value = value.replace(client, mask_phone(client))
             shown[self(key, NAME_CAP)] = self(value)
         return shown
 

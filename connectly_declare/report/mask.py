@@ -85,6 +85,12 @@ def _as_number(candidate: str, regions: tuple[str, ...]) -> str | None:
         international, digits = True, digits[2:]
     if not _MIN_DIGITS <= len(digits) <= _MAX_DIGITS:
         return None
+    if not international:  # the common national spelling, `(650) 555-0102`, fast
+        for region in regions:
+            code = _country_code(region)
+            fast = fast_e164(f"+{code}{digits}") if code else None
+            if fast is not None:
+                return fast
     fast = fast_e164("+" + digits)
     if fast is not None:
         return fast
@@ -105,6 +111,20 @@ def _as_number(candidate: str, regions: tuple[str, ...]) -> str | None:
         if phonenumbers.is_valid_number(number):
             return _e164(number)
     return None
+
+
+@lru_cache(maxsize=256)
+def _country_code(region: str) -> int:
+    return int(phonenumbers.country_code_for_region(region))
+
+
+@lru_cache(maxsize=65_536)
+def _masked(candidate: str, regions: tuple[str, ...]) -> str:
+    """`candidate` as shown: masked whole, or part by part."""
+    e164 = _as_number(candidate, regions)
+    if e164 is not None:
+        return mask_phone(e164)
+    return _mask_parts(candidate, regions)
 
 
 def _mask_parts(candidate: str, regions: tuple[str, ...]) -> str:
@@ -151,18 +171,10 @@ def _mask_parts(candidate: str, regions: tuple[str, ...]) -> str:
 def mask_numbers(text: str, regions: Iterable[str] = DEFAULT_REGIONS) -> str:
     """`text` with every phone number in it, however spelled, replaced by its masked E.164
     form (`+1650•••0102`). Text without a candidate comes back unchanged (the same object)."""
-    if _CANDIDATE.search(text) is None:
+    if len(text) < _MIN_DIGITS or _CANDIDATE.search(text) is None:
         return text
-    regions = tuple(regions)
-
-    def replace(match: re.Match[str]) -> str:
-        candidate = match.group(0)
-        e164 = _as_number(candidate, regions)
-        if e164 is not None:
-            return mask_phone(e164)
-        return _mask_parts(candidate, regions)
-
-    return _CANDIDATE.sub(replace, text)
+    key = regions if isinstance(regions, tuple) else tuple(regions)
+    return _CANDIDATE.sub(lambda m: _masked(m.group(0), key), text)
 
 
 def mask_value(value: object, regions: Iterable[str] = DEFAULT_REGIONS) -> object:
