@@ -93,6 +93,10 @@ REQUIRED = {
     "Unicode tricks in names": [
         "unicode-bidi-campaign-name", "unicode-zero-width-campaign-name",
         "unicode-cyrillic-campaign-name", "unicode-bidi-in-comment"],
+    "what a reviewer sees (issue 13)": [
+        "output-issue-references", "output-oversized-values", "output-annotation-controls",
+        "jsonl-lone-surrogate", "ledger-lone-surrogate", "env-name-controls",
+        "env-name-in-declare-yaml", "yaml-raw-control-bytes"],
     "output safety": [
         "output-hostile-fields-markdown", "output-hostile-fields-terminal",
         "output-hostile-campaign-name", "unicode-bidi-in-csv-field"],
