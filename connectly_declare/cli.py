@@ -618,9 +618,10 @@ def state_show_command(ctx: Context, client: str, show_recipients: bool) -> int:
               help="With CLIENT: which sendout's key, when there are several. In bulk: only "
                    "keys of this sendout.")
 @click.option("--status", "statuses", multiple=True,
-              type=click.Choice(["accepted", "rejected", "partial", "unknown", "in-doubt"]),
+              type=click.Choice(["accepted", "rejected", "partial", "unknown", "in-doubt",
+                                 "failed"]),
               help="Bulk: only keys with this status (repeatable; in-doubt = unknown or "
-                   "partial).")
+                   "partial; failed = rejected for a permanent reason, the plan's `failed`).")
 @click.option("--error-code", default=None,
               help="Bulk: only keys whose recorded error has this code "
                    "(e.g. ERROR_CODE_CAMPAIGN_ENTRY_INVALID).")

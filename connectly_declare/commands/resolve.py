@@ -28,11 +28,13 @@ from connectly_declare.ledger.base import (
     ResolvedAs,
     current_owner,
 )
+from connectly_declare.ledger.verdicts import is_permanent
 from connectly_declare.report import escape
 
 KEY_STATUSES = ("accepted", "rejected", "partial", "unknown")
 IN_DOUBT = "in-doubt"  # unknown or partial
-STATUS_CHOICES = (*KEY_STATUSES, IN_DOUBT)
+FAILED = "failed"  # rejected for a permanent reason (ledger.verdicts): the plan's `failed`
+STATUS_CHOICES = (*KEY_STATUSES, IN_DOUBT, FAILED)
 SAMPLES = 3
 MAX_BAD_LINES = 20
 
@@ -60,9 +62,11 @@ class Selection:
 
     def keys(self, state: LedgerState) -> Iterator[KeyState]:
         statuses = self._statuses()
+        failed = FAILED in statuses
         for key in sorted(state.keys):
             known = state.keys[key]
-            if statuses and known.status not in statuses:
+            if statuses and known.status not in statuses and not (
+                    failed and known.status == "rejected" and is_permanent(known.error)):
                 continue
             # --sendout names the sendout that last sent the key, or the allow_multiple
             # sendout whose history it is (its scope), as `state resolve CLIENT` does
@@ -246,5 +250,5 @@ def resolve_bulk(ctx: StateContext, out: TextIO, selection: Selection, *,
     return 0
 
 
-__all__ = ["IN_DOUBT", "STATUS_CHOICES", "Preview", "Selection", "preview", "read_clients",
-           "resolve_bulk"]
+__all__ = ["FAILED", "IN_DOUBT", "STATUS_CHOICES", "Preview", "Selection", "preview",
+           "read_clients", "resolve_bulk"]

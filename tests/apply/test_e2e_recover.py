@@ -77,11 +77,14 @@ def set_greeting(ws: Path, greeting: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("repeat_style", ["page", "silent"])
 def test_recover_in_doubt_after_a_crash_sends_nobody_twice_and_misses_nobody(
-        tmp_path: Path) -> None:
+        tmp_path: Path, repeat_style: str) -> None:
+    # page: a repeat is answered with ERROR_CODE_CAMPAIGN_ENTRY_INVALID (the vendor's page);
+    # silent: rejected without an error. Both must read as "received before".
     key = new_api_key()
     ws = tmp_path / "ws"
-    with sim_process(catalog(key), args=FAULTS) as sim:
+    with sim_process(catalog(key), args=[*FAULTS, "--repeat-style", repeat_style]) as sim:
         clients = write_workspace(ws, base_url=sim.url, recipients=1_000, allow_multiple=True,
                                   settings=SETTINGS)
         set_greeting(ws, "Hi")
@@ -112,7 +115,11 @@ def test_recover_in_doubt_after_a_crash_sends_nobody_twice_and_misses_nobody(
         assert set(after) - set(before) == lost  # recovery delivered exactly the lost ones
         assert set(keys(ws).values()) == {"accepted"}
         assert "recover" in outputs[0]
-        recovery_requests(ws, delivered_before=in_doubt & set(before), in_doubt=in_doubt)
+        inferred = recovery_requests(ws, delivered_before=in_doubt & set(before),
+                                     in_doubt=in_doubt)
+        shown = run_cli(ws, "state", "show", sorted(inferred)[0])
+        assert shown.stdout.startswith("accepted") and "inferred: already received" in \
+            shown.stdout, shown.stdout
 
         # Round 2 (new content) under the same faults: its in-doubt keys have a delivery
         # (round 1) in the ledger, so nothing can prove a re-send safe: they stay blocked.
@@ -128,7 +135,8 @@ def test_recover_in_doubt_after_a_crash_sends_nobody_twice_and_misses_nobody(
         assert delivered(sim, "Hi") == Counter(dict.fromkeys(clients, 1))
 
 
-def recovery_requests(ws: Path, *, delivered_before: set[str], in_doubt: set[str]) -> None:
+def recovery_requests(ws: Path, *, delivered_before: set[str],
+                      in_doubt: set[str]) -> set[str]:
     """Every recovery request held one entry under allow_one, for a key in doubt; each one
     delivered before the recovery was rejected as a repeat and recorded accepted with the
     reason (so were recoveries whose own answer was lost, once re-sent)."""
@@ -147,3 +155,4 @@ def recovery_requests(ws: Path, *, delivered_before: set[str], in_doubt: set[str
                 and outcomes[i.batch_id].error}
     assert {i.entries[0].client for i in recoveries} == in_doubt
     assert delivered_before <= inferred <= in_doubt
+    return inferred

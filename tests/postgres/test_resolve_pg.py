@@ -1,5 +1,5 @@
 """Bulk `state resolve` against the PostgreSQL ledger: the same scenario and checks as the
-local backend's (tests/ledger/test_resolve.py), through the real CLI, on a real server."""
+local backend's (tests/commands/test_resolve_cli.py), through the real CLI, on a real server."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.ledger.test_resolve import check_bulk_resolve, check_refusals, populate, write_workspace
+from tests.commands.test_resolve_cli import (
+    check_bulk_resolve,
+    check_refusals,
+    populate,
+    write_workspace,
+)
 from tests.support.pg import PgServer
 
 DSN_ENV = "RESOLVE_PG_DSN"

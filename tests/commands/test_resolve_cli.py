@@ -137,6 +137,14 @@ def check_bulk_resolve(ws: Path, env: Mapping[str, str]) -> None:
     assert "3 of 5 keys" in listing
     assert listing.count("resolved accepted by ") == 2 and "seen in the inbox" in listing
 
+    # --status failed: rejected for a permanent reason (ENTRY_INVALID; not CLIENT_NOT_SENT)
+    failed = run(ws, "state", "resolve", "--status", "failed", "--as", "accepted",
+                 "--reason", "x", "--dry-run", env=env)
+    assert "would resolve 1 key as accepted" in failed.stdout, failed.stdout + failed.stderr
+    assert "sendout welcome: 1 rejected" in failed.stdout and mask_phone(CLIENTS[2]) in \
+        failed.stdout
+    assert plan_counts(ws, env)["failed"] == 1
+
     # --error-code, any status (a rejection overruled): the invalid one was received
     code = run(ws, "state", "resolve", "--error-code", "ERROR_CODE_CAMPAIGN_ENTRY_INVALID",
                "--as", "accepted", "--reason", "support confirmed delivery", env=env)
