@@ -89,7 +89,11 @@ class Entry:
 
 
 def mask_phone(client: str) -> str:
-    """`+16505551234` -> `+1650•••1234`: enough to recognise, not enough to reuse."""
-    if len(client) <= 8:
+    """`+16505551234` -> `+1650•••1234`: enough to recognise, not enough to reuse. At
+    least three digits stay hidden, also in short numbers (`+24740123` -> `+247•••23`)."""
+    digits = len(client) - 1
+    if digits <= 6:
         return client[:2] + "•" * max(len(client) - 2, 0)
-    return f"{client[:5]}•••{client[-4:]}"
+    tail = 4 if digits >= 10 else 2
+    head = max(1, min(4, digits - tail - 3))
+    return f"{client[:1 + head]}•••{client[-tail:]}"

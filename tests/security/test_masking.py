@@ -16,7 +16,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import phonenumbers
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectly_declare.report.mask import mask_numbers
 
@@ -159,3 +162,30 @@ def test_every_output_masks_every_number_and_only_human_outputs_unmask(
     assert entry["client"] == CLIENTS[0] and entry["variables"]["me"] == CLIENTS[0]
     assert SPELLINGS[0][0] in _run(workspace, "render", "promo-16505550113",
                                    "--show-recipients").stdout
+
+
+# Every region's example numbers, in every format phonenumbers writes, inside other text.
+_REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
+_FORMATS = [phonenumbers.PhoneNumberFormat.E164, phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+            phonenumbers.PhoneNumberFormat.NATIONAL, phonenumbers.PhoneNumberFormat.RFC3966]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(_REGIONS), st.sampled_from(["mobile", "fixed"]),
+       st.sampled_from(_FORMATS), st.sampled_from(["", "+", "00"]),
+       st.text(alphabet="abc :;,/_-()", max_size=4), st.text(alphabet="abc :;,._-()", max_size=4))
+def test_any_region_number_in_any_format_is_masked(region: str, kind: str, fmt: int,
+                                                   prefix: str, before: str,
+                                                   after: str) -> None:
+    number = (phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+              if kind == "mobile" else phonenumbers.example_number(region))
+    if number is None:
+        return
+    written = phonenumbers.format_number(number, fmt)
+    if fmt == phonenumbers.PhoneNumberFormat.E164 and prefix != "+":
+        written = prefix + written[1:]  # 16505550101, 0016505550101
+    nsn = phonenumbers.national_significant_number(number)
+    if fmt == phonenumbers.PhoneNumberFormat.NATIONAL and len(_digits(written)) < 7:
+        return  # national spellings under 7 digits are left alone (SECURITY.md)
+    shown = mask_numbers(f"{before}{written}{after}", ("US", region))
+    assert nsn not in _digits(shown), (written, shown)
