@@ -230,7 +230,7 @@ class ConnectlyClient:
             transport=transport,
             headers={"Content-Type": "application/json", **settings.extra_headers},
         )
-        self.requests = 0  # HTTP requests made, 429s included
+        self.requests = 0  # HTTP requests that reached the server (429s included)
         self.throttled = 0
 
     async def __aenter__(self) -> ConnectlyClient:
@@ -272,12 +272,15 @@ class ConnectlyClient:
             if before_request is not None:
                 await before_request()
                 before_request = None
+            # Counted once it may have reached the server: a summary that says "in N
+            # requests" must not count connections that were refused.
             self.requests += 1
             try:
                 response = await self._http.post(self.settings.endpoint, content=content)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol,
                     httpx.LocalProtocolError) as exc:
                 # The request never left: safe to retry, and safe to call "not sent".
+                self.requests -= 1
                 connect_failures += 1
                 if (connect_failures > self.settings.max_connect_retries
                         or isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError)
@@ -288,6 +291,7 @@ class ConnectlyClient:
                 continue
             except httpx.PoolTimeout as exc:
                 # Waiting for a pooled connection: nothing was written yet.
+                self.requests -= 1
                 return SendResult("not_sent", None, (), {"message": _describe(exc)},
                                   attempts, throttled)
             except httpx.TransportError as exc:

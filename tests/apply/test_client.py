@@ -101,8 +101,12 @@ def test_connection_refused_is_retried_with_backoff_then_not_sent() -> None:
         raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
 
     result, client, slept = run(handler, max_connect_retries=2)
-    assert result.kind == "not_sent" and client.requests == 3 and len(slept) == 2
-    assert "Connection refused" in (result.error or {})["message"]
+    # three attempts, none of them a request the server saw
+    assert result.kind == "not_sent" and result.attempts == 3 and client.requests == 0
+    assert len(slept) == 2
+    message = (result.error or {})["message"]
+    assert "Connection refused" in message and "could not reach" in message
+    assert "the request was never sent" in message
 
 
 def test_connection_refused_then_success() -> None:
@@ -163,3 +167,28 @@ def test_the_limiter_holds_a_fifth_of_a_second_not_a_whole_second() -> None:
     limiter = make_limiter(200.0)
     assert limiter.max_rate == 40 and limiter.time_period == pytest.approx(0.2)
     assert make_limiter(4.0).max_rate == 1
+
+
+@pytest.mark.parametrize(("status", "body", "words"), [
+    # a 404/409 carries its groups' errors in data[], as a 200 does
+    (404, {"data": [{"status": "error", "acceptedCount": 0, "rejectedCount": 1, "error": {
+        "code": "ERROR_CODE_CAMPAIGN_NOT_FOUND", "message": "Campaign not found"}}]},
+     {"code": "ERROR_CODE_CAMPAIGN_NOT_FOUND", "message": "Campaign not found"}),
+    (409, {"data": [{"status": "error", "error": {
+        "code": "ERROR_CODE_CAMPAIGN_NOT_FINALIZED", "message": "Campaign is not finalized"}}]},
+     {"code": "ERROR_CODE_CAMPAIGN_NOT_FINALIZED", "message": "Campaign is not finalized"}),
+    (400, {"error": {"code": "ERROR_CODE_MALFORMED_REQUEST", "message": "bad"}},
+     {"code": "ERROR_CODE_MALFORMED_REQUEST", "message": "bad"}),
+    (503, {"message": "maintenance"}, {"message": "maintenance"}),
+    (502, "not json", {"message": "HTTP 502"}),  # only when the body says nothing
+], ids=["404-data", "409-data", "400-top-level", "503-message", "502-nothing"])
+def test_every_status_keeps_the_servers_words(status: int, body: object,
+                                              words: dict[str, str]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if isinstance(body, str):
+            return httpx.Response(status, text=body)
+        return httpx.Response(status, json=body)
+
+    result, _, _ = run(handler)
+    assert result.http_status == status
+    assert {k: (result.error or {}).get(k) for k in words} == words

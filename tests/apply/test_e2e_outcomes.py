@@ -346,6 +346,7 @@ def test_a_run_that_reached_no_server_says_so_and_counts_nothing_as_sent(
         "Apply failed: no request reached the server" in done.stdout)
     assert f"could not reach {host}" in done.stdout
     assert "sent 0, accepted 0" in done.stdout and "not sent 70" in done.stdout
+    assert "in 0 requests" in done.stdout  # refused connections are not requests made
     assert "(100%)" not in done.stderr and "70/70" not in done.stderr
     assert "Traceback" not in done.stderr
     # nothing counts as sent: the next plan sends them all again
