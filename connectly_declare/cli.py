@@ -384,6 +384,10 @@ def _ask_yes(question: str) -> bool:
               help="Send in-doubt allow_multiple entries once more under allow_one where the "
                    "ledger shows no other delivery of the campaign to that client (the "
                    "server then rejects a repeat); the rest stay blocked.")
+@click.option("--quiet-hours", "quiet_hours", type=click.Choice(["shift", "hold"]),
+              default="shift", show_default=True,
+              help="An entry inside the recipient's quiet hours (declare.yaml / Sendout "
+                   "quiet_hours): shift it to their end, or hold it back for a later plan.")
 @click.option("--auto-approve", is_flag=True,
               help="Send without asking (pipelines). Without a terminal this is required.")
 @click.option("--sim", is_flag=True,
@@ -405,8 +409,8 @@ def _ask_yes(question: str) -> bool:
 @pass_ctx
 def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
                   targets: tuple[str, ...], max_recipients: int | None,
-                  allow_past_schedule: bool, recover_in_doubt: bool, auto_approve: bool,
-                  sim: bool, batch_size: int | None, lock_timeout: float,
+                  allow_past_schedule: bool, recover_in_doubt: bool, quiet_hours: str,
+                  auto_approve: bool, sim: bool, batch_size: int | None, lock_timeout: float,
                   show_recipients: bool, retry_failed: str | None) -> int:
     """Plan, show the plan, ask, then send it in batches and record every outcome.
 
@@ -437,6 +441,7 @@ def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
                            targets=targets, max_recipients=max_recipients,
                            allow_past_schedule=allow_past_schedule,
                            recover_in_doubt=recover_in_doubt,
+                           quiet_hours="hold" if quiet_hours == "hold" else "shift",
                            retry_failed=retry_failed is not None,
                            retry_failed_sendouts=() if retry_failed in (None, RETRY_ALL)
                            else (str(retry_failed),))
@@ -486,6 +491,10 @@ def _show_options(fn: Any) -> Any:
               help="Send in-doubt allow_multiple entries once more under allow_one where the "
                    "ledger shows no other delivery of the campaign to that client (the "
                    "server then rejects a repeat); the rest stay blocked.")
+@click.option("--quiet-hours", "quiet_hours", type=click.Choice(["shift", "hold"]),
+              default="shift", show_default=True,
+              help="An entry inside the recipient's quiet hours (declare.yaml / Sendout "
+                   "quiet_hours): shift it to their end, or hold it back for a later plan.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Save the plan to FILE (JSON; gzip when it ends in .gz) "
                                  "for `connectly-declare apply FILE`.")
@@ -503,13 +512,14 @@ def _show_options(fn: Any) -> Any:
 @pass_ctx
 def plan_command(ctx: Context, environment: str | None, targets: tuple[str, ...],
                  max_recipients: int | None, allow_past_schedule: bool,
-                 recover_in_doubt: bool, out_file: Path | None,
+                 recover_in_doubt: bool, quiet_hours: str, out_file: Path | None,
                  out_comment: Path | None, retry_failed: str | None, fmt: str, details: bool,
                  show_recipients: bool, detailed_exitcode: bool) -> int:
     """Show what would be sent that has not been sent yet: offline, no API key needed.
 
     Per sendout it counts send, resend, retry (sent by apply) and noop, drift, failed,
-    blocked, orphan (not sent). The ledger is read without locking.
+    blocked, orphan, held, capped (not sent; held and capped are planned again later). The
+    ledger is read without locking.
 
     \b
     Examples:
@@ -528,6 +538,7 @@ def plan_command(ctx: Context, environment: str | None, targets: tuple[str, ...]
                           targets=targets, max_recipients=max_recipients,
                           allow_past_schedule=allow_past_schedule,
                           recover_in_doubt=recover_in_doubt, out_file=out_file, show=show,
+                          quiet_hours="hold" if quiet_hours == "hold" else "shift",
                           out_comment=out_comment, retry_failed=retry_failed is not None,
                           retry_failed_sendouts=() if retry_failed in (None, RETRY_ALL)
                           else (str(retry_failed),))

@@ -19,7 +19,7 @@ from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from connectly_declare import clock
 from connectly_declare.apply.batching import PlannedLike, SendoutLike
@@ -73,6 +73,7 @@ class ApplyRequest:
     recover_in_doubt: bool = False  # plan.recovery
     retry_failed: bool = False  # --retry-failed [SENDOUT]: send `failed` entries again
     retry_failed_sendouts: tuple[str, ...] = ()
+    quiet_hours: Literal["shift", "hold"] = "shift"
 
 
 @dataclass(frozen=True)
@@ -332,7 +333,11 @@ def plan_locked(request: ApplyRequest, source: ApplySource, ledger: Ledger,
                           recover_in_doubt=request.recover_in_doubt,
                           batch_size=batch_size_for(request, source.config, None),
                           retry_failed=request.retry_failed,
-                          retry_failed_sendouts=request.retry_failed_sendouts)
+                          retry_failed_sendouts=request.retry_failed_sendouts,
+
+                          quiet_hours=request.quiet_hours,
+                          frequency_caps=tuple(c.as_tuple()
+                                               for c in source.config.frequency_cap))
     return build_plan(source.workspace, ledger, options, environ=environ, now=now)
 
 

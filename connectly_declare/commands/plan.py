@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from connectly_declare import clock
 from connectly_declare.errors import DeclareError, LedgerError, PlanError
@@ -40,6 +40,7 @@ class PlanRequest:
     max_recipients: int | None = None
     allow_past_schedule: bool = False
     recover_in_doubt: bool = False  # plan.recovery
+    quiet_hours: Literal["shift", "hold"] = "shift"
     out_file: Path | None = None
     show: ShowRequest = ShowRequest()
     out_comment: Path | None = None  # the pull-request comment body (Markdown + marker)
@@ -94,7 +95,9 @@ def _plan_workspace(request: PlanRequest, *, environ: Mapping[str, str],
                           allow_past_schedule=request.allow_past_schedule,
                           recover_in_doubt=request.recover_in_doubt,
                           batch_size=ws.config.batch_size, retry_failed=request.retry_failed,
-                          retry_failed_sendouts=request.retry_failed_sendouts)
+                          retry_failed_sendouts=request.retry_failed_sendouts,
+                          quiet_hours=request.quiet_hours,
+                          frequency_caps=tuple(c.as_tuple() for c in ws.config.frequency_cap))
     try:
         plan = build_plan(ws, ledger, options, environ=environ, now=now)
     except (PlanError, LedgerError):

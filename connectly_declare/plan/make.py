@@ -16,6 +16,8 @@ same inputs. Actions per key (README.md, "Plan and the ledger", is the user's ta
              (:mod:`connectly_declare.plan.recovery`)
 ``blocked``  outcome unknown/partial under ``allow_multiple`` (resolve it first)
 ``orphan``   in the ledger, no longer declared (a message cannot be unsent)
+``held``     would be sent inside the recipient's quiet hours with ``--quiet-hours=hold``
+``capped``   would pass a frequency cap (connectly_declare.policy.caps); planned again later
 ==========  ===========================================================================
 
 Decisions taken here:
@@ -36,7 +38,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from functools import partial
 from operator import attrgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from connectly_declare.entry import Entry, split_key
 from connectly_declare.errors import Location, PlanError, Problem
@@ -61,6 +63,8 @@ from connectly_declare.plan.model import (
 from connectly_declare.plan.recovery import Recovery
 from connectly_declare.plan.rollout import retimer, stage
 from connectly_declare.plan.sendout_diff import SendoutDiff, noun
+from connectly_declare.policy.caps import CapCheck, epoch, iso, ledger_history
+from connectly_declare.policy.summary import timing_summary
 
 if TYPE_CHECKING:
     from connectly_declare.workspace.load import Workspace
@@ -192,6 +196,8 @@ def make_plan(
             stats[item.spec.name] = got() if callable(got) else got
         orphans = _orphans(state, seen, planners, disabled, options.targets)
         recovery.settle(planners.values())
+        if options.frequency_caps:
+            _apply_caps(planners, disabled, state, options, now)
     problems = _conflict_problems(list(planners.values()))
     for planner in planners.values():
         problems.extend(planner.problems())
@@ -218,10 +224,75 @@ def make_plan(
         lineage=state.lineage,
         serial=state.serial,
         options=options.as_dict(),
-        sendouts=tuple(planners[d.spec.name].finish(stats[d.spec.name]) for d in chosen),
+        sendouts=tuple(planners[d.spec.name].finish(stats[d.spec.name],
+                                                    _timing(planners[d.spec.name], now))
+                       for d in chosen),
         orphans=orphans,
         warnings=tuple(warnings),
     )
+
+
+def _timing(planner: SendoutDiff, now: datetime) -> dict[str, Any]:
+    if not planner.spec.timed and not planner.capped:
+        return {}
+    return timing_summary((p.entry for p in planner.to_send), planner.held,
+                          (p.entry for p in planner.capped), now)
+
+
+def _apply_caps(planners: dict[str, SendoutDiff], disabled: set[str], state: LedgerState,
+                options: PlanOptions, now: datetime) -> None:
+    """Move the sending entries that would pass a frequency cap to `capped`
+    (connectly_declare.policy.caps says how)."""
+    order = sorted((p for p in planners.values()
+                    if p.spec.name not in disabled and not p.spec.exempt),
+                   key=lambda p: (-p.spec.priority, p.spec.name))
+    planned = Counter(p.entry.client for planner in order for p in planner.to_send)
+    if not planned:
+        return
+    exempt = {p.spec.name for p in planners.values() if p.spec.exempt}
+    scheduled = {p.spec.name: epoch(p.spec.instant) for p in planners.values()
+                 if p.spec.instant is not None}
+    history = ledger_history(state, planned, exempt, scheduled)
+    least = min(most for most, _, _ in options.frequency_caps)
+    check = CapCheck(options.frequency_caps, history)
+    times: dict[str | None, float] = {None: now.timestamp()}
+    for planner in order:
+        keep: list[PlannedEntry] = []
+        for planned_entry in planner.to_send:
+            entry = planned_entry.entry
+            client = entry.client
+            if planned[client] + len(history.get(client, ())) <= least:
+                keep.append(planned_entry)  # fewer messages in all than any cap allows
+                continue
+            at = times.get(entry.scheduled_at)
+            if at is None:
+                at = times[entry.scheduled_at] = epoch(entry.scheduled_at or "")
+            verdict = check.place(client, at)
+            if verdict is None:
+                keep.append(planned_entry)
+                continue
+            (_, _, label), near, fits = verdict
+            planner.capped.append(PlannedEntry("capped", entry, (
+                f"frequency cap {label}: {near} other message{'s' if near != 1 else ''} "
+                f"within the window; would fit from {iso(fits)}")))
+            planner.counts[planned_entry.action] -= 1
+        if len(keep) != len(planner.to_send):
+            _move_capped(planner, keep, options.samples)
+
+
+def _move_capped(planner: SendoutDiff, keep: list[PlannedEntry], want: int) -> None:
+    gone = {id(p.entry) for p in planner.capped}
+    planner.to_send = keep
+    planner.counts["capped"] = len(planner.capped)
+    for action in SENDING_ACTIONS:
+        planner.samples[action] = [p for p in planner.samples[action]
+                                   if id(p.entry) not in gone]
+        for p in keep:
+            if len(planner.samples[action]) >= want:
+                break
+            if p.action == action and p not in planner.samples[action]:
+                planner.samples[action].append(p)
+    planner.samples["capped"] = planner.capped[:want]
 
 
 STAT_FIELDS = ("read", "yielded", "invalid_skipped", "duplicates_dropped", "excluded",
@@ -235,6 +306,7 @@ def build_plan(ws: Workspace, ledger: Ledger, options: PlanOptions, *,
     without locking."""
     from connectly_declare.audience.resolve import AudienceStats
     from connectly_declare.entries.stream import iter_entries
+    from connectly_declare.policy.timing import sendout_timing
 
     state = ledger.read()
     targets = set(options.targets)
@@ -243,14 +315,18 @@ def build_plan(ws: Workspace, ledger: Ledger, options: PlanOptions, *,
         for name in sorted(ws.sendouts):
             sendout = ws.sendouts[name]
             campaign = ws.campaigns.get(sendout.campaign)
+            timed = sendout_timing(sendout, ws.config.quiet_hours, options.quiet_hours,
+                                   now) is not None
             spec = SendoutSpec.of(sendout, ws.location("Sendout", name),
-                                  campaign.variables_for(sendout.version) if campaign else None)
+                                  campaign.variables_for(sendout.version) if campaign else None,
+                                  timed=timed)
             if not sendout.enabled or (targets and name not in targets):
                 yield DesiredSendout(spec)  # no entries are produced for it
                 continue
             stats = AudienceStats()
-            yield DesiredSendout(spec, iter_entries(ws, sendout, environ=environ, stats=stats),
-                                 partial(_stats_dict, stats),
+            entries = iter_entries(ws, sendout, environ=environ, stats=stats, now=now,
+                                   quiet_mode=options.quiet_hours)
+            yield DesiredSendout(spec, entries, partial(_stats_dict, stats),
                                  retimer(sendout, ws.config.quiet_hours, now)
                                  if spec.rollout and sendout.schedule is not None else None)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from connectly_declare import __version__
@@ -22,9 +23,9 @@ if TYPE_CHECKING:
 
 
 Action = Literal["send", "noop", "resend", "drift", "retry", "recover", "failed", "blocked",
-                 "waiting", "orphan"]
+                 "waiting", "orphan", "held", "capped"]
 ACTIONS: tuple[Action, ...] = ("send", "resend", "retry", "recover", "noop", "drift", "failed",
-                               "blocked", "waiting", "orphan")
+                               "blocked", "waiting", "orphan", "held", "capped")
 # recover: an in-doubt allow_multiple key re-sent once under allow_one (plan.recovery)
 SENDING_ACTIONS: tuple[Action, ...] = ("send", "resend", "retry", "recover")
 PLAN_FORMAT_VERSION = 1
@@ -60,10 +61,14 @@ class SendoutSpec:
     rollout: tuple[WaveSpec, ...] = ()  # waves (plan.rollout); empty: all at once
     # The campaign version's exact variable names (None: unknown; see plan.validity)
     variables: tuple[str, ...] | None = None
+    priority: int = 0  # frequency caps: higher first, then by name
+    exempt: bool = False  # transactional: frequency caps neither apply nor count it
+    timed: bool = False  # a local schedule or quiet hours: the plan shows how it spreads
+    instant: str | None = None  # the declared schedule when it is one instant (caps' history)
 
     @classmethod
     def of(cls, sendout: Sendout, location: Location | None = None,
-           variables: Iterable[str] | None = None) -> SendoutSpec:
+           variables: Iterable[str] | None = None, timed: bool = False) -> SendoutSpec:
         """The spec of a Sendout manifest (`variables`: its campaign version's)."""
         approvals = {p.wave: p.by for p in sendout.promote}
         rollout = tuple(
@@ -76,7 +81,10 @@ class SendoutSpec:
                    allow_multiple=sendout.options.allow_multiple,
                    max_recipients=sendout.max_recipients, enabled=sendout.enabled,
                    location=location or Location(), rollout=rollout,
-                   variables=tuple(variables) if variables is not None else None)
+                   variables=tuple(variables) if variables is not None else None,
+                   priority=sendout.priority, exempt=sendout.exempt, timed=timed,
+                   instant=(sendout.schedule.isoformat()
+                            if isinstance(sendout.schedule, datetime) else None))
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,9 @@ class PlanOptions:
     batch_size: int = DEFAULT_BATCH_SIZE  # recorded in saved plans; apply sends with it
     samples: int = 3  # sample entries kept per sendout and action, for display
     recover_in_doubt: bool = False  # `--recover-in-doubt` (plan.recovery)
+    quiet_hours: Literal["shift", "hold"] = "shift"  # what quiet hours do to an entry
+    # declare.yaml's frequency_cap as (max, seconds, "2 per 7d"); () for none
+    frequency_caps: tuple[tuple[int, int, str], ...] = ()
     # `--retry-failed [SENDOUT]`: plan `failed` keys as `retry` again (all sendouts when
     # `retry_failed_sendouts` is empty)
     retry_failed: bool = False
@@ -114,7 +125,8 @@ class PlanOptions:
     def as_dict(self) -> dict[str, Any]:
         found = {"targets": list(self.targets), "max_recipients": self.max_recipients,
                  "allow_past_schedule": self.allow_past_schedule,
-                 "batch_size": self.batch_size}
+                 "batch_size": self.batch_size, "quiet_hours": self.quiet_hours,
+                 "frequency_caps": [label for _, _, label in self.frequency_caps]}
         if self.recover_in_doubt:
             found["recover_in_doubt"] = True
         if self.retry_failed:
@@ -136,6 +148,9 @@ class SendoutPlan:
     audience_stats: dict[str, int]
     enabled: bool = True
     waves: tuple[WaveStatus, ...] = ()  # a rollout's waves, where it stands (plan.rollout)
+    # how the sendout's entries spread in time (connectly_declare.policy.summary); empty
+    # when it has no local schedule, quiet hours or capped entries
+    timing: dict[str, Any] = field(default_factory=dict)
 
     @property
     def sends(self) -> int:

@@ -49,7 +49,7 @@ def _sendout_json(s: SendoutPlan) -> dict[str, Any]:
         "name": s.name, "campaign": s.campaign, "version": s.version, "options": s.options,
         "allow_multiple": s.allow_multiple, "enabled": s.enabled,
         "counts": {a: s.counts[a] for a in ACTIONS}, "audience_stats": s.audience_stats,
-        "notes": list(s.notes),
+        "notes": list(s.notes), "timing": s.timing,
         # row: [action, client, fingerprint, variables, scheduled_at, round, source, reason]
         "to_send": [_entry_row(p) for p in s.to_send],
         "samples": [_entry_row(p) for p in s.samples],
@@ -123,11 +123,12 @@ def _sendout(s: dict[str, Any]) -> SendoutPlan:
     return SendoutPlan(
         name=s["name"], campaign=s["campaign"], version=s["version"],
         options=dict(s["options"]), allow_multiple=bool(s["allow_multiple"]),
+        # held and capped came later: a plan saved before them counts none
         counts={a: int(s["counts"].get(a, 0)) for a in ACTIONS},
         to_send=tuple(_planned(r, s) for r in s["to_send"]),
         samples=tuple(_planned(r, s) for r in s["samples"]),
         notes=tuple(s["notes"]), audience_stats=dict(s["audience_stats"]),
-        enabled=bool(s["enabled"]),
+        enabled=bool(s["enabled"]), timing=dict(s.get("timing") or {}),
         waves=tuple(WaveStatus.from_dict(w) for w in s.get("waves", ())),
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 from connectly_declare import words
 from connectly_declare.entry import KEY_SEPARATOR, Entry
@@ -26,6 +27,7 @@ from connectly_declare.plan.model import (
 from connectly_declare.plan.recovery import Recovery
 from connectly_declare.plan.rollout import WaveStatus
 from connectly_declare.plan.validity import entry_checker
+from connectly_declare.policy.timing import HELD
 
 FAILED_HINT = ("not sent again until its content changes, `connectly-declare apply "
                "--retry-failed {name}` asks for it, or `connectly-declare state resolve` "
@@ -66,6 +68,8 @@ class SendoutDiff:
         self.duplicates = 0
         self.mismatched = 0
         self.past: dict[str, int] = {}
+        self.held: list[Entry] = []  # quiet hours held them back (for the timing summary)
+        self.capped: list[PlannedEntry] = []  # set by the frequency caps (plan.make)
         self._past_cache: dict[str, bool] = {}
         self.check = entry_checker(spec.variables)
         self.failed_reasons: Counter[str] = Counter()  # why, for the notes
@@ -145,9 +149,10 @@ class SendoutDiff:
         samples, want = self.samples, self.options.samples
         to_send, sending_keys = self.to_send, self.sending_keys
         check_past = not self.options.allow_past_schedule
-        in_past = self._past_cache.get  # a sendout has one schedule: one lookup per entry
+        in_past = self._past_cache.get  # one lookup per entry (a few schedules per sendout)
         other = self._other
         check = self.check
+        timed = spec.timed  # quiet hours may hold entries back
         for entry in entries:
             if (entry.sendout != name or entry.campaign != campaign
                     or entry.version != version or entry.allow_multiple is not multiple):
@@ -155,7 +160,7 @@ class SendoutDiff:
                 continue
             key = prefix + entry.client + suffix  # entry.key, inlined
             known = keys_get(key)
-            if not fast:
+            if not fast or (timed and entry.timing & HELD):
                 other(entry, key, known)
                 continue
             if known is None:
@@ -244,6 +249,10 @@ class SendoutDiff:
             if problem is not None:
                 self._invalid(entry, problem)
                 return
+        held = action in SENDING_ACTIONS and entry.timing & HELD
+        if held:
+            action = "held"  # quiet hours with --quiet-hours=hold: planned again later
+            self.held.append(entry)
         self.counts[action] += 1
         sending = action in SENDING_ACTIONS
         if sending:
@@ -264,7 +273,9 @@ class SendoutDiff:
                 self._check_past(entry.scheduled_at)
         samples = self.samples[action]
         if sending or len(samples) < self.options.samples:
-            planned = PlannedEntry(action, entry, self._reason(action, known))
+            reason = (f"quiet hours in {entry.zone}: held back, planned again outside them"
+                      if held else self._reason(action, known))
+            planned = PlannedEntry(action, entry, reason)
             if sending:
                 self.to_send.append(planned)
             if len(samples) < self.options.samples:
@@ -307,6 +318,14 @@ class SendoutDiff:
                 "inbox, then run `connectly-declare state resolve CLIENT --campaign "
                 f"{spec.campaign!r} --as accepted|unsent`")
         notes.extend(self.recovery.notes(spec.name))
+        if counts["held"]:
+            notes.append(
+                f"held: {noun(counts['held'])} would be messaged inside their quiet hours and "
+                "are held back (--quiet-hours=hold); a later plan outside them sends them")
+        if counts["capped"]:
+            notes.append(
+                f"capped: {noun(counts['capped'])} would pass a frequency cap and are not sent; "
+                "a later plan sends them once the cap's window has moved")
         if counts["orphan"]:
             notes.append(
                 f"orphan: {noun(counts['orphan'])} in the ledger for this sendout are no "
@@ -339,7 +358,8 @@ class SendoutDiff:
                 "campaign, version or options", "this is a bug in connectly-declare"))
         return problems
 
-    def finish(self, stats: Mapping[str, int]) -> SendoutPlan:
+    def finish(self, stats: Mapping[str, int],
+               timing: dict[str, Any] | None = None) -> SendoutPlan:
         spec = self.spec
         want = self.options.samples
         self.samples["noop"] = (self.inferred_samples + self.samples["noop"])[:want]
@@ -349,7 +369,7 @@ class SendoutDiff:
             options=dict(spec.options), allow_multiple=spec.allow_multiple,
             counts=dict(self.counts), to_send=tuple(self.to_send), samples=samples,
             notes=tuple(self.notes()), audience_stats=dict(stats), enabled=spec.enabled,
-            waves=self.waves)
+            waves=self.waves, timing=timing or {})
 
 
 

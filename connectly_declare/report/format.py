@@ -22,7 +22,7 @@ from connectly_declare import words
 from connectly_declare.entry import mask_phone
 from connectly_declare.plan.make import ACTIONS, SENDING_ACTIONS, Plan, PlannedEntry, SendoutPlan
 from connectly_declare.plan.model import Action
-from connectly_declare.report import escape
+from connectly_declare.report import escape, timing
 from connectly_declare.report.mask import DEFAULT_REGIONS, mask_numbers, mask_value
 
 JSON_FORMAT_VERSION = 1
@@ -34,7 +34,8 @@ VALUE_CAP = 200  # a variable's value, a schedule, a reason
 VARIABLES_CAP = 1_000  # all variables of one entry together
 NOTE_CAP = 500  # a note or warning
 _COLORS = {"send": "32", "resend": "33", "retry": "33", "recover": "33", "drift": "35",
-           "blocked": "31", "orphan": "2", "noop": "2", "waiting": "36"}
+           "blocked": "31", "orphan": "2", "noop": "2", "waiting": "36", "held": "36",
+           "capped": "36"}
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ def text_chunks(plan: Plan, options: FormatOptions) -> Iterator[str]:
                f"({escape.terminal(_version(s, view))}, {mode}){state}: {counts}\n")
         for wave in s.waves:
             yield f"    {escape.terminal(view(wave.describe(), NOTE_CAP))}\n"
+        yield from timing.text_lines(s.timing)
         for note in s.notes:
             yield f"    note: {escape.terminal(view(note, NOTE_CAP))}\n"
         if options.details:
@@ -296,6 +298,10 @@ def markdown_chunks(plan: Plan, options: FormatOptions) -> Iterator[str]:
             waves.append(f"- {'**' + line + '**' if wave.current else line}\n")
     _md_list("Rollouts", waves, budget, budget.room // 2, "rollout line")
     budget.add("\n")
+    timed = [s for s in plan.sendouts if s.timing]
+    for i, s in enumerate(timed):  # when they are sent: hours, quiet hours, caps, zones
+        budget.offer(timing.markdown_block(view(s.name, NAME_CAP), s.timing), "timing table",
+                     within=budget.room // (2 * (len(timed) - i)))
     with_samples = [s for s in plan.sendouts if s.samples]
     for i, s in enumerate(with_samples):
         _md_samples(s, view, budget, budget.room // (len(with_samples) - i))
@@ -350,7 +356,8 @@ def json_chunks(plan: Plan, options: FormatOptions) -> Iterator[str]:
                 "allow_multiple": s.allow_multiple,
                 "enabled": s.enabled, "counts": {a: s.counts[a] for a in ACTIONS},
                 "audience_stats": s.audience_stats, "notes": data(list(s.notes)),
-                "waves": [data(w.as_dict()) for w in s.waves]}
+                "waves": [data(w.as_dict()) for w in s.waves],
+                "timing": data(s.timing)}
         yield ("" if i == 0 else ", ") + _dumps(info)[:-1] + ', "entries": ['
         # every entry to send, then the kept samples of the others (noop entries are
         # counted, not kept: a million unchanged recipients would be noise)

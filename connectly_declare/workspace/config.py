@@ -117,6 +117,10 @@ class FrequencyCap(_Strict):
     def seconds(self) -> int:
         return int(self.per[:-1]) * _DURATION_UNITS[self.per[-1]]
 
+    def as_tuple(self) -> tuple[int, int, str]:
+        """(max, seconds, "2 per 7d"): the plan's form (connectly_declare.policy.caps)."""
+        return self.max, self.seconds, f"{self.max} per {self.per}"
+
 
 class WorkspaceConfig(_Strict):
     """The contents of `declare.yaml`."""

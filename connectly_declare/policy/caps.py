@@ -1,0 +1,105 @@
+"""Frequency caps: at most `max` messages to one person in any window of `per`, across
+every sendout of the environment.
+
+History is the ledger's delivered keys (accepted, or accepted before a later attempt), each
+at the later of when apply recorded it and its sendout's declared instant schedule (a
+message scheduled ahead is delivered then, not when it was handed over). A sendout marked
+``exempt`` is neither capped nor counted. This plan's entries are then placed one by one
+in a deterministic order (sendout priority, higher first, then name; within a sendout,
+audience order), each at its own send time (`scheduledAt`, or the plan's "now"); an entry
+that would put more than `max` messages within less than `per` of each other is capped.
+Windows are half open: a message exactly `per` after another starts a new window.
+
+Pure: plain data in, plain data out; the plan (connectly_declare.plan.make) applies it.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right, insort
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
+
+from connectly_declare.entry import KEY_SEPARATOR
+from connectly_declare.ledger.base import LedgerState
+
+Cap = tuple[int, int, str]  # (max, window in seconds, label such as "2 per 7d")
+
+
+def epoch(text: str) -> float:
+    """Seconds since the epoch of an ISO 8601 time with offset."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+
+
+def ledger_history(state: LedgerState, clients: Collection[str], exempt: Collection[str],
+                   scheduled: Mapping[str, float]) -> dict[str, list[float]]:
+    """The sorted delivery times of each of `clients` in the ledger (see the module
+    docstring); `scheduled` maps a sendout to its declared instant schedule."""
+    history: dict[str, list[float]] = {}
+    times: dict[str, float] = {}
+    for key, known in state.keys.items():
+        if known.status != "accepted" and known.accepted_fingerprint is None:
+            continue
+        client = key.split(KEY_SEPARATOR, 2)[1]
+        if client not in clients or known.sendout in exempt:
+            continue
+        at = times.get(known.last_at)
+        if at is None:
+            at = times[known.last_at] = epoch(known.last_at)
+        at = max(at, scheduled.get(known.sendout, at))
+        history.setdefault(client, []).append(at)
+    for found in history.values():
+        found.sort()
+    return history
+
+
+def _crowded(times: list[float], at: float, cap: Cap) -> bool:
+    """Whether a message at `at` puts more than max messages within less than per."""
+    most, per, _ = cap
+    i = bisect_right(times, at)
+    merged = [*times[:i], at, *times[i:]]
+    for j in range(max(0, i - most), min(i, len(merged) - 1 - most) + 1):
+        if merged[j + most] - merged[j] < per:
+            return True
+    return False
+
+
+class CapCheck:
+    """Places messages per client against the caps, remembering the ones that fit."""
+
+    def __init__(self, caps: tuple[Cap, ...], history: dict[str, list[float]]) -> None:
+        self.caps = caps
+        self.history = history
+
+    def place(self, client: str, at: float) -> tuple[Cap, int, float] | None:
+        """None when a message at `at` fits (it is then counted); else the first cap it
+        would pass, how many messages that cap's window around `at` already holds, and
+        the earliest time at or after `at` when it would fit."""
+        times = self.history.setdefault(client, [])
+        for cap in self.caps:
+            if _crowded(times, at, cap):
+                return cap, self._near(times, at, cap[1]), self._earliest(times, at)
+        insort(times, at)
+        return None
+
+    @staticmethod
+    def _near(times: list[float], at: float, per: int) -> int:
+        return sum(1 for t in times if abs(t - at) < per)
+
+    def _earliest(self, times: list[float], at: float) -> float:
+        longest = max(per for _, per, _ in self.caps)
+        candidates = sorted({t + per for t in times for _, per, _ in self.caps
+                             if t + per > at} | {(times[-1] if times else at) + longest})
+        for candidate in candidates:
+            if not any(_crowded(times, candidate, cap) for cap in self.caps):
+                return candidate
+        return candidates[-1]  # pragma: no cover - the last candidate always fits
+
+
+__all__ = ["Cap", "CapCheck", "epoch", "iso", "ledger_history"]

@@ -1,0 +1,77 @@
+"""How one sendout's entries spread in time, for review: entries per local hour of
+delivery and per UTC hour, how many quiet hours shifted or held, how many a frequency cap
+held back, and where the zones came from. Plain data (JSON carries it as is)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from connectly_declare.entry import Entry
+from connectly_declare.policy.localtime import zone
+from connectly_declare.policy.timing import SHIFTED, ZONE_FALLBACK, ZONE_FROM_NUMBER, ZONE_GIVEN
+
+TOP_ZONES = 8
+
+
+def _hours(entry: Entry, now: datetime) -> tuple[int, int]:
+    moment = (datetime.fromisoformat(entry.scheduled_at) if entry.scheduled_at is not None
+              else now)
+    local = moment.astimezone(zone(entry.zone)) if entry.zone else moment
+    return local.hour, moment.astimezone(UTC).hour
+
+
+def timing_summary(sending: Iterable[Entry], held: Iterable[Entry], capped: Iterable[Entry],
+                   now: datetime) -> dict[str, Any]:
+    """The summary of one sendout (see the module docstring). Hours count the entries to
+    send; the other counts cover every entry sent, held or capped."""
+    local: Counter[int] = Counter()
+    utc: Counter[int] = Counter()
+    origins: Counter[str] = Counter()
+    zones: Counter[str] = Counter()
+    cache: dict[tuple[str | None, str], tuple[int, int]] = {}
+    shifted = 0
+
+    def note(entry: Entry) -> None:
+        nonlocal shifted
+        flags = entry.timing
+        if flags & SHIFTED:
+            shifted += 1
+        if flags & ZONE_FROM_NUMBER:
+            origins["from_number"] += 1
+        elif flags & ZONE_GIVEN:
+            origins["given"] += 1
+        elif flags & ZONE_FALLBACK:
+            origins["fallback"] += 1
+        if entry.zone:
+            zones[entry.zone] += 1
+
+    for entry in sending:
+        key = (entry.scheduled_at, entry.zone)
+        hours = cache.get(key)
+        if hours is None:
+            hours = cache[key] = _hours(entry, now)
+        local[hours[0]] += 1
+        utc[hours[1]] += 1
+        note(entry)
+    held_count = capped_count = 0
+    for entry in held:
+        held_count += 1
+        note(entry)
+    for entry in capped:
+        capped_count += 1
+        note(entry)
+    top = sorted(zones.items(), key=lambda item: (-item[1], item[0]))[:TOP_ZONES]
+    return {
+        "local_hours": {f"{h:02d}": local[h] for h in sorted(local)},
+        "utc_hours": {f"{h:02d}": utc[h] for h in sorted(utc)},
+        "shifted": shifted, "held": held_count, "capped": capped_count,
+        "zones": {k: origins[k] for k in ("from_number", "given", "fallback")},
+        "zone_count": len(zones),
+        "top_zones": [[name, count] for name, count in top],
+    }
+
+
+__all__ = ["timing_summary"]
