@@ -33,6 +33,7 @@ NAME_CAP = 100  # a sendout, campaign, version or environment name, a variable's
 VALUE_CAP = 200  # a variable's value, a schedule, a reason
 VARIABLES_CAP = 1_000  # all variables of one entry together
 NOTE_CAP = 500  # a note or warning
+_WHEN_PRESENT = ("held", "capped")
 _COLORS = {"send": "32", "resend": "33", "retry": "33", "recover": "33", "drift": "35",
            "blocked": "31", "orphan": "2", "noop": "2", "waiting": "36", "held": "36",
            "capped": "36"}
@@ -158,7 +159,10 @@ def text_chunks(plan: Plan, options: FormatOptions) -> Iterator[str]:
     # `recover` exists only with --recover-in-doubt: named when it has entries
     sending = ", ".join(f"{plan.total(a):,} {a}" for a in SENDING_ACTIONS
                         if a != "recover" or plan.total(a))
-    rest = ", ".join(f"{plan.total(a):,} {a}" for a in ACTIONS if a not in SENDING_ACTIONS)
+    # held and capped (quiet hours, frequency caps) only when they occur:
+    # a plan without them reads as it always did
+    rest = ", ".join(f"{plan.total(a):,} {a}" for a in ACTIONS if a not in SENDING_ACTIONS
+                     and (plan.total(a) or a not in _WHEN_PRESENT))
     verdict = (f"{plan.sends:,} to send ({sending})" if plan.has_changes
                else "nothing to send")
     yield f"Plan: {verdict}; {rest}.\n"
