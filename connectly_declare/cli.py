@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from connectly_declare import __version__, clock
+from connectly_declare import __version__, clock, words
 from connectly_declare.errors import DeclareError
 
 PROG = "connectly-declare"
@@ -278,9 +278,12 @@ def validate_command(ctx: Context, data: bool) -> int:
     for warning in ws.warnings:
         click.echo(terminal(mask_numbers(f"warning: {warning}")), err=True)
     disabled = sum(1 for s in ws.sendouts.values() if not s.enabled)
-    # The exact wording is relied on by scripts and the security corpus: keep it stable.
-    click.echo(f"valid: {len(ws.campaigns)} campaigns, {len(ws.audiences)} audiences, "
-               f"{len(ws.sendouts)} sendouts ({disabled} disabled) in {len(ws.files)} files")
+    # The exact wording is relied on by scripts and the security corpus: keep it stable
+    # (singular for one: `1 campaign`, issue 17).
+    click.echo(f"valid: {words.count(len(ws.campaigns), 'campaign')}, "
+               f"{words.count(len(ws.audiences), 'audience')}, "
+               f"{words.count(len(ws.sendouts), 'sendout')} ({disabled:,} disabled) in "
+               f"{words.count(len(ws.files), 'file')}")
     return _validate_data(ws) if data else 0
 
 
@@ -303,7 +306,7 @@ def _validate_data(ws: Any) -> int:
 
 
 def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+    return words.count(n, noun)
 
 
 @cli.command("init")

@@ -185,3 +185,11 @@ def test_state_show_and_nothing_to_send_say_what_is_true(tmp_path: Path) -> None
         assert "Nothing to send now: 3 entries changed since sent" in drift.stdout
         assert "already holds every planned entry" not in drift.stdout
         assert sim.counts(CAMPAIGN) == dict.fromkeys(clients, 1)
+
+
+def test_validate_says_1_campaign_not_1_campaigns(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    write_workspace(ws, base_url="http://127.0.0.1:9", recipients=1)
+    done = _cli(ws, "validate")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "valid: 1 campaign, 1 audience, 1 sendout (0 disabled) in 1 file\n"
