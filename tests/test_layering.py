@@ -26,7 +26,7 @@ BASE = frozenset({
     "connectly_declare.policy.localtime",  # clock-time parsing: manifests validate with it
 })
 # Lowest first: a layer may import BASE, itself and the layers before it, never after.
-LAYERS = ("base", "templates", "workspace", "policy", "audience", "entries", "ledger", "plan",
+LAYERS = ("base", "templates", "workspace", "ledger", "policy", "audience", "entries", "plan",
           "report", "apply", "sim", "commands", "cli", "__main__")
 # (importer, imported) pairs refused outright, whatever the order says.
 FORBIDDEN = {
