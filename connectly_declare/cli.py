@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from connectly_declare import __version__, clock, words
+from connectly_declare import __version__, clock
 from connectly_declare.errors import DeclareError
 
 PROG = "connectly-declare"
@@ -91,21 +91,10 @@ def cli(ctx: click.Context, directory: Path | None, environment: str | None) -> 
 
 
 def _github_annotate(problems: Sequence[Any], start: Path) -> None:
-    """In a GitHub Actions job, repeat problems as `::error file=…,line=…::` annotations
-    (stdout), so a pull request shows them on the lines they are about."""
-    from connectly_declare.report import github
+    """In a GitHub Actions job, repeat problems as annotations on stdout."""
+    from connectly_declare.commands.validate import annotate
 
-    if not github.in_github_actions(os.environ):
-        return
-    root: Path | None = None
-    try:
-        from connectly_declare.workspace.load import find_workspace
-
-        root = find_workspace(start)
-    except DeclareError:
-        pass
-    for line in github.annotation_lines(problems, workspace_root=root, title=PROG):
-        click.echo(line)
+    annotate(problems, start, sys.stdout)
 
 
 def _report_error(err: DeclareError) -> None:
@@ -260,53 +249,9 @@ def validate_command(ctx: Context, data: bool) -> int:
       connectly-declare -C campaigns validate
       connectly-declare validate --data -C campaigns
     """
-    from connectly_declare.errors import ManifestErrors
-    from connectly_declare.report.escape import terminal
-    from connectly_declare.report.mask import mask_numbers
-    from connectly_declare.workspace.load import load_workspace
+    from connectly_declare.commands.validate import run_validate
 
-    try:
-        ws = load_workspace(ctx.start)
-    except ManifestErrors as err:
-        for problem in err.problems:
-            click.echo(terminal(mask_numbers(str(problem))), err=True)
-        _github_annotate(err.problems, ctx.start)
-        count = len(err.problems)
-        click.echo(f"{count} problem{'s' if count != 1 else ''} found; nothing is valid "
-                   "until all are fixed", err=True)
-        return 1
-    for warning in ws.warnings:
-        click.echo(terminal(mask_numbers(f"warning: {warning}")), err=True)
-    disabled = sum(1 for s in ws.sendouts.values() if not s.enabled)
-    # The exact wording is relied on by scripts and the security corpus: keep it stable
-    # (singular for one: `1 campaign`, issue 17).
-    click.echo(f"valid: {words.count(len(ws.campaigns), 'campaign')}, "
-               f"{words.count(len(ws.audiences), 'audience')}, "
-               f"{words.count(len(ws.sendouts), 'sendout')} ({disabled:,} disabled) in "
-               f"{words.count(len(ws.files), 'file')}")
-    return _validate_data(ws) if data else 0
-
-
-def _validate_data(ws: Any) -> int:
-    from connectly_declare.entries.check import DataErrors, check_data
-    from connectly_declare.report.escape import terminal
-
-    found = check_data(ws)
-    if not found.count:
-        click.echo(f"data: {_count(len(ws.audiences), 'audience')} read, "
-                   f"{_count(len(ws.sendouts), 'sendout')}' entries made, no problems")
-        return 0
-    problems = DataErrors(found).problems
-    for problem in problems:
-        click.echo(terminal(str(problem)), err=True)
-    _github_annotate(problems, ws.root)
-    click.echo(f"{_count(found.count, 'data problem')} found; fix them before a plan",
-               err=True)
-    return 1
-
-
-def _count(n: int, noun: str) -> str:
-    return words.count(n, noun)
+    return run_validate(ctx.start, data=data, out=sys.stdout, err=sys.stderr)
 
 
 @cli.command("init")

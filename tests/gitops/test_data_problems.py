@@ -55,7 +55,7 @@ EXPECTED = [
 def test_the_example_passes_validate_data(workspace: Path) -> None:
     done = _cli(workspace, "validate", "--data")
     assert done.returncode == 0, done.stderr
-    assert "data: 4 audiences read, 5 sendouts' entries made, no problems" in done.stdout
+    assert "data: 4 audiences read, entries made for 5 sendouts, no problems" in done.stdout
 
 
 def test_validate_alone_does_not_read_data_and_validate_data_reports_every_problem(
