@@ -29,6 +29,7 @@ class Context:
         self.directory = directory
         # --env NAME / DECLARE_ENV; resolve with environments.resolve_environment(config, it)
         self.environment = environment
+        self.sim = False  # `state --sim`: the simulator's ledger
 
     @property
     def start(self) -> Path:
@@ -305,8 +306,9 @@ def schema_command(kind: str) -> int:
 RETRY_ALL = "\x00all"  # --retry-failed given without a sendout
 
 
-def _ask_yes(question: str) -> bool:
-    """Only the word `yes` proceeds (Terraform's rule: `y` or Enter are not enough).
+def _ask(question: str, word: str) -> bool:
+    """Only `word` proceeds: `yes` (Terraform's rule: `y` or Enter are not enough), or
+    against a real endpoint the environment or business id (`terraform destroy`'s habit).
 
     Ctrl-D (end of input) is a "no": the user declined, so apply exits as cancelled (1), not
     as interrupted (130, which click's prompt would make of it)."""
@@ -314,7 +316,7 @@ def _ask_yes(question: str) -> bool:
     answer = sys.stdin.readline()
     if not answer:
         click.echo("", err=True)  # the terminal's cursor is still after the question
-    return answer.strip() == "yes"
+    return answer.strip() == word
 
 
 @cli.command("apply")
@@ -341,7 +343,11 @@ def _ask_yes(question: str) -> bool:
 @click.option("--sim", is_flag=True,
               help="Apply against a simulator started in-process on loopback, with a "
                    "throwaway API key and its own ledger (.declare/sim-ledger.jsonl; per "
-                   "environment .declare/sim-ledger.ENV.jsonl).")
+                   "environment .declare/sim-ledger.ENV.jsonl); with --base-url, a "
+                   "`connectly-declare sim` running apart.")
+@click.option("--base-url", default=None, metavar="URL",
+              help="Send to URL instead of declare.yaml's base_url, e.g. a `connectly-declare "
+                   "sim` running apart (with --sim) [env: DECLARE_BASE_URL].")
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=None,
               help="Entries per request (default: a saved plan's own, else declare.yaml's "
                    "batch_size).")
@@ -359,8 +365,12 @@ def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
                   targets: tuple[str, ...], max_recipients: int | None,
                   allow_past_schedule: bool, recover_in_doubt: bool, quiet_hours: str,
                   auto_approve: bool, sim: bool, batch_size: int | None, lock_timeout: float,
-                  show_recipients: bool, retry_failed: str | None) -> int:
+                  show_recipients: bool, retry_failed: str | None, base_url: str | None) -> int:
     """Plan, show the plan, ask, then send it in batches and record every outcome.
+
+    The plan's header, the question and the summary say where: the endpoint, business,
+    environment, ledger, and whether it is the simulator. Against an endpoint that is not
+    on loopback the question wants the environment (or business id) typed, not `yes`.
 
     With PLAN_FILE (from `connectly-declare plan --out FILE`) sends exactly that saved plan,
     without reading manifests; a plan the ledger has moved past is refused as stale.
@@ -371,10 +381,13 @@ def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
 
       connectly-declare apply --auto-approve reviewed.plan.gz
 
+      DECLARE_BASE_URL=http://127.0.0.1:8765 connectly-declare apply --sim
+
     Exit codes: 0 everything accepted (or nothing to send), 1 anything rejected, partial,
     unknown or an error, 130 interrupted (Ctrl-C / SIGTERM; a second Ctrl-C exits at once).
     """
     from connectly_declare.commands.apply import ApplyRequest, plan_text, run_apply
+    from connectly_declare.commands.destination import chosen_base_url
 
     if plan_file is not None and (targets or max_recipients is not None or allow_past_schedule
                                   or recover_in_doubt or retry_failed is not None):
@@ -392,8 +405,9 @@ def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
                            quiet_hours="hold" if quiet_hours == "hold" else "shift",
                            retry_failed=retry_failed is not None,
                            retry_failed_sendouts=() if retry_failed in (None, RETRY_ALL)
-                           else (str(retry_failed),))
-    confirm = _ask_yes if sys.stdin.isatty() else None
+                           else (str(retry_failed),),
+                           base_url=chosen_base_url(base_url, os.environ))
+    confirm = _ask if sys.stdin.isatty() else None
     color = _color("text")  # the same plan as `plan` shows, coloured alike on a terminal
     return run_apply(request, out=sys.stdout, err=sys.stderr, confirm=confirm,
                      show_plan=lambda plan: plan_text(plan, show_recipients=show_recipients,
@@ -455,14 +469,21 @@ def _show_options(fn: Any) -> Any:
               default=None, metavar="[SENDOUT]",
               help="Plan entries the server refused for good (`failed`) as `retry`: every "
                    "sendout's, or only SENDOUT's.")
+@click.option("--sim", is_flag=True,
+              help="Plan the simulator's side: against its own ledger "
+                   "(.declare/sim-ledger.jsonl), as `apply --sim` would send.")
+@click.option("--base-url", default=None, metavar="URL",
+              help="The endpoint the plan is for, instead of declare.yaml's base_url "
+                   "(recorded in a saved plan) [env: DECLARE_BASE_URL].")
 @_show_options
 @_directory_option
 @pass_ctx
 def plan_command(ctx: Context, environment: str | None, targets: tuple[str, ...],
                  max_recipients: int | None, allow_past_schedule: bool,
                  recover_in_doubt: bool, quiet_hours: str, out_file: Path | None,
-                 out_comment: Path | None, retry_failed: str | None, fmt: str, details: bool,
-                 show_recipients: bool, detailed_exitcode: bool) -> int:
+                 out_comment: Path | None, retry_failed: str | None, sim: bool,
+                 base_url: str | None, fmt: str, details: bool, show_recipients: bool,
+                 detailed_exitcode: bool) -> int:
     """Show what would be sent that has not been sent yet: offline, no API key needed.
 
     Per sendout it counts send, resend, retry (sent by apply) and noop, drift, failed,
@@ -474,10 +495,12 @@ def plan_command(ctx: Context, environment: str | None, targets: tuple[str, ...]
       connectly-declare -C campaigns plan
       connectly-declare plan --format markdown > plan.md
       connectly-declare plan --out reviewed.plan.gz --detailed-exitcode
+      connectly-declare plan --sim    (after `apply --sim`: the simulator's ledger)
 
     Exit codes: 0 ok, 1 error (the plan is refused), 2 changes present (with
     --detailed-exitcode).
     """
+    from connectly_declare.commands.destination import chosen_base_url
     from connectly_declare.commands.plan import PlanRequest, ShowRequest, run_plan
 
     show = ShowRequest(fmt=fmt, details=details, show_recipients=show_recipients,
@@ -489,16 +512,21 @@ def plan_command(ctx: Context, environment: str | None, targets: tuple[str, ...]
                           quiet_hours="hold" if quiet_hours == "hold" else "shift",
                           out_comment=out_comment, retry_failed=retry_failed is not None,
                           retry_failed_sendouts=() if retry_failed in (None, RETRY_ALL)
-                          else (str(retry_failed),))
+                          else (str(retry_failed),), sim=sim,
+                          base_url=chosen_base_url(base_url, os.environ))
     return run_plan(request, out=sys.stdout, err=sys.stderr)
 
 
 @cli.command("show")
 @click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--sim", is_flag=True,
+              help="Expect a plan of the simulator's side (`plan --sim --out FILE`); a plan "
+                   "for real sends is refused.")
 @_show_options
-def show_command(plan_file: Path, fmt: str, details: bool, show_recipients: bool,
+def show_command(plan_file: Path, sim: bool, fmt: str, details: bool, show_recipients: bool,
                  detailed_exitcode: bool) -> int:
-    """Render a saved plan (from `connectly-declare plan --out FILE`) in any format.
+    """Render a saved plan (from `connectly-declare plan --out FILE`) in any format. Its
+    header says which side it is for (the simulator or real sends) and where.
 
     \b
     Example:
@@ -508,28 +536,34 @@ def show_command(plan_file: Path, fmt: str, details: bool, show_recipients: bool
 
     show = ShowRequest(fmt=fmt, details=details, show_recipients=show_recipients,
                        detailed_exitcode=detailed_exitcode, color=_color(fmt))
-    return run_show(plan_file, show, out=sys.stdout)
+    return run_show(plan_file, show, out=sys.stdout, sim=sim)
 
 
 @cli.group("state")
 @click.option("--env", "environment", default=None,
               help="Environment of declare.yaml whose ledger to use (default: global --env).")
+@click.option("--sim", is_flag=True,
+              help="The simulator's ledger (.declare/sim-ledger.jsonl, what `apply --sim` "
+                   "wrote), not the real one.")
 @_directory_option
 @click.pass_context
-def state_group(click_ctx: click.Context, environment: str | None) -> None:
+def state_group(click_ctx: click.Context, environment: str | None, sim: bool) -> None:
     """Look at and repair the ledger: list, show, resolve, export, unlock.
 
     Reads declare.yaml only (never the manifests), so a broken manifest never stops you
     from inspecting the state.
     """
+    ctx = click_ctx.find_object(Context)
+    assert ctx is not None
     if environment:
-        click_ctx.find_object(Context).environment = environment  # type: ignore[union-attr]
+        ctx.environment = environment
+    ctx.sim = sim
 
 
 def _state(ctx: Context) -> Any:
     from connectly_declare.commands.state import open_state
 
-    return open_state(ctx.start, ctx.environment)
+    return open_state(ctx.start, ctx.environment, sim=ctx.sim)
 
 
 @state_group.command("list")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import signal
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext, suppress
@@ -33,17 +32,25 @@ from connectly_declare.apply.summary import (
     nothing_to_send,
     summary_lines,
 )
-from connectly_declare.errors import DeclareError, Location, StalePlan
+from connectly_declare.commands.destination import (
+    Destination,
+    check_saved_side,
+    ledger_place,
+    plan_command,
+    resolve_destination,
+)
+from connectly_declare.endpoint import is_loopback
+from connectly_declare.errors import DeclareError, StalePlan
 from connectly_declare.ledger import open_ledger
 from connectly_declare.ledger.base import Ledger, LedgerState
 from connectly_declare.plan.make import Plan, PlanOptions, build_plan, check_fresh
 from connectly_declare.report import escape, github
+from connectly_declare.report.where import destination_text
 from connectly_declare.workspace import environments
 from connectly_declare.workspace.config import (
     CONFIG_FILE,
     MAX_BATCH_SIZE,
     LocalState,
-    ResolvedEnvironment,
     WorkspaceConfig,
     sim_ledger,
 )
@@ -74,19 +81,7 @@ class ApplyRequest:
     retry_failed: bool = False  # --retry-failed [SENDOUT]: send `failed` entries again
     retry_failed_sendouts: tuple[str, ...] = ()
     quiet_hours: Literal["shift", "hold"] = "shift"
-
-
-@dataclass(frozen=True)
-class Destination:
-    """Where this apply sends and records: everything resolved before the lock is taken."""
-
-    root: Path
-    config: WorkspaceConfig
-    resolved: ResolvedEnvironment
-    business_id: str
-    base_url: str
-    api_key: Secret
-    sim: bool
+    base_url: str | None = None  # --base-url / DECLARE_BASE_URL, checked (destination.py)
 
 
 def announce_wait(ledger: Ledger, timeout: float, err: TextIO) -> None:
@@ -97,36 +92,6 @@ def announce_wait(ledger: Ledger, timeout: float, err: TextIO) -> None:
         if holder is not None:
             print(f"Waiting up to {timeout:g} s for the ledger's writer lock: "
                   f"{holder.describe()}", file=err, flush=True)
-
-
-def resolve_destination(root: Path, config: WorkspaceConfig, environment: str | None, *,
-                   sim: bool, environ: Mapping[str, str]) -> Destination:
-    """Business id, base URL and API key, each checked before anything is sent."""
-    resolved = environments.resolve_environment(config, environment)
-    if sim:
-        # A separate ledger: sim runs must never mix with the real history.
-        sim_business = environments.sim_business_id(resolved, environ)
-        resolved = resolved.model_copy(update={"state": LocalState(
-                                                   path=sim_ledger(resolved.environment)),
-                                               "business_id": sim_business,
-                                               "business_id_env": None})
-        return Destination(root, config, resolved, sim_business, "", Secret(
-            "sim-" + secrets.token_urlsafe(24)), True)
-    business = environments.resolve_business_id(resolved, environ)
-    if not business:
-        hint = (f"set the environment variable {resolved.business_id_env}"
-                if resolved.business_id_env else "set business_id in declare.yaml")
-        raise DeclareError("no business id to send for", location=Location(CONFIG_FILE),
-                           hint=hint)
-    key = environ.get(resolved.api_key_env, "")
-    if not key:
-        raise DeclareError(
-            f"the API key variable {resolved.api_key_env} is not set (or empty)",
-            location=Location(CONFIG_FILE),
-            hint=f"export {resolved.api_key_env}=... (declare.yaml's api_key_env names it); "
-                 "or try `apply --sim` to apply against the local simulator")
-    resolved = resolved.model_copy(update={"business_id": business, "business_id_env": None})
-    return Destination(root, config, resolved, business, resolved.base_url, Secret(key), False)
 
 
 def batch_size_for(request: ApplyRequest, config: WorkspaceConfig, saved: Plan | None) -> int:
@@ -221,7 +186,20 @@ def send_plan(plan: Plan, ledger: Ledger, dest: Destination, base_url: str, *,
     return asyncio.run(go())
 
 
-Confirm = Callable[[str], bool]
+# confirm(question, word): True when the person typed `word` (`yes`, or against a real
+# endpoint the environment or business id, as `terraform destroy` asks for a word).
+Confirm = Callable[[str, str], bool]
+
+
+def confirmation(plan: Plan, dest: Destination) -> tuple[str, str]:
+    """The question asked before sending, and the word that confirms it."""
+    where = destination_text(plan)
+    if dest.sim or not dest.base_url or is_loopback(dest.base_url):
+        return f"This apply {where}.\nApply these sends? (yes/no)", "yes"
+    word = dest.resolved.environment or dest.business_id
+    what = "environment" if dest.resolved.environment else "business id"
+    return (f"This apply {where}.\nThese are real messages to real people; only the {what} "
+            f"is accepted to confirm.\nType {word} to send", word)
 
 
 def sim_catalog_from_plan(plan: Plan, business: str, key: Secret) -> Catalog:
@@ -242,8 +220,9 @@ def sim_catalog_from_plan(plan: Plan, business: str, key: Secret) -> Catalog:
 
 @contextmanager
 def _endpoint(dest: Destination, catalog: Catalog | None) -> Iterator[str]:
-    """The base URL to send to: the real one, or an in-process simulator on loopback."""
-    if catalog is None:  # not a --sim run
+    """The base URL to send to: the real one, a simulator running apart, or an in-process
+    simulator on loopback."""
+    if catalog is None:  # not an in-process --sim run
         yield dest.base_url
         return
     from connectly_declare.sim import create_app, serve_in_thread
@@ -298,6 +277,16 @@ def load_source(request: ApplyRequest, environ: Mapping[str, str]) -> ApplySourc
     return ApplySource(root, config, chosen or saved.environment, saved=saved)
 
 
+def check_side(request: ApplyRequest, source: ApplySource) -> None:
+    """A saved plan is applied on the side (simulator or real) and to the endpoint it was
+    made for; said before any API key is asked for."""
+    if source.saved is not None:
+        check_saved_side(source.saved.sim, source.saved.endpoint, sim=request.sim,
+                         environment=source.environment,
+                         endpoint=request.base_url or environments.resolve_environment(
+                             source.config, source.environment).base_url)
+
+
 def check_business(source: ApplySource, dest: Destination) -> None:
     """A saved plan is sent only for the business it was planned for."""
     saved = source.saved
@@ -325,7 +314,8 @@ def plan_locked(request: ApplyRequest, source: ApplySource, ledger: Ledger,
             check_fresh(source.saved, state)
         except StalePlan as exc:
             raise StalePlan(f"refusing a stale plan: {exc.problem.message}",
-                            hint=exc.problem.hint) from exc
+                            hint="make a new plan and review it: " + plan_command(
+                                source.environment, sim=request.sim)) from exc
         return source.saved
     assert source.workspace is not None
     options = PlanOptions(targets=request.targets, max_recipients=request.max_recipients,
@@ -341,8 +331,10 @@ def plan_locked(request: ApplyRequest, source: ApplySource, ledger: Ledger,
     return build_plan(source.workspace, ledger, options, environ=environ, now=now)
 
 
-def approved(request: ApplyRequest, confirm: Confirm | None, out: TextIO) -> bool:
-    """--auto-approve, or `yes` on a terminal; without a terminal, refuse."""
+def approved(request: ApplyRequest, confirm: Confirm | None, out: TextIO, plan: Plan,
+             dest: Destination) -> bool:
+    """--auto-approve, or the word `confirmation` wants on a terminal; without a
+    terminal, refuse."""
     if request.auto_approve:
         return True
     if confirm is None:
@@ -350,7 +342,7 @@ def approved(request: ApplyRequest, confirm: Confirm | None, out: TextIO) -> boo
             "refusing to send without confirmation: no terminal to ask on",
             hint="review the plan, then pass --auto-approve (pipelines), or apply "
                  "a reviewed saved plan: connectly-declare apply --auto-approve FILE")
-    if confirm("Apply these sends? (yes/no)"):
+    if confirm(*confirmation(plan, dest)):
         return True
     print("Apply cancelled: nothing was sent.", file=out)
     return False
@@ -359,7 +351,7 @@ def approved(request: ApplyRequest, confirm: Confirm | None, out: TextIO) -> boo
 def sim_catalog(dest: Destination, source: ApplySource, plan: Plan) -> Catalog | None:
     """The in-process simulator's catalog (None: not a --sim run): from the manifests,
     else from the saved plan alone."""
-    if not dest.sim:
+    if not dest.sim or dest.base_url:  # real, or a simulator running apart
         return None
     if source.workspace is not None:
         from connectly_declare.sim.workspace import catalog_from_workspace
@@ -370,10 +362,12 @@ def sim_catalog(dest: Destination, source: ApplySource, plan: Plan) -> Catalog |
 
 
 def print_summary(result: ApplyResult, dest: Destination, out: TextIO, err: TextIO,
-                  environ: Mapping[str, str]) -> None:
+                  environ: Mapping[str, str], plan: Plan | None = None) -> None:
     lines = summary_lines(result)
     # Every output names the environment: pipelines applying several log into one place.
     lines[0] += f" Environment {environments.environment_label(dest.resolved.environment)}."
+    if plan is not None:  # and where: endpoint, business, ledger, simulator or not
+        lines.insert(1, "  " + destination_text(plan))
     for line in lines:
         print(escape.terminal(line), file=out)  # names and API errors quoted in it
     # In GitHub Actions, entries refused for good also become warning annotations (stderr:
@@ -396,8 +390,9 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
     fixed = clock.fixed_clock(environ, err)
     now = fixed or now
     source = load_source(request, environ)
+    check_side(request, source)
     dest = resolve_destination(source.root, source.config, source.environment,
-                               sim=request.sim, environ=environ)
+                               sim=request.sim, environ=environ, base_url=request.base_url)
     check_business(source, dest)
     ledger = open_ledger(source.root, dest.resolved, environ=environ)
     announce_sim(dest, source.root, out)
@@ -405,11 +400,14 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
     with ledger.lock("apply", timeout=request.lock_timeout):
         state = ledger.read()
         plan = plan_locked(request, source, ledger, state, environ=environ, now=now())
+        if source.saved is None:
+            plan = replace(plan, sim=dest.sim, endpoint=dest.endpoint,
+                           ledger=ledger_place(source.root, dest.resolved))
         print((show_plan or _default_show(request))(plan), file=out)
         if not plan.has_changes:
             print(nothing_to_send(plan), file=out)
             return 0
-        if not approved(request, confirm, out):
+        if not approved(request, confirm, out, plan, dest):
             return 1
         batch_size = batch_size_for(request, source.config, source.saved)
         with _endpoint(dest, sim_catalog(dest, source, plan)) as base_url:
@@ -423,26 +421,26 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
 
         warn_untracked_ledger(local_ledger_path(source.root, dest.resolved.state), source.root,
                               environ, out=out, err=err)
-    print_summary(result, dest, out, err, environ)
+    print_summary(result, dest, out, err, environ, plan)
     return exit_code(result)
 
 
 __all__ = [
     "ApplyRequest",
     "ApplySource",
-    "Destination",
     "announce_sim",
     "announce_wait",
     "approved",
     "batch_size_for",
     "check_business",
+    "check_side",
     "client_settings",
+    "confirmation",
     "in_doubt_keys",
     "load_source",
     "plan_locked",
     "plan_text",
     "print_summary",
-    "resolve_destination",
     "run_apply",
     "send_plan",
     "sim_catalog",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
@@ -18,6 +18,7 @@ from connectly_declare.errors import DeclareError, LedgerError, PlanError
 from connectly_declare.plan.make import Plan, PlanOptions
 
 if TYPE_CHECKING:
+    from connectly_declare.workspace.config import ResolvedEnvironment
     from connectly_declare.workspace.load import Workspace
 
 EXIT_CHANGES = 2
@@ -46,6 +47,8 @@ class PlanRequest:
     out_comment: Path | None = None  # the pull-request comment body (Markdown + marker)
     retry_failed: bool = False  # --retry-failed [SENDOUT]
     retry_failed_sendouts: tuple[str, ...] = ()
+    sim: bool = False  # the simulator's side: its own ledger, as `apply --sim` sends
+    base_url: str | None = None  # --base-url / DECLARE_BASE_URL, checked
 
 
 def emit(plan: Plan, show: ShowRequest, out: TextIO,
@@ -83,13 +86,15 @@ def make_workspace_plan(request: PlanRequest, *, environ: Mapping[str, str],
 
 def _plan_workspace(request: PlanRequest, *, environ: Mapping[str, str],
                     now: datetime) -> tuple[Plan, tuple[str, ...]]:
+    from connectly_declare.commands.destination import side
     from connectly_declare.ledger import open_ledger
     from connectly_declare.plan.make import build_plan
     from connectly_declare.workspace.environments import resolve_environment
     from connectly_declare.workspace.load import load_workspace
 
     ws = load_workspace(request.start)
-    resolved = resolve_environment(ws.config, request.environment)
+    resolved = side(resolve_environment(ws.config, request.environment), sim=request.sim,
+                    environ=environ)
     ledger = open_ledger(ws.root, resolved, environ=environ)
     options = PlanOptions(targets=request.targets, max_recipients=request.max_recipients,
                           allow_past_schedule=request.allow_past_schedule,
@@ -113,7 +118,15 @@ def _plan_workspace(request: PlanRequest, *, environ: Mapping[str, str],
         if found.count > 1:
             raise DataErrors(found) from first
         raise
-    return plan, workspace_regions(ws)
+    return _where(plan, request, ws.root, resolved), workspace_regions(ws)
+
+
+def _where(plan: Plan, request: PlanRequest, root: Path, resolved: ResolvedEnvironment) -> Plan:
+    """`plan` with where it is for: side, endpoint and ledger (header, saved file)."""
+    from connectly_declare.commands.destination import ledger_place, plan_endpoint
+
+    return replace(plan, sim=request.sim, ledger=ledger_place(root, resolved),
+                   endpoint=plan_endpoint(resolved, sim=request.sim, base_url=request.base_url))
 
 
 def run_plan(request: PlanRequest, *, out: TextIO, err: TextIO,
@@ -172,11 +185,17 @@ def annotate_failures(plan: Plan, err: TextIO, environ: Mapping[str, str]) -> No
         err.write(line + "\n")
 
 
-def run_show(path: Path, show: ShowRequest, *, out: TextIO) -> int:
-    """`connectly-declare show FILE`."""
+def run_show(path: Path, show: ShowRequest, *, out: TextIO, sim: bool = False) -> int:
+    """`connectly-declare show FILE` (`--sim`: refuse a plan for real sends)."""
+    from connectly_declare.errors import Location
     from connectly_declare.plan.planfile import read_plan
 
-    return emit(read_plan(path), show, out)
+    plan = read_plan(path)
+    if sim and not plan.sim:
+        raise DeclareError(
+            "this plan was made for real sends, not for the simulator (`plan --sim`)",
+            location=Location(str(path)), hint="show it without --sim")
+    return emit(plan, show, out)
 
 
 __all__ = ["EXIT_CHANGES", "PlanRequest", "ShowRequest", "annotate_failures", "emit",

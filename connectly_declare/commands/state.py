@@ -39,12 +39,14 @@ class StateContext:
 
 
 def open_state(start: Path, environment: str | None,
-               environ: Mapping[str, str] = os.environ) -> StateContext:
+               environ: Mapping[str, str] = os.environ, *, sim: bool = False) -> StateContext:
+    """The ledger of `environment`: the real one, or with `sim` the simulator's."""
+    from connectly_declare.commands.destination import side
     from connectly_declare.ledger import open_ledger
     from connectly_declare.workspace.environments import resolve_environment
 
     root, config = load_config_only(start)
-    resolved = resolve_environment(config, environment)
+    resolved = side(resolve_environment(config, environment), sim=sim, environ=environ)
     return StateContext(config, open_ledger(root, resolved, environ=environ))
 
 

@@ -179,6 +179,12 @@ class Plan:
     sendouts: tuple[SendoutPlan, ...]
     orphans: tuple[OrphanCount, ...] = ()
     warnings: tuple[str, ...] = ()
+    # Where the plan is for (issue 17), shown in its header and checked by `apply FILE`:
+    # the simulator's side (its own ledger) or the real one; the base URL sent to (None:
+    # the in-process simulator, or not recorded by an older version); the ledger's place.
+    sim: bool = False
+    endpoint: str | None = None
+    ledger: str | None = None
 
     def total(self, action: Action) -> int:
         return sum(s.counts[action] for s in self.sendouts)

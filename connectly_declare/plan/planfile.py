@@ -66,6 +66,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "sendouts": [_sendout_json(s) for s in plan.sendouts],
         "orphans": [[o.sendout, o.campaign, o.count] for o in plan.orphans],
         "warnings": list(plan.warnings),
+        "sim": plan.sim, "endpoint": plan.endpoint, "ledger": plan.ledger,
     }
 
 
@@ -142,7 +143,17 @@ def plan_from_json(obj: dict[str, Any], *, format_version: int = PLAN_FORMAT_VER
         options=dict(obj["options"]), sendouts=tuple(_sendout(s) for s in obj["sendouts"]),
         orphans=tuple(OrphanCount(s, c, int(n)) for s, c, n in obj["orphans"]),
         warnings=tuple(obj["warnings"]),
+        # absent in plans of older versions: the real side, endpoint not recorded
+        sim=bool(_typed(obj.get("sim", False), bool, "sim")),
+        endpoint=_typed(obj.get("endpoint"), str, "endpoint"),
+        ledger=_typed(obj.get("ledger"), str, "ledger"),
     )
+
+
+def _typed(value: Any, kind: type, name: str) -> Any:
+    if value is not None and not isinstance(value, kind):
+        raise TypeError(f"{name} is {type(value).__name__}, not {kind.__name__}")
+    return value
 
 
 def read_plan(path: Path) -> Plan:

@@ -24,6 +24,7 @@ from connectly_declare.plan.make import ACTIONS, SENDING_ACTIONS, Plan, PlannedE
 from connectly_declare.plan.model import Action
 from connectly_declare.report import escape, timing
 from connectly_declare.report.mask import DEFAULT_REGIONS, mask_numbers, mask_value
+from connectly_declare.report.where import destination_text, sentence
 
 JSON_FORMAT_VERSION = 1
 MARKDOWN_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
@@ -131,6 +132,7 @@ def text_chunks(plan: Plan, options: FormatOptions) -> Iterator[str]:
               else "no ledger yet")
     yield (f"Plan for environment {escape.terminal(view(plan.environment or 'default'))}, "
            f"business {escape.terminal(plan.business_id or '(not set)')} ({ledger})\n")
+    yield f"  {escape.terminal(sentence(destination_text(plan)))}\n"
     for s in plan.sendouts:
         mode = "allow_multiple" if s.allow_multiple else "allow_one"
         state = "" if s.enabled else " [disabled: nothing planned]"
@@ -287,7 +289,8 @@ def markdown_chunks(plan: Plan, options: FormatOptions) -> Iterator[str]:
     ledger = f"ledger serial {plan.serial}" if plan.lineage else "no ledger yet"
     environment = escape.markdown_text(view(plan.environment or "default", NAME_CAP))
     budget.add(f"### connectly-declare plan: {environment}\n\n{verdict} across "
-               f"{words.count(len(plan.sendouts), 'sendout')} ({ledger}).\n\n")
+               f"{words.count(len(plan.sendouts), 'sendout')} ({ledger}). "
+               f"{escape.markdown_text(sentence(destination_text(plan)))}.\n\n")
     _md_table(plan, view, budget)
     # Warnings and rollouts may take half of what is left each; the samples share the
     # rest fairly, sendout by sendout.
@@ -346,6 +349,7 @@ def json_chunks(plan: Plan, options: FormatOptions) -> Iterator[str]:
     head = {
         "format_version": JSON_FORMAT_VERSION, "created_by": plan.created_by,
         "environment": data(plan.environment), "business_id": plan.business_id,
+        "sim": plan.sim, "endpoint": data(plan.endpoint), "ledger": data(plan.ledger),
         "lineage": plan.lineage, "serial": plan.serial,
         "workspace_digest": plan.workspace_digest, "options": data(plan.options),
         "has_changes": plan.has_changes, "totals": {a: plan.total(a) for a in ACTIONS},

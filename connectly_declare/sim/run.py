@@ -12,14 +12,12 @@ from connectly_declare.errors import DeclareError
 from connectly_declare.sim.app import Simulator
 from connectly_declare.sim.catalog import Catalog, load_catalog
 from connectly_declare.sim.engine import RepeatStyle
+from connectly_declare.sim.exports import DEMO_API_KEY, Exports, how_to_apply, workspace_exports
 from connectly_declare.sim.faults import FaultConfig
 from connectly_declare.sim.server import check_loopback, run_server
 
 API_KEY_ENV = "DECLARE_SIM_API_KEY"
 DEFAULT_PORT = 8765
-# The key a catalog built from a workspace accepts when none is given: a documented demo
-# value, not a secret.
-DEMO_API_KEY = "sim-demo-key"
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,8 @@ def with_extra_key(catalog: Catalog, api_key: str) -> Catalog:
 
 
 def build_catalog(options: SimOptions, environ: Mapping[str, str]) -> tuple[Catalog, str]:
-    """The catalog, and where its API key comes from (said, never shown).
+    """The catalog, and where its API key comes from (said, never shown). Every business
+    also accepts DEMO_API_KEY, the throwaway key of the printed `export` lines.
 
     With --catalog: the file, plus the key of --api-key / DECLARE_SIM_API_KEY if given.
     Without: the workspace's campaigns, for the business and environment `apply --sim`
@@ -56,9 +55,10 @@ def build_catalog(options: SimOptions, environ: Mapping[str, str]) -> tuple[Cata
     api_key = options.api_key or environ.get(API_KEY_ENV)
     if options.catalog is not None:
         catalog = load_catalog(options.catalog)
+        catalog = with_extra_key(catalog, DEMO_API_KEY)
         if api_key:
             return with_extra_key(catalog, api_key), f"the catalog's, and --api-key/${API_KEY_ENV}"
-        return catalog, "the catalog's"
+        return catalog, f"the catalog's, and the demo key {DEMO_API_KEY!r}"
     from connectly_declare.sim.workspace import catalog_from_workspace
     from connectly_declare.workspace import environments
     from connectly_declare.workspace.load import find_workspace, load_workspace
@@ -74,10 +74,11 @@ def build_catalog(options: SimOptions, environ: Mapping[str, str]) -> tuple[Cata
     source = f"--api-key/${API_KEY_ENV}"
     if not api_key and environ.get(resolved.api_key_env):
         api_key, source = environ[resolved.api_key_env], f"${resolved.api_key_env}"
-    if not api_key:
-        api_key, source = DEMO_API_KEY, f"the demo key {DEMO_API_KEY!r}"
     business = environments.sim_business_id(resolved, environ)
-    return catalog_from_workspace(workspace, api_key, business), source
+    catalog = catalog_from_workspace(workspace, DEMO_API_KEY, business)
+    if not api_key or api_key == DEMO_API_KEY:
+        return catalog, f"the demo key {DEMO_API_KEY!r}"
+    return with_extra_key(catalog, api_key), f"{source}, and the demo key {DEMO_API_KEY!r}"
 
 
 # The `sim` options that set each fault, as the user typed them (not the dataclass repr).
@@ -95,7 +96,8 @@ def fault_flags(faults: FaultConfig) -> str:
                     if getattr(faults, name) != getattr(default, name))
 
 
-def describe(catalog: Catalog, options: SimOptions, url: str, key_source: str) -> list[str]:
+def describe(catalog: Catalog, options: SimOptions, url: str, key_source: str,
+             exports: Exports | None = None) -> list[str]:
     """What the command prints once listening: the URL, businesses and campaigns, never
     the API keys."""
     lines = [f"Connectly simulator listening on {url}"]
@@ -111,6 +113,7 @@ def describe(catalog: Catalog, options: SimOptions, url: str, key_source: str) -
                     if options.repeat_style == "page" else " (rejected without an error)"))
     if options.faults.any:
         lines.append(f"  faults: {fault_flags(options.faults)}")
+    lines.extend(how_to_apply(exports or Exports(), url))
     lines.append("Stop with Ctrl-C.")
     return lines
 
@@ -124,11 +127,12 @@ def serve(options: SimOptions, *, echo: Callable[[str], None] = _print,
     """Serve the simulator until SIGINT/SIGTERM; return the exit code (0 on a clean stop)."""
     check_loopback(options.host)
     catalog, key_source = build_catalog(options, environ)
+    exports = workspace_exports(options.workspace, options.environment, environ)
     simulator = Simulator(catalog, faults=options.faults, rate_limit=options.rate_limit,
                           burst=options.burst, repeat_style=options.repeat_style)
 
     def ready(url: str) -> None:
-        for line in describe(catalog, options, url, key_source):
+        for line in describe(catalog, options, url, key_source, exports):
             echo(line)
 
     stopped_by = run_server(simulator.app, options.host, options.port, on_ready=ready,
