@@ -400,9 +400,10 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
     with ledger.lock("apply", timeout=request.lock_timeout):
         state = ledger.read()
         plan = plan_locked(request, source, ledger, state, environ=environ, now=now())
-        if source.saved is None:
-            plan = replace(plan, sim=dest.sim, endpoint=dest.endpoint,
-                           ledger=ledger_place(source.root, dest.resolved))
+        # where it goes, as resolved now (a saved plan's own side and endpoint were
+        # checked to be these; an older one did not record them)
+        plan = replace(plan, sim=dest.sim, endpoint=dest.endpoint,
+                       ledger=ledger_place(source.root, dest.resolved))
         print((show_plan or _default_show(request))(plan), file=out)
         if not plan.has_changes:
             print(nothing_to_send(plan), file=out)
