@@ -316,7 +316,9 @@ class SendoutDiff:
                 f"blocked: {noun(counts['blocked'])} have an unknown outcome under "
                 "allow_multiple and are not sent again until resolved: check the Connectly "
                 "inbox, then run `connectly-declare state resolve CLIENT --campaign "
-                f"{spec.campaign!r} --as accepted|unsent`")
+                f"{spec.campaign!r} --as accepted|unsent`, or for many at once "
+                f"`connectly-declare state resolve --sendout {spec.name} --status in-doubt "
+                "--clients FILE --as accepted --reason WHY --dry-run`")
         notes.extend(self.recovery.notes(spec.name))
         if counts["held"]:
             notes.append(
