@@ -87,9 +87,10 @@ def exit_code(result: ApplyResult) -> int:
 def nothing_to_send(plan: Plan) -> str:
     """Why a plan sends nothing, from its counts: "the ledger already holds every planned
     entry" only when that is so (drift and blocked entries are not in it as planned)."""
-    noop, drift, blocked, waiting, failed = (
-        plan.total(a) for a in ("noop", "drift", "blocked", "waiting", "failed"))
-    if not (drift or blocked or waiting or failed):
+    noop, drift, blocked, waiting, failed, held, capped = (
+        plan.total(a) for a in ("noop", "drift", "blocked", "waiting", "failed", "held",
+                                "capped"))
+    if not (drift or blocked or waiting or failed or held or capped):
         return ("Nothing to send: the ledger already holds every planned entry." if noop
                 else "Nothing to send: the plan holds no entries.")
     reasons = []
@@ -106,6 +107,12 @@ def nothing_to_send(plan: Plan) -> str:
     if waiting:
         reasons.append(f"{words.count(waiting, 'entry waits', 'entries wait')} for a rollout gate "
                        "(see the waves above)")
+    if held:
+        reasons.append(f"{words.count(held, 'entry', 'entries')} held for the recipients' "
+                       "quiet hours (a later plan outside them sends them)")
+    if capped:
+        reasons.append(f"{words.count(capped, 'entry', 'entries')} capped by a frequency cap "
+                       "(a later plan sends them once the window has moved)")
     return "Nothing to send now: " + "; ".join(reasons) + "."
 
 

@@ -37,7 +37,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from functools import partial
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 from connectly_declare.entry import Entry, split_key
@@ -232,11 +232,15 @@ def make_plan(
     )
 
 
+_ENTRY = itemgetter(1)  # PlannedEntry.entry
+_CLIENT = attrgetter("entry.client")
+
+
 def _timing(planner: SendoutDiff, now: datetime) -> dict[str, Any]:
-    if not planner.spec.timed and not planner.capped:
+    if not planner.spec.enabled or (not planner.spec.timed and not planner.capped):
         return {}
-    return timing_summary((p.entry for p in planner.to_send), planner.held,
-                          (p.entry for p in planner.capped), now)
+    return timing_summary(map(_ENTRY, planner.to_send), planner.held,
+                          map(_ENTRY, planner.capped), now)
 
 
 def _apply_caps(planners: dict[str, SendoutDiff], disabled: set[str], state: LedgerState,
@@ -246,38 +250,43 @@ def _apply_caps(planners: dict[str, SendoutDiff], disabled: set[str], state: Led
     order = sorted((p for p in planners.values()
                     if p.spec.name not in disabled and not p.spec.exempt),
                    key=lambda p: (-p.spec.priority, p.spec.name))
-    planned = Counter(p.entry.client for planner in order for p in planner.to_send)
+    planned: Counter[str] = Counter()
+    for planner in order:
+        planned.update(map(_CLIENT, planner.to_send))
     if not planned:
         return
     exempt = {p.spec.name for p in planners.values() if p.spec.exempt}
     scheduled = {p.spec.name: epoch(p.spec.instant) for p in planners.values()
                  if p.spec.instant is not None}
-    history = ledger_history(state, planned, exempt, scheduled)
+    history = ledger_history(state.keys, planned, exempt, scheduled)
     least = min(most for most, _, _ in options.frequency_caps)
+    # Only a client with more messages in all than the smallest cap allows can pass one.
+    crowded = {c for c, n in planned.items() if n > least} | {
+        c for c, times in history.items() if planned[c] + len(times) > least}
+    if not crowded:
+        return
     check = CapCheck(options.frequency_caps, history)
     times: dict[str | None, float] = {None: now.timestamp()}
     for planner in order:
-        keep: list[PlannedEntry] = []
-        for planned_entry in planner.to_send:
+        capped = 0
+        for planned_entry in [p for p in planner.to_send if p.entry.client in crowded]:
             entry = planned_entry.entry
-            client = entry.client
-            if planned[client] + len(history.get(client, ())) <= least:
-                keep.append(planned_entry)  # fewer messages in all than any cap allows
-                continue
             at = times.get(entry.scheduled_at)
             if at is None:
                 at = times[entry.scheduled_at] = epoch(entry.scheduled_at or "")
-            verdict = check.place(client, at)
+            verdict = check.place(entry.client, at)
             if verdict is None:
-                keep.append(planned_entry)
                 continue
             (_, _, label), near, fits = verdict
             planner.capped.append(PlannedEntry("capped", entry, (
                 f"frequency cap {label}: {near} other message{'s' if near != 1 else ''} "
                 f"within the window; would fit from {iso(fits)}")))
             planner.counts[planned_entry.action] -= 1
-        if len(keep) != len(planner.to_send):
-            _move_capped(planner, keep, options.samples)
+            capped += 1
+        if capped:
+            gone = {id(p.entry) for p in planner.capped}
+            _move_capped(planner, [p for p in planner.to_send if id(p.entry) not in gone],
+                         options.samples)
 
 
 def _move_capped(planner: SendoutDiff, keep: list[PlannedEntry], want: int) -> None:

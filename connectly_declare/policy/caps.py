@@ -18,9 +18,23 @@ from __future__ import annotations
 from bisect import bisect_right, insort
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
+from typing import Protocol
 
 from connectly_declare.entry import KEY_SEPARATOR
-from connectly_declare.ledger.base import LedgerState
+
+
+class KnownKey(Protocol):
+    """What caps read of a folded ledger key (connectly_declare.ledger.base.KeyState; the
+    ledger sits above this package, so it is named by shape)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def accepted_fingerprint(self) -> str | None: ...
+    @property
+    def sendout(self) -> str: ...
+    @property
+    def last_at(self) -> str: ...
 
 Cap = tuple[int, int, str]  # (max, window in seconds, label such as "2 per 7d")
 
@@ -37,23 +51,32 @@ def iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
-def ledger_history(state: LedgerState, clients: Collection[str], exempt: Collection[str],
+def ledger_history(keys: Mapping[str, KnownKey], clients: Collection[str],
+                   exempt: Collection[str],
                    scheduled: Mapping[str, float]) -> dict[str, list[float]]:
     """The sorted delivery times of each of `clients` in the ledger (see the module
     docstring); `scheduled` maps a sendout to its declared instant schedule."""
     history: dict[str, list[float]] = {}
     times: dict[str, float] = {}
-    for key, known in state.keys.items():
+    wanted = clients.__contains__
+    get_time, get_history = times.get, history.get
+    for key, known in keys.items():
         if known.status != "accepted" and known.accepted_fingerprint is None:
             continue
-        client = key.split(KEY_SEPARATOR, 2)[1]
-        if client not in clients or known.sendout in exempt:
+        start = key.find(KEY_SEPARATOR) + 1
+        client = key[start:key.find(KEY_SEPARATOR, start)]
+        if not wanted(client) or known.sendout in exempt:
             continue
-        at = times.get(known.last_at)
+        at = get_time(known.last_at)
         if at is None:
             at = times[known.last_at] = epoch(known.last_at)
-        at = max(at, scheduled.get(known.sendout, at))
-        history.setdefault(client, []).append(at)
+        if scheduled:
+            at = max(at, scheduled.get(known.sendout, at))
+        found = get_history(client)
+        if found is None:
+            history[client] = [at]
+        else:
+            found.append(at)
     for found in history.values():
         found.sort()
     return history

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from connectly_declare.entry import Entry
@@ -16,11 +17,22 @@ from connectly_declare.policy.timing import SHIFTED, ZONE_FALLBACK, ZONE_FROM_NU
 TOP_ZONES = 8
 
 
-def _hours(entry: Entry, now: datetime) -> tuple[int, int]:
-    moment = (datetime.fromisoformat(entry.scheduled_at) if entry.scheduled_at is not None
-              else now)
-    local = moment.astimezone(zone(entry.zone)) if entry.zone else moment
+_SHAPE = attrgetter("scheduled_at", "zone", "timing")
+
+
+def _hours(at: str | None, name: str, now: datetime) -> tuple[int, int]:
+    moment = datetime.fromisoformat(at) if at is not None else now
+    local = moment.astimezone(zone(name)) if name else moment
     return local.hour, moment.astimezone(UTC).hour
+
+
+def _origin(origins: Counter[str], flags: int, count: int = 1) -> None:
+    if flags & ZONE_FROM_NUMBER:
+        origins["from_number"] += count
+    elif flags & ZONE_GIVEN:
+        origins["given"] += count
+    elif flags & ZONE_FALLBACK:
+        origins["fallback"] += count
 
 
 def timing_summary(sending: Iterable[Entry], held: Iterable[Entry], capped: Iterable[Entry],
@@ -31,7 +43,6 @@ def timing_summary(sending: Iterable[Entry], held: Iterable[Entry], capped: Iter
     utc: Counter[int] = Counter()
     origins: Counter[str] = Counter()
     zones: Counter[str] = Counter()
-    cache: dict[tuple[str | None, str], tuple[int, int]] = {}
     shifted = 0
 
     def note(entry: Entry) -> None:
@@ -39,23 +50,21 @@ def timing_summary(sending: Iterable[Entry], held: Iterable[Entry], capped: Iter
         flags = entry.timing
         if flags & SHIFTED:
             shifted += 1
-        if flags & ZONE_FROM_NUMBER:
-            origins["from_number"] += 1
-        elif flags & ZONE_GIVEN:
-            origins["given"] += 1
-        elif flags & ZONE_FALLBACK:
-            origins["fallback"] += 1
+        _origin(origins, flags)
         if entry.zone:
             zones[entry.zone] += 1
 
-    for entry in sending:
-        key = (entry.scheduled_at, entry.zone)
-        hours = cache.get(key)
-        if hours is None:
-            hours = cache[key] = _hours(entry, now)
-        local[hours[0]] += 1
-        utc[hours[1]] += 1
-        note(entry)
+    # Entries of one sendout share a few (time, zone, bits) values: count those in C, then
+    # look at each distinct one once.
+    for (at, name, flags), count in Counter(map(_SHAPE, sending)).items():
+        hours = _hours(at, name, now)
+        local[hours[0]] += count
+        utc[hours[1]] += count
+        if flags & SHIFTED:
+            shifted += count
+        _origin(origins, flags, count)
+        if name:
+            zones[name] += count
     held_count = capped_count = 0
     for entry in held:
         held_count += 1

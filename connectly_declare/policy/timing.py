@@ -86,6 +86,8 @@ class SendoutTiming:
         self.mode = mode
         self.now = now.astimezone(UTC)
         self._per_zone: dict[tuple[str, int], Timing] = {}
+        # the common case, one lookup per recipient: no field value, zones from the number
+        self._by_zones: dict[tuple[str, ...], Timing] = {}
         self._declared = stamp(self.instant) if self.instant is not None else None
 
     @property
@@ -122,6 +124,17 @@ class SendoutTiming:
                ", or `field: <column>` naming each recipient's zone"))
 
     def timing(self, client: str, given: object, source: str) -> Timing:
+        if (given is None or given == "") and self.rule.timezone == "auto":
+            zones = zones_for_number(client)
+            found = self._by_zones.get(zones)
+            if found is None:
+                found = self._slow(client, given, source)
+                if (len(zones) == 1 and zones != UNKNOWN) or self.rule.fallback is not None:
+                    self._by_zones[zones] = found
+            return found
+        return self._slow(client, given, source)
+
+    def _slow(self, client: str, given: object, source: str) -> Timing:
         name, origin = self.zone_of(client, given, source)
         key = (name, origin)
         found = self._per_zone.get(key)

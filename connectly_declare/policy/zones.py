@@ -89,6 +89,7 @@ class _Region:
 
 @dataclass
 class _Country:
+    cc: str
     uniform: tuple[str, ...] | None  # every number of the code maps to these zones
     country_level: tuple[str, ...]
     geo_mobile: bool
@@ -122,7 +123,7 @@ def _country(cc: str) -> _Country:
         if meta is not None:
             leading = re.compile(meta.leading_digits) if meta.leading_digits else None
             regions.append(_Region(meta, leading, {}))
-    found = _COUNTRIES[cc] = _Country(uniform, level, int(cc) in GEO_MOBILE, regions)
+    found = _COUNTRIES[cc] = _Country(cc, uniform, level, int(cc) in GEO_MOBILE, regions)
     return found
 
 
@@ -150,12 +151,18 @@ def country_code(e164: str) -> str | None:
     return None
 
 
+_BY_PREFIX: dict[str, _Country] = {}  # "+49" -> Germany's _Country, filled as met
+
+
 def zones_for_number(e164: str) -> tuple[str, ...]:
-    """The IANA zones of a valid E.164 number; ``("Etc/Unknown",)`` when none is known."""
-    cc = country_code(e164)
-    if cc is None:
-        return UNKNOWN
-    country = _country(cc)
+    """The IANA zones of a valid E.164 number; ``("Etc/Unknown",)`` when none is known.
+    The same tuple object is returned for the same answer (callers may key on it)."""
+    country = _BY_PREFIX.get(e164[:2]) or _BY_PREFIX.get(e164[:3]) or _BY_PREFIX.get(e164[:4])
+    if country is None:
+        cc = country_code(e164)
+        if cc is None:
+            return UNKNOWN
+        country = _BY_PREFIX["+" + cc] = _country(cc)
     if country.uniform is not None:
         return country.uniform
     digits = e164[1:]
@@ -163,8 +170,9 @@ def zones_for_number(e164: str) -> tuple[str, ...]:
     for prefix_len in range(min(TIMEZONE_LONGEST_PREFIX, len(digits)), 0, -1):
         got = TIMEZONE_DATA.get(digits[:prefix_len])
         if got is not None:
-            geographic = tuple(got)
+            geographic = got
             break
+    cc = country.cc
     if geographic == country.country_level:
         return geographic
     kind = _kind(country, digits[len(cc):])

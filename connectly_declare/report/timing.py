@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from connectly_declare import words
 from connectly_declare.report import escape
 
 _BARS = " ▁▂▃▄▅▆▇█"
@@ -37,7 +38,8 @@ def _zones(timing: Mapping[str, Any], plain: bool) -> str:
              f"{origin.get('given', 0):,} given", f"{origin.get('fallback', 0):,} fallback"]
     top = ", ".join(f"{name} {count:,}" for name, count in timing.get("top_zones", []))
     zones = timing.get("zone_count", 0)
-    text = f"zones: {', '.join(parts)} ({zones:,} zones" + (f": {top}" if top else "") + ")"
+    text = (f"zones: {', '.join(parts)} ({words.count(zones, 'zone')}"
+            + (f": {top}" if top else "") + ")")
     return escape.terminal(text) if plain else escape.markdown_text(text)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from connectly_declare.errors import DeclareError, ManifestErrors
 from connectly_declare.workspace.load import find_workspace, load_workspace
+from connectly_declare.workspace.manifests import LocalSchedule
 
 from .conftest import EXAMPLES, REPO, RunCli
 
@@ -51,8 +52,14 @@ def test_example_workspace_contents() -> None:
     assert list(ws.sendouts) == ["navidad-2027", "spring-sale", "spring-sale-staff-preview",
                                  "vip-early-access", "order-follow-up"]
     assert ws.sendouts["vip-early-access"].options.allow_multiple
-    assert ws.sendouts["navidad-2027"].schedule is not None
-    assert ws.sendouts["navidad-2027"].schedule.utcoffset() is not None
+    # a local-time schedule (10:00 in each recipient's zone), quiet hours and caps
+    schedule = ws.sendouts["navidad-2027"].schedule
+    assert isinstance(schedule, LocalSchedule) and schedule.local.hour == 10
+    assert schedule.fallback == "Europe/Madrid"
+    assert ws.config.quiet_hours is not None and ws.config.quiet_hours.start == "21:00"
+    assert [c.as_tuple() for c in ws.config.frequency_cap] == [(1, 86400, "1 per 1d"),
+                                                              (2, 604800, "2 per 7d")]
+    assert ws.sendouts["order-follow-up"].exempt and ws.sendouts["vip-early-access"].priority
 
 
 def test_location_of_nodes() -> None:
