@@ -25,6 +25,7 @@ from typing import Any
 
 from connectly_declare.entry import Entry
 from connectly_declare.errors import DeclareError, Location
+from connectly_declare.ledger.codec import refuse_lone_surrogates
 from connectly_declare.plan.make import (
     ACTIONS,
     PLAN_FORMAT_VERSION,
@@ -170,6 +171,10 @@ def read_plan(path: Path) -> Plan:
         doc = json.loads(data)
     except (OSError, EOFError, zlib.error, ValueError) as err:
         raise _damaged(path, f"it is not complete JSON ({err})") from None
+    try:
+        refuse_lone_surrogates(data, doc)
+    except ValueError as err:  # no output could print it (issue 13)
+        raise _damaged(path, str(err)) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("format_version"), int):
         raise _damaged(path, "it has no format_version")
     version = doc["format_version"]

@@ -80,3 +80,13 @@ def test_newer_format_is_refused(tmp_path: Path) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DeclareError, match="cannot read the plan"):
         read_plan(tmp_path / "nope.json")
+
+
+def test_a_lone_surrogate_in_a_plan_file_is_refused_not_a_crash(tmp_path: Path) -> None:
+    # issue 13: "\ud800" is valid JSON but no output (nor the checksum) can encode it
+    path = tmp_path / "plan.json"
+    write_plan(sample_plan(), path)
+    path.write_text(path.read_text(encoding="utf-8").replace('"Welcome"', '"Wel\\ud800come"'),
+                    encoding="utf-8")
+    with pytest.raises(DeclareError, match=r"lone surrogate \\ud800"):
+        read_plan(path)
