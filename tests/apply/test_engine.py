@@ -116,17 +116,27 @@ def test_allow_multiple_unknown_stays_unknown_and_nobody_gets_two() -> None:
     assert not result.ok
 
 
-def test_resending_in_doubt_entries_from_an_earlier_run(ledger: MemoryLedger,
-                                                        simulator: Simulator) -> None:
-    """A crash after the server accepted, before the outcome was written: the next run's
-    re-send is rejected as already received, which means delivered."""
+@pytest.mark.parametrize("style", ["page", "silent"])
+def test_resending_in_doubt_entries_from_an_earlier_run(ledger: MemoryLedger, style: str) -> None:
+    """A crash after the server accepted, before the outcome was written: the next run
+    re-sends each in-doubt entry alone; its rejection as a repeat (ENTRY_INVALID on the
+    page's style, no error on the silent one) means delivered, and is recorded so."""
+    simulator = Simulator(make_simulator().state.catalog, rate_limit=None, seed=7,
+                          repeat_style=style)  # type: ignore[arg-type]
     first = sends(40)
     run(first[:30], MemoryLedger(), simulator)  # delivered, outcome "lost"
     doubt = frozenset(p.entry.key for _, p in first[:30])
+    before = simulator.state.stats.requests
     result = run([(s, p) for s, p in first], ledger, simulator, in_doubt=doubt)
     assert deliveries(simulator) == {p.entry.client: 1 for _, p in first}
-    assert {s.status for s in ledger.read().keys.values()} == {"accepted"}
-    assert result.sendouts[0].accepted == 40 and result.ok
+    assert simulator.state.stats.requests - before == 30 + 1  # 30 alone, 10 fresh together
+    states = ledger.read().keys
+    assert {s.status for s in states.values()} == {"accepted"}
+    inferred = {k for k, s in states.items()
+                if (s.error or "").startswith("inferred: already received")}
+    assert inferred == doubt
+    (summary,) = result.sendouts
+    assert (summary.accepted, summary.inferred, summary.failed) == (40, 30, 0) and result.ok
 
 
 def test_401_stops_all_requests_and_records_nothing_as_sent(ledger: MemoryLedger,
