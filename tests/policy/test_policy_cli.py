@@ -130,3 +130,65 @@ def test_detailed_exitcode_is_2_when_an_exempt_sendout_can_send(tmp_path: Path) 
     md = run(ws, "plan", "--format", "markdown").stdout
     # the receipt: 12:00 UTC is 13:00 in Berlin (quiet hours checked, not shifted)
     assert "| 12:00 | 0 | 1 |" in md and "| 13:00 | 1 | 0 |" in md
+
+
+def _run_at(ws: Path, now: str, *args: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DECLARE_")}
+    environ.update(NO_COLOR="1", DECLARE_TEST_NOW=now)
+    return subprocess.run([sys.executable, "-m", "connectly_declare", "-C", str(ws), *args],
+                          capture_output=True, text=True, env=environ, timeout=120)
+
+
+@pytest.mark.slow
+def test_capped_and_held_become_sends_later_with_an_injected_clock(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "declare.yaml").write_text(
+        'version: 1\nbusiness_id: biz-1\nquiet_hours: {start: "21:00", end: "08:00"}\n'
+        "frequency_cap: [{max: 1, per: 1d}]\n", encoding="utf-8")
+    (ws / "manifests.yaml").write_text(textwrap.dedent("""\
+        kind: Campaign
+        name: news
+        ---
+        kind: Campaign
+        name: offer
+        ---
+        kind: Sendout
+        name: news
+        campaign: news
+        audience: {sources: [{inline: ['+4915112345678']}]}
+        ---
+        kind: Sendout
+        name: offer
+        campaign: offer
+        audience: {sources: [{inline: ['+4915112345678']}]}
+        """), encoding="utf-8")
+    # news was delivered at 10:00 UTC (11:00 in Berlin)
+    assert _run_at(ws, "2030-01-07T10:00:00+00:00", "plan", "--target", "news", "--out",
+                   str(ws / "n.plan")).returncode == 0
+    plan = read_plan(ws / "n.plan")
+    ledger = LocalLedger(ws / ".declare" / "ledger.jsonl", business_id="biz-1")
+    with ledger.lock("test apply"):
+        for sendout, planned in plan.iter_sends():
+            e = planned.entry
+            ledger.append([
+                Intent(batch_id="b1", at="2030-01-07T10:00:00+00:00", sendout=sendout.name,
+                       campaign=e.campaign, version=e.version, scope=e.scope,
+                       options=sendout.options, entries=(IntentEntry(e.client, e.fingerprint),)),
+                Outcome(batch_id="b1", at="2030-01-07T10:00:01+00:00", status="accepted")])
+    # an hour later: offer is capped (1 a day); nothing is sendable, so exit 0
+    soon = _run_at(ws, "2030-01-07T11:00:00+00:00", "plan", "--detailed-exitcode")
+    assert soon.returncode == 0, soon.stdout + soon.stderr
+    assert "offer (offer, allow_one): 1 capped" in soon.stdout
+    assert "DECLARE_TEST_NOW is set" in soon.stderr
+    # the next day at 22:30 UTC (23:30 in Berlin) the cap has passed, but quiet hours hold it
+    night = _run_at(ws, "2030-01-08T22:30:00+00:00", "plan", "--detailed-exitcode",
+                    "--quiet-hours=hold")
+    assert night.returncode == 0 and "offer (offer, allow_one): 1 held" in night.stdout
+    shifted = _run_at(ws, "2030-01-08T22:30:00+00:00", "plan", "--details")
+    assert "offer (offer, allow_one): 1 send" in shifted.stdout
+    assert "at 2030-01-09T08:00:00+01:00" in shifted.stdout  # moved to the end of quiet hours
+    # the next morning: sent
+    morning = _run_at(ws, "2030-01-09T09:00:00+00:00", "plan", "--detailed-exitcode",
+                      "--quiet-hours=hold")
+    assert morning.returncode == 2 and "offer (offer, allow_one): 1 send" in morning.stdout
