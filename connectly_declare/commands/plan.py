@@ -195,7 +195,18 @@ def run_show(path: Path, show: ShowRequest, *, out: TextIO, sim: bool = False) -
         raise DeclareError(
             "this plan was made for real sends, not for the simulator (`plan --sim`)",
             location=Location(str(path)), hint="show it without --sim")
-    return emit(plan, show, out)
+    return emit(plan, show, out, _config_regions(path.resolve().parent))
+
+
+def _config_regions(start: Path) -> tuple[str, ...] | None:
+    """The default region of the workspace around `start`, whose national numbers `show`
+    masks too (None when there is no readable workspace there: the default regions)."""
+    from connectly_declare.workspace.load import load_config_only
+
+    try:
+        return (load_config_only(start)[1].default_region,)
+    except (DeclareError, OSError):
+        return None
 
 
 __all__ = ["EXIT_CHANGES", "PlanRequest", "ShowRequest", "annotate_failures", "emit",

@@ -189,3 +189,21 @@ def test_any_region_number_in_any_format_is_masked(region: str, kind: str, fmt: 
         return  # national spellings under 7 digits are left alone (SECURITY.md)
     shown = mask_numbers(f"{before}{written}{after}", ("US", region))
     assert nsn not in _digits(shown), (written, shown)
+
+
+@pytest.mark.slow  # two CLI subprocesses
+def test_plan_and_show_mask_national_numbers_of_the_workspace_region(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "declare.yaml").write_text("version: 1\nbusiness_id: acme\ndefault_region: GB\n",
+                                           encoding="utf-8")
+    (tmp_path / "m.yaml").write_text(
+        "kind: Campaign\nname: promo\nversions:\n  - version: v1\n    variables: [msg]\n---\n"
+        "kind: Audience\nname: people\nsources:\n  - csv: data/p.csv\n---\n"
+        "kind: Sendout\nname: s\ncampaign: promo\nversion: v1\naudience: people\n"
+        "variables:\n  msg: '{{ recipient.o }}'\n", encoding="utf-8")
+    (tmp_path / "data" / "p.csv").write_text('phone,o\n07911 123456,"020 7946 0958"\n',
+                                             encoding="utf-8")
+    plan = _run(tmp_path, "plan", "--details", "--out", "p.plan").stdout
+    shown = _run(tmp_path.parent, "show", str(tmp_path / "p.plan"), "--details").stdout
+    for text in (plan, shown):
+        assert '{"msg": "+4420•••0958"}' in text and "7946" not in text, text
