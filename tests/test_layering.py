@@ -22,6 +22,7 @@ BASE = frozenset({
     "connectly_declare", "connectly_declare.errors", "connectly_declare.entry",
     "connectly_declare.gcpause", "connectly_declare.clock",
     "connectly_declare.words",  # counts in words: `1 entry`, `12,345 entries`
+    "connectly_declare.endpoint",  # a base URL's host and loopback-ness, for people
     "connectly_declare.report.escape",  # text safety: the workspace's messages use it too
     "connectly_declare.policy.localtime",  # clock-time parsing: manifests validate with it
 })
