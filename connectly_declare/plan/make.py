@@ -143,8 +143,12 @@ def _stage(planner: SendoutDiff, item: DesiredSendout, state: LedgerState,
     """A rollout sendout: entries of open waves (and anyone the ledger knows) are diffed
     as usual; the others wait for their wave's gate (plan.rollout)."""
     spec = planner.spec
+    # a send-now sendout's scheduledAt is at most a quiet-hours shift of this plan's "now"
+    # (not what was sent): only a declared schedule (instant or local) says when a wave
+    # was delivered
+    declared = not spec.timed or spec.instant is not None or item.retime is not None
     staged = stage(spec.name, spec.rollout, item.entries, state.keys, now,
-                   retime=item.retime)
+                   retime=item.retime, scheduled=declared)
     planner.consume(staged.to_diff)
     waiting: set[str] = set()  # one client twice is refused now, not when its wave opens
     for entry, wave in staged.waiting:
@@ -336,7 +340,8 @@ def build_plan(ws: Workspace, ledger: Ledger, options: PlanOptions, *,
             entries = iter_entries(ws, sendout, environ=environ, stats=stats, now=now,
                                    quiet_mode=options.quiet_hours)
             yield DesiredSendout(spec, entries, partial(_stats_dict, stats),
-                                 retimer(sendout, ws.config.quiet_hours, now)
+                                 retimer(sendout, ws.config.quiet_hours,
+                                         options.quiet_hours, now)
                                  if spec.rollout and sendout.schedule is not None else None)
 
     # the ledger was opened for the run's environment and business (ledger.open_ledger)

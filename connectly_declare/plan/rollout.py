@@ -41,6 +41,7 @@ from connectly_declare.entry import Entry
 from connectly_declare.ledger.base import ALREADY_RECEIVED, KeyState
 
 if TYPE_CHECKING:
+    from connectly_declare.policy.timing import QuietMode
     from connectly_declare.workspace.manifests import QuietHours, Sendout
 
 BUCKETS = 10_000
@@ -198,13 +199,14 @@ def _wave_of(h: int, bounds: list[int]) -> int:
     return len(bounds)
 
 
-def _tally(entry: Entry, known: KeyState | None, tally: _Tally, sendout: str) -> None:
+def _tally(entry: Entry, known: KeyState | None, tally: _Tally, sendout: str,
+           scheduled: bool) -> None:
     tally.members += 1
     if known is None or known.status in ("unknown", "partial"):
         tally.pending += 1
         return
     at = _parse_at(known.last_at)
-    due = _parse_at(entry.scheduled_at)
+    due = _parse_at(entry.scheduled_at) if scheduled else None
     if at is not None and due is not None and due > at:
         at = due  # accepted ahead of its schedule: the wave is done when it is delivered
     if known.status == "accepted":
@@ -220,10 +222,12 @@ def _tally(entry: Entry, known: KeyState | None, tally: _Tally, sendout: str) ->
 
 def stage(sendout: str, waves: tuple[WaveSpec, ...], entries: Iterable[Entry],
           keys: Mapping[str, KeyState], now: datetime, *,
-          retime: Callable[[Entry], Entry] | None = None) -> Staged:
+          retime: Callable[[Entry], Entry] | None = None, scheduled: bool = True) -> Staged:
     """Split a rollout sendout's entries: those diffed as usual, and those that wait for
     a closed gate; and say, per wave, where the rollout stands. `retime` (see
-    :func:`retimer`) times entries of later waves whose schedule has passed."""
+    :func:`retimer`) times entries of later waves whose schedule has passed; `scheduled`
+    says whether entries' scheduledAt is a declared schedule (then a wave accepted ahead
+    of it is delivered at that time) or at most a shift of this plan's "now"."""
     items = [(entry, member_hash(sendout, entry.client)) for entry in entries]
     bounds = _thresholds(waves, [h for _, h in items])
     tallies = [_Tally() for _ in range(len(waves) + 1)]
@@ -231,9 +235,9 @@ def stage(sendout: str, waves: tuple[WaveSpec, ...], entries: Iterable[Entry],
     for entry, h in items:
         index = _wave_of(h, bounds)
         known = keys.get(entry.key)
-        _tally(entry, known, tallies[index], sendout)
+        _tally(entry, known, tallies[index], sendout, scheduled)
         if retime is not None and index > 0 and entry.scheduled_at is not None:
-            due = _parse_at(entry.scheduled_at)
+            due = _parse_at(entry.scheduled_at) if scheduled else None
             if due is not None and due <= now:
                 entry = retime(entry)
         placed.append((entry, index, known))
@@ -261,7 +265,7 @@ def stage(sendout: str, waves: tuple[WaveSpec, ...], entries: Iterable[Entry],
     return staged
 
 
-def retimer(sendout: Sendout, default_quiet: QuietHours | None,
+def retimer(sendout: Sendout, default_quiet: QuietHours | None, mode: QuietMode,
             now: datetime) -> Callable[[Entry], Entry]:
     """How a later wave's entry is timed once its schedule has passed: as a sendout
     without a schedule would be *now* (the wave opens now), so the recipient's quiet hours
@@ -273,7 +277,7 @@ def retimer(sendout: Sendout, default_quiet: QuietHours | None,
     from connectly_declare.policy.timing import HELD, sendout_timing
 
     timing = sendout_timing(sendout.model_copy(update={"schedule": None}), default_quiet,
-                            "shift", now)
+                            mode, now)
 
     def retime(entry: Entry) -> Entry:
         if timing is None:

@@ -1,13 +1,21 @@
-"""Waves compose with the timing policies (policy/timing.py): a per-recipient local schedule and
+"""Waves compose with the timing policies (issue 14): a per-recipient local schedule and
 quiet hours apply to each wave's entries as the wave opens, and the next wave's `after:`
 counts from the previous wave's delivery (its scheduledAt), not from the API call. Real
 workspace on disk, real loader, real phonenumbers time zones, real local ledger."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import textwrap
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from connectly_declare.ledger.base import Intent, IntentEntry, Outcome
 from connectly_declare.ledger.local import LocalLedger
@@ -108,3 +116,81 @@ def test_quiet_hours_and_local_schedules_apply_per_wave(tmp_path: Path) -> None:
     settled = plan_at(root, datetime(2027, 12, 23, 3, 0, tzinfo=UTC)).sendouts[0]
     assert settled.counts["noop"] == len(CLIENTS)
     assert settled.counts["drift"] == settled.counts["send"] == 0
+
+
+def _cli_plan(root: Path, now: datetime) -> dict[str, Any]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DECLARE_")}
+    environ["DECLARE_TEST_NOW"] = now.isoformat()
+    done = subprocess.run([sys.executable, "-m", "connectly_declare", "-C", str(root), "plan",
+                           "--format", "json", "--show-recipients", "--target", SENDOUT],
+                          capture_output=True, text=True, env=environ, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    doc: dict[str, Any] = json.loads(done.stdout)
+    return doc
+
+
+def _accept(root: Path, batch: str, sendout: str, campaign: str, clients: Iterable[str],
+            fingerprints: Mapping[str, str], at: datetime) -> None:
+    ledger = LocalLedger(root / ".declare" / "ledger.jsonl", business_id="biz")
+    with ledger.lock("test"):
+        ledger.append([Intent(batch_id=batch, at=at.isoformat(), sendout=sendout,
+                              campaign=campaign, version="v1", scope="", options={},
+                              entries=tuple(IntentEntry(c, fingerprints[c])
+                                            for c in sorted(clients)))])
+        ledger.append([Outcome(batch_id=batch, at=at.isoformat(), status="accepted")])
+
+
+@pytest.mark.slow  # five CLI runs
+def test_waves_times_quiet_hours_times_a_frequency_cap(tmp_path: Path) -> None:
+    """Caps count only what a wave sends now (waiting entries are neither capped nor
+    counted); a capped member keeps their wave unfinished, so the next wave waits for
+    them; and the next wave, once open, is capped and timed like any other send."""
+    root = workspace(tmp_path / "ws")
+    config = root / "declare.yaml"
+    config.write_text(config.read_text(encoding="utf-8")
+                      + "frequency_cap:\n  - {max: 1, per: 7d}\n", encoding="utf-8")
+    manifests = root / "manifests.yaml"  # this sendout sends now: no schedule
+    text = manifests.read_text(encoding="utf-8")
+    manifests.write_text("\n".join(line for line in text.splitlines()
+                                   if not line.startswith("schedule:")) + "\n",
+                         encoding="utf-8")
+    first_wave = {c for c in CLIENTS if bucket(SENDOUT, c) < 3000}
+    second_wave = set(CLIENTS) - first_wave
+    # another campaign reached two of wave 1 and two of wave 2 a day ago
+    newsy = set(sorted(first_wave)[:2]) | set(sorted(second_wave)[:2])
+    noon = datetime(2027, 12, 20, 17, 0, tzinfo=UTC)  # 12:00 New York, 09:00 Los Angeles
+    _accept(root, "news", "news", "News", newsy, dict.fromkeys(newsy, "f" * 32),
+            noon - timedelta(days=1))
+
+    doc = _cli_plan(root, noon)
+    owls = doc["sendouts"][0]
+    assert owls["counts"]["capped"] == 2  # wave 1's two, not wave 2's: they wait
+    assert owls["counts"]["send"] == len(first_wave) - 2
+    assert owls["counts"]["waiting"] == len(second_wave)
+    fingerprints = {e["client"]: e["fingerprint"] for e in owls["entries"]
+                    if e["action"] == "send"}
+    assert set(fingerprints) == first_wave - newsy
+    _accept(root, "w1", SENDOUT, "Owls", set(fingerprints), fingerprints, noon)
+    # 3h later: the 2h gate has passed, but wave 1 is unfinished (its capped two)
+    held = _cli_plan(root, noon + timedelta(hours=3))["sendouts"][0]
+    assert held["counts"]["capped"] == 2 and held["counts"]["send"] == 0
+    assert held["waves"][1]["gate"].startswith("waits for wave 1 to finish (2 not sent")
+
+    # a week on the cap lets the two through (at 12:00 New York: not quiet)
+    week = noon + timedelta(days=7)
+    late = _cli_plan(root, week)["sendouts"][0]
+    rest = {e["client"]: e["fingerprint"] for e in late["entries"] if e["action"] == "send"}
+    assert set(rest) == first_wave & newsy
+    _accept(root, "w1b", SENDOUT, "Owls", set(rest), rest, week)
+    # wave 2 opens 2h after them, at 14:00 New York / 11:00 Los Angeles; the cap's window
+    # for wave 2's two has passed as well, so all of wave 2 goes, sent now (no schedule,
+    # not quiet anywhere)
+    opened = _cli_plan(root, week + timedelta(hours=2))["sendouts"][0]
+    assert opened["counts"]["send"] == len(second_wave)
+    assert opened["counts"]["capped"] == opened["counts"]["waiting"] == 0
+    assert {e["scheduled_at"] for e in opened["entries"] if e["action"] == "send"} == {None}
+    # and at 03:00Z (22:00 New York: quiet) New York's wave 2 would be shifted to 08:00
+    night = _cli_plan(root, week + timedelta(hours=10))["sendouts"][0]
+    shifted = {e["scheduled_at"] for e in night["entries"] if e["action"] == "send"}
+    assert "2027-12-28T08:00:00-05:00" in shifted and None in shifted
