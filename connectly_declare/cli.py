@@ -487,8 +487,8 @@ def plan_command(ctx: Context, environment: str | None, targets: tuple[str, ...]
     """Show what would be sent that has not been sent yet: offline, no API key needed.
 
     Per sendout it counts send, resend, retry (sent by apply) and noop, drift, failed,
-    blocked, orphan, held, capped (not sent; held and capped are planned again later). The
-    ledger is read without locking.
+    blocked, orphan, held, capped, waiting (not sent; held and capped are planned again
+    later, waiting when a rollout wave's gate opens). The ledger is read without locking.
 
     \b
     Examples:
