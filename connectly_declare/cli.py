@@ -104,7 +104,7 @@ def _report_error(err: DeclareError) -> None:
 
     # Messages quote names and data from untrusted files: escape controls so an error
     # cannot clear the screen or set the clipboard (SECURITY.md, "Output"), and mask phone
-    # numbers (issue 13): the row is named, the number is in the file.
+    # numbers: the row is named, the number is in the file.
     for problem in err.problems:
         text = f"error: {problem}" if not str(problem.location) else str(problem)
         click.echo(terminal(mask_numbers(text)), err=True)

@@ -24,7 +24,7 @@ or `state resolve`) and the second as `retry`.
 The in-doubt rule. Under `allow_one` the server rejects an entry for a client that already
 received the campaign, and delivers nothing; it reports that repeat either without an
 error or, as the vendor's page shows, with ERROR_CODE_CAMPAIGN_ENTRY_INVALID on the group
-(../shared/API.md, "How a repeat is reported"). Entries whose earlier attempt ended
+(README.md, the outcome table under "Applying"). Entries whose earlier attempt ended
 unknown are re-sent one per request (`batching`), and every entry was checked locally
 before it was planned (`plan.validity`: E.164 client, the campaign version's exact
 variable names, the schedule's format), so when such a one-entry request is rejected as a

@@ -1,4 +1,4 @@
-"""Where a plan sends and records (issue 17): the endpoint, the business, the environment,
+"""Where a plan sends and records: the endpoint, the business, the environment,
 the ledger, and which side, the simulator's or the real one.
 
 The simulator's side (`--sim`) has its own ledger (`workspace.config.sim_ledger`) so demo

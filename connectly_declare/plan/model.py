@@ -179,7 +179,7 @@ class Plan:
     sendouts: tuple[SendoutPlan, ...]
     orphans: tuple[OrphanCount, ...] = ()
     warnings: tuple[str, ...] = ()
-    # Where the plan is for (issue 17), shown in its header and checked by `apply FILE`:
+    # Where the plan is for, shown in its header and checked by `apply FILE`:
     # the simulator's side (its own ledger) or the real one; the base URL sent to (None:
     # the in-process simulator, or not recorded by an older version); the ledger's place.
     sim: bool = False

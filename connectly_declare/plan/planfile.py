@@ -173,7 +173,7 @@ def read_plan(path: Path) -> Plan:
         raise _damaged(path, f"it is not complete JSON ({err})") from None
     try:
         refuse_lone_surrogates(data, doc)
-    except ValueError as err:  # no output could print it (issue 13)
+    except ValueError as err:  # no output could print it
         raise _damaged(path, str(err)) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("format_version"), int):
         raise _damaged(path, "it has no format_version")

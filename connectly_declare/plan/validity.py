@@ -1,8 +1,9 @@
 """What the server would refuse as an invalid entry, checked before anything is sent.
 
-The vendor's page (../shared/API.md) rejects an entry as ERROR_CODE_CAMPAIGN_ENTRY_INVALID
-when a variable of the campaign version is missing, the client is not a phone number the
-API takes (this project always sends E.164), or `scheduledAt` is not an ISO 8601 time.
+The vendor's page (see README.md, "Simulator") rejects an entry as
+ERROR_CODE_CAMPAIGN_ENTRY_INVALID when a variable of the campaign version is missing, the
+client is not a phone number the API takes (this project always sends E.164), or
+`scheduledAt` is not an ISO 8601 time.
 The plan checks exactly that for every entry it would send: an entry failing it is never
 sent and is shown `failed` with the reason. The check matters beyond saving a request:
 apply reads a rejection of a *locally valid*, previously in-doubt entry as "already

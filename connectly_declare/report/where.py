@@ -1,5 +1,5 @@
 """Where a plan goes, in words: the endpoint's host and whether it is the simulator, the
-business, the environment and the ledger (issue 17). The plan's header, the question
+business, the environment and the ledger. The plan's header, the question
 `apply` asks and its summary all say it the same way."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The `export` lines `connectly-declare sim` prints, so another terminal's `apply --sim`
-sends to it (issue 17): the base URL, the API key's variable given the throwaway demo key
+sends to it: the base URL, the API key's variable given the throwaway demo key
 (never a real key), the business id's variable when declare.yaml reads it from one, and
 the environment."""
 
