@@ -714,10 +714,10 @@ def render_command(ctx: Context, sendout: str, limit: int, show_recipients: bool
     from connectly_declare.commands.render import render, summary
     from connectly_declare.workspace.load import load_workspace
 
+    # Each line is written as its entry is made (nothing held: `--limit 0` of millions
+    # stays flat); a data error stops the stream after the complete lines already written.
     result = render(load_workspace(ctx.start), sendout, limit=limit,
-                    show_recipients=show_recipients)
-    for line in result.lines:
-        click.echo(line)
+                    show_recipients=show_recipients, emit=click.echo)
     click.echo(summary(result), err=True)
     return 0
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,10 +57,13 @@ def entry_sample(entry: Entry, *, show_recipients: bool,
 
 @dataclass
 class RenderResult:
-    """What `render` found: the JSON lines, and whether the audience was read to its end."""
+    """What `render` found: how many lines it gave out, whether the audience was read to its
+    end, and the audience counters. `lines` holds the lines only when no `emit` callback
+    took them (the CLI streams them, so `render --limit 0` of millions stays flat)."""
 
     sendout: Sendout
     lines: list[str] = field(default_factory=list)
+    shown: int = 0
     complete: bool = False
     stats: AudienceStats = field(default_factory=AudienceStats)
     show_recipients: bool = False
@@ -78,19 +81,25 @@ def find_sendout(ws: WorkspaceLike, name: str) -> Sendout:
 
 
 def render(ws: WorkspaceLike, name: str, *, limit: int = 10, show_recipients: bool = False,
-           environ: Mapping[str, str] = os.environ) -> RenderResult:
-    """`render` as data: the lines, the audience counters, and whether every entry was
-    rendered (the whole audience read) or the limit stopped it first."""
+           environ: Mapping[str, str] = os.environ,
+           emit: Callable[[str], object] | None = None) -> RenderResult:
+    """`render` as data: the audience counters, whether every entry was rendered (the whole
+    audience read) or the limit stopped it first, and the lines. With `emit`, each line is
+    handed to it as soon as its entry is made and none is kept (memory flat whatever the
+    audience size; a data error then stops the stream after the lines already given);
+    without, they are collected in `result.lines`."""
     sendout = find_sendout(ws, name)
     result = RenderResult(sendout, show_recipients=show_recipients,
                           regions=workspace_regions(ws) if isinstance(ws, Workspace)
                           else DEFAULT_REGIONS)
+    out: Callable[[str], object] = result.lines.append if emit is None else emit
     entries = iter_entries(ws, sendout, environ=environ, stats=result.stats)
     for entry in entries:
-        if limit and len(result.lines) >= limit:
+        if limit and result.shown >= limit:
             return result
-        result.lines.append(json_line(entry_sample(entry, show_recipients=show_recipients,
-                                                   regions=result.regions)))
+        out(json_line(entry_sample(entry, show_recipients=show_recipients,
+                                   regions=result.regions)))
+        result.shown += 1
     result.complete = True
     return result
 
@@ -99,7 +108,7 @@ def summary(result: RenderResult) -> str:
     """A few lines for stderr: what was rendered, what the audience held, what was skipped
     (each skip located at its file and row)."""
     s = result.stats
-    shown = len(result.lines)
+    shown = result.shown
     if result.complete:
         text = (f"{words.count(shown, 'entry', 'entries')}: {s.read:,} read, "
                 f"{s.duplicates_dropped:,} duplicates dropped, {s.excluded:,} excluded, "

@@ -92,7 +92,10 @@ def test_a_bad_row_is_a_located_error_without_traceback(workspace: Path) -> None
     assert out.returncode == 1
     assert out.stderr.startswith("data/customers.csv:5: invalid phone number")
     assert "source at manifests.yaml:10:" in out.stderr and "on_invalid: skip" in out.stderr
-    assert "Traceback" not in out.stderr and out.stdout == ""
+    assert "Traceback" not in out.stderr
+    # render streams: the entries made before the bad row were written, as whole lines
+    sources = [json.loads(line)["source"] for line in out.stdout.splitlines()]
+    assert sources == ["data/customers.csv:2", "data/customers.csv:3"]
 
 
 def test_unknown_sendout_and_unlisted_env(workspace: Path) -> None:
@@ -131,3 +134,70 @@ def test_sandbox_violation_names_the_template_line_and_the_row(workspace: Path) 
     assert out.stderr.startswith("manifests.yaml:24:")
     assert "unsafe" in out.stderr and "recipient at data/customers.csv:2" in out.stderr
     assert "Traceback" not in out.stderr and out.stdout == ""
+
+
+def test_streamed_lines_equal_collected_ones_and_leave_as_they_are_made(
+        workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`emit` gets each line before the next entry is even made, and nothing is kept;
+    the lines are the ones `render` collects without it."""
+    from connectly_declare.commands import render as render_module
+    from connectly_declare.workspace.load import load_workspace
+
+    ws = load_workspace(workspace)
+    environ = {"STORE": "Main St"}
+    collected = render_module.render(ws, "spring", limit=0, environ=environ)
+    made: list[int] = [0]
+    real_iter = render_module.iter_entries
+
+    def counting(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        for entry in real_iter(*args, **kwargs):  # type: ignore[arg-type]
+            made[0] += 1
+            yield entry
+
+    monkeypatch.setattr(render_module, "iter_entries", counting)
+    seen: list[tuple[int, str]] = []
+    streamed = render_module.render(ws, "spring", limit=0, environ=environ,
+                                    emit=lambda line: seen.append((made[0], line)))
+    assert [line for _, line in seen] == collected.lines and len(seen) == 3
+    assert [n for n, _ in seen] == [1, 2, 3]  # line i out before entry i+1 is made
+    assert streamed.lines == [] and streamed.shown == collected.shown == 3
+    assert streamed.complete and collected.complete
+    assert render_module.summary(streamed) == render_module.summary(collected)
+
+
+def test_cli_writes_the_first_line_before_the_audience_is_read(tmp_path: Path) -> None:
+    """The real CLI on a FIFO audience: the first entry's line arrives while the rest of
+    the CSV has not been written yet (it held every line until the end before)."""
+    import os
+    import threading
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "declare.yaml").write_text(CONFIG)
+    no_exclusions = MANIFESTS.replace("exclude:\n  - csv: data/optout.csv\n", "")
+    (tmp_path / "manifests.yaml").write_text(no_exclusions)
+    fifo = tmp_path / "data" / "customers.csv"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "connectly_declare", "-C", str(tmp_path), "render", "spring",
+         "--limit", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        encoding="utf-8", env={"STORE": "Main St", "PATH": "/usr/bin:/bin",
+                               "PYTHONUNBUFFERED": "1"})
+    first: list[str] = []
+    reader = threading.Thread(target=lambda: first.append(proc.stdout.readline()),  # type: ignore[union-attr]
+                              daemon=True)
+    reader.start()
+    try:
+        with open(fifo, "w", encoding="utf-8") as pipe:
+            pipe.write("phone,first_name\n+16505551234,Ana\n")
+            pipe.flush()
+            reader.join(timeout=30)
+            assert first and json.loads(first[0])["client"] == "+1650•••1234"
+            pipe.write("+16505551235,Bo\n")
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert [json.loads(line)["client"] for line in rest.splitlines()] == ["+1650•••1235"]
+    assert "2 entries: 2 read" in err
