@@ -41,6 +41,7 @@ from connectly_declare.commands.destination import (
 )
 from connectly_declare.endpoint import is_loopback
 from connectly_declare.errors import DeclareError, StalePlan
+from connectly_declare.gcpause import steady_gc
 from connectly_declare.ledger import open_ledger
 from connectly_declare.ledger.base import Ledger, LedgerState
 from connectly_declare.plan.make import Plan, PlanOptions, build_plan, check_fresh
@@ -183,7 +184,10 @@ def send_plan(plan: Plan, ledger: Ledger, dest: Destination, base_url: str, *,
         finally:
             progress.close()
 
-    return asyncio.run(go())
+    # No pauses while sending: the plan and ledger state built so far are frozen out of
+    # the collector's sight and full collections are put off (gcpause.steady_gc).
+    with steady_gc():
+        return asyncio.run(go())
 
 
 # confirm(question, word): True when the person typed `word` (`yes`, or against a real
