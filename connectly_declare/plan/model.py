@@ -28,7 +28,7 @@ ACTIONS: tuple[Action, ...] = ("send", "resend", "retry", "recover", "noop", "dr
                                "blocked", "waiting", "orphan", "held", "capped")
 # recover: an in-doubt allow_multiple key re-sent once under allow_one (plan.recovery)
 SENDING_ACTIONS: tuple[Action, ...] = ("send", "resend", "retry", "recover")
-PLAN_FORMAT_VERSION = 1
+PLAN_FORMAT_VERSION = 2  # 2: JSON Lines, written and read as a stream (plan/planfile.py)
 CREATED_BY = f"connectly-declare {__version__}"
 DRIFT_REASON = "accepted before with other content; allow_one: the server would reject it"
 RESEND_REASON = "accepted before with other content; allow_multiple"

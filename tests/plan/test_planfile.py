@@ -10,7 +10,7 @@ import pytest
 
 from connectly_declare.errors import DeclareError
 from connectly_declare.plan.make import Plan, PlanOptions, make_plan
-from connectly_declare.plan.planfile import read_plan, write_plan
+from connectly_declare.plan.planfile import plan_bytes, plan_to_json, read_plan, write_plan
 
 from .conftest import NOW, desired, entry, history, spec
 
@@ -89,4 +89,57 @@ def test_a_lone_surrogate_in_a_plan_file_is_refused_not_a_crash(tmp_path: Path) 
     path.write_text(path.read_text(encoding="utf-8").replace('"Welcome"', '"Wel\\ud800come"'),
                     encoding="utf-8")
     with pytest.raises(DeclareError, match=r"lone surrogate \\ud800"):
+        read_plan(path)
+
+
+def _v1_bytes(plan: Plan) -> bytes:
+    """A plan as format 1 wrote it (one JSON document), byte for byte."""
+    import hashlib
+
+    body = json.dumps(plan_to_json(plan), ensure_ascii=False, separators=(",", ":")).encode()
+    checksum = hashlib.blake2b(body, digest_size=16).hexdigest()
+    return b'{"format_version":1,"checksum":"%s","plan":' % checksum.encode() + body + b"}\n"
+
+
+def test_one_line_per_entry_between_a_header_and_a_closing_count(tmp_path: Path) -> None:
+    plan = sample_plan()
+    lines = plan_bytes(plan).splitlines()
+    head, *rows, end = [json.loads(line) for line in lines]
+    assert head["format_version"] == 2 and "to_send" not in head["plan"]["sendouts"][0]
+    assert head["plan"]["sim"] is False and "endpoint" in head["plan"]  # the side it was for
+    sends = [p for s in plan.sendouts for p in s.to_send]
+    assert len(rows) == len(sends) == 2 and end["end"] is True and end["entries"] == 2
+    assert [r[2] for r in rows] == [p.entry.client for p in sends]
+    assert all(r[0] == 0 for r in rows)  # the sendout's index in the header
+
+
+def test_streamed_plan_reads_back_as_the_single_document_did(tmp_path: Path) -> None:
+    """Today's format and the one before it, same plan: the same Plan comes back."""
+    from dataclasses import replace
+
+    plan = sample_plan()
+    old, new = tmp_path / "old.json", tmp_path / "new.json.gz"
+    old.write_bytes(_v1_bytes(plan))
+    write_plan(plan, new)
+    assert read_plan(old) == replace(plan, format_version=1)
+    assert read_plan(new) == plan
+    assert [p.entry for _, p in read_plan(old).iter_sends()] == \
+        [p.entry for _, p in read_plan(new).iter_sends()]
+
+
+def test_a_removed_or_added_entry_line_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    write_plan(sample_plan(), path)
+    head, first, second, end = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(head + first + end)  # one entry fewer
+    with pytest.raises(DeclareError, match="checksum does not match"):
+        read_plan(path)
+    path.write_bytes(head + first + second + second + end)  # one entry twice
+    with pytest.raises(DeclareError, match="checksum does not match"):
+        read_plan(path)
+    path.write_bytes(head + first + second)  # cut at a line's end
+    with pytest.raises(DeclareError, match="closing line is missing"):
+        read_plan(path)
+    path.write_bytes(head + first + second + end + first)
+    with pytest.raises(DeclareError, match="lines after its end"):
         read_plan(path)
