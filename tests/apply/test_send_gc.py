@@ -1,4 +1,4 @@
-"""apply's send phase runs with the collector steadied (issue 15: no pauses while sending)."""
+"""apply's send phase runs with the collector steadied: no pauses while sending."""
 
 from __future__ import annotations
 
