@@ -36,15 +36,24 @@ def test_an_older_plan_is_the_real_side_without_an_endpoint() -> None:
     assert (old.sim, old.endpoint, old.ledger) == (False, None, None)
 
 
-def test_a_wrongly_typed_side_is_a_damaged_plan(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_wrongly_typed_side_is_a_damaged_plan(tmp_path: Path, version: int) -> None:
+    """Checksums intact, so only the type check can refuse it (format 1 and format 2)."""
     import hashlib
 
-    body = plan_to_json(PLAN) | {"sim": "yes"}
+    body = plan_to_json(PLAN, entries=version == 1) | {"sim": "yes"}
     canonical = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    doc = {"format_version": PLAN_FORMAT_VERSION,
-           "checksum": hashlib.blake2b(canonical, digest_size=16).hexdigest(), "plan": body}
-    (tmp_path / "p.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-    with pytest.raises(DeclareError, match="not a usable saved plan"):
+    if version == 1:
+        doc = {"format_version": 1,
+               "checksum": hashlib.blake2b(canonical, digest_size=16).hexdigest(), "plan": body}
+        content = json.dumps(doc, ensure_ascii=False).encode()
+    else:
+        head = b'{"format_version":2,"plan":' + canonical + b"}\n"
+        end = {"end": True, "entries": 0,
+               "checksum": hashlib.blake2b(head, digest_size=16).hexdigest()}
+        content = head + json.dumps(end).encode() + b"\n"
+    (tmp_path / "p.json").write_bytes(content)
+    with pytest.raises(DeclareError, match="sim is str, not bool"):
         read_plan(tmp_path / "p.json")
 
 
