@@ -33,6 +33,7 @@ from connectly_declare.apply.summary import (
     summary_lines,
 )
 from connectly_declare.commands.destination import (
+    SIM_RATE_LIMIT_ENV,
     Destination,
     check_saved_side,
     ledger_place,
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from connectly_declare.sim.catalog import Catalog
 
 IN_DOUBT = ("unknown", "partial")
+UNPACED = 1e6  # requests/s of a pacing that never waits (DECLARE_SIM_RATE_LIMIT=0)
 
 
 @dataclass(frozen=True)
@@ -120,8 +122,11 @@ def in_doubt_keys(state: LedgerState) -> frozenset[str]:
 
 def client_settings(dest: Destination, base_url: str) -> ClientSettings:
     c = dest.config
+    rate = c.requests_per_second
+    if dest.sim and dest.sim_rate_limit is not None:  # DECLARE_SIM_RATE_LIMIT (0: unpaced)
+        rate = dest.sim_rate_limit or UNPACED
     return ClientSettings(base_url=base_url, business_id=dest.business_id,
-                          api_key=dest.api_key, requests_per_second=c.requests_per_second,
+                          api_key=dest.api_key, requests_per_second=rate,
                           concurrency=c.concurrency, timeout_seconds=c.timeout_seconds)
 
 
@@ -231,7 +236,9 @@ def _endpoint(dest: Destination, catalog: Catalog | None) -> Iterator[str]:
         return
     from connectly_declare.sim import create_app, serve_in_thread
 
-    with serve_in_thread(create_app(catalog), "127.0.0.1", 0) as url:
+    app = create_app(catalog) if dest.sim_rate_limit is None else \
+        create_app(catalog, rate_limit=dest.sim_rate_limit or None)  # DECLARE_SIM_RATE_LIMIT
+    with serve_in_thread(app, "127.0.0.1", 0) as url:
         yield url
 
 
@@ -307,6 +314,10 @@ def announce_sim(dest: Destination, root: Path, out: TextIO) -> None:
             where = where.relative_to(Path.cwd())
         print(f"Simulator run: its ledger is {where} (apart from the real one; delete it to "
               "start the demo afresh).", file=out)
+        if dest.sim_rate_limit is not None:
+            rate = f"{dest.sim_rate_limit:g} requests/s" if dest.sim_rate_limit else "off"
+            print(f"{SIM_RATE_LIMIT_ENV} is set: the simulator's rate limit and the pacing "
+                  f"against it are {rate} (for benchmarks).", file=out)
 
 
 def plan_locked(request: ApplyRequest, source: ApplySource, ledger: Ledger,

@@ -51,6 +51,28 @@ def chosen_base_url(option: str | None, environ: Mapping[str, str]) -> str | Non
     return clean_url(url)
 
 
+# For measuring the tool's own speed (bench/bench_scale.py): the requests per second of the
+# simulator's limit and of the client's pacing against it, on the simulator's side only;
+# 0 turns both off. Never read for real sends.
+SIM_RATE_LIMIT_ENV = "DECLARE_SIM_RATE_LIMIT"
+
+
+def sim_rate_limit(environ: Mapping[str, str]) -> float | None:
+    """DECLARE_SIM_RATE_LIMIT as a number of requests per second (0: off), None when unset."""
+    text = environ.get(SIM_RATE_LIMIT_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise DeclareError(f"{SIM_RATE_LIMIT_ENV} is not a number of requests per second: "
+                           f"{text!r}", hint="set it to 0 (no limit) or a positive number, "
+                                             "or unset it")
+    return value
+
+
 def ledger_place(root: Path, resolved: ResolvedEnvironment) -> str:
     """Where the ledger of `resolved` is, for people: a path (relative to the current
     folder when inside it) or the PostgreSQL schema."""
@@ -97,6 +119,8 @@ class Destination:
     base_url: str
     api_key: Secret
     sim: bool
+    # DECLARE_SIM_RATE_LIMIT on the simulator's side (None: unset; 0: no limit, no pacing)
+    sim_rate_limit: float | None = None
 
     @property
     def endpoint(self) -> str | None:
@@ -110,9 +134,10 @@ def resolve_destination(root: Path, config: WorkspaceConfig, environment: str | 
     resolved = side(environments.resolve_environment(config, environment), sim=sim,
                     environ=environ)
     if sim:
+        rate = sim_rate_limit(environ)
         if base_url is None:  # in-process: a throwaway key nobody sees
             return Destination(root, config, resolved, str(resolved.business_id), "",
-                               Secret("sim-" + secrets.token_urlsafe(24)), True)
+                               Secret("sim-" + secrets.token_urlsafe(24)), True, rate)
         if not is_loopback(base_url):
             raise DeclareError(
                 f"--sim sends to a simulator on loopback, and {host_of(base_url)} is not one",
@@ -125,7 +150,7 @@ def resolve_destination(root: Path, config: WorkspaceConfig, environment: str | 
                 hint=f"export the lines `connectly-declare sim` printed, e.g. "
                      f"export {resolved.api_key_env}=sim-demo-key")
         return Destination(root, config, resolved, str(resolved.business_id), base_url,
-                           Secret(key), True)
+                           Secret(key), True, rate)
     if base_url is not None and is_loopback(base_url):
         # the lines `connectly-declare sim` prints, without --sim: the simulator's
         # deliveries would be recorded in the real ledger as sent
@@ -187,6 +212,7 @@ def check_saved_side(saved_sim: bool, saved_endpoint: str | None, *, sim: bool,
 
 __all__ = [
     "BASE_URL_ENV",
+    "SIM_RATE_LIMIT_ENV",
     "Destination",
     "check_saved_side",
     "chosen_base_url",
@@ -195,4 +221,5 @@ __all__ = [
     "plan_endpoint",
     "resolve_destination",
     "side",
+    "sim_rate_limit",
 ]
