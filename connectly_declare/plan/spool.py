@@ -1,0 +1,274 @@
+"""A sendout's entries to send, kept in a spool instead of as Python objects.
+
+A plan of a million recipients holds a million entries to send; as Python objects
+(:class:`PlannedEntry` of an :class:`Entry`, its variables dict and strings) that is about
+0.9 KiB each, most of `plan`'s memory. A :class:`Spool` keeps the first
+:data:`IN_MEMORY` of them as they are (a small plan never touches the disk) and, past
+that, only compact rows of their per-entry fields, `marshal`-ed in chunks of
+:data:`CHUNK` rows to an anonymous temporary file (``tempfile.TemporaryFile``: in the
+system temp folder, ``TMPDIR``; it has no name and is gone when the spool is closed or
+the process ends, however it ends). What is the same for every entry of a sendout
+(sendout, campaign, version, round, allow_multiple) is stored once.
+
+It is append-only and re-iterable: every iteration yields the entries in the order they
+were appended, rebuilt equal to those put in (:class:`Entry` equality, and also their
+`source`, `zone` and `timing`). Holding at most one chunk per iteration, a plan's
+post-passes, `plan --out` and `apply` walk any number of entries in bounded memory.
+
+``DECLARE_TEST_SPOOL_MEMORY`` and ``DECLARE_TEST_SPOOL_CHUNK`` (for tests and benchmarks
+only) set how many entries a new spool keeps in memory before it spills, and how many rows
+a chunk holds: ``0`` and ``1`` put every entry on disk as soon as it is appended.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import marshal
+import os
+import pickle
+import struct
+import tempfile
+from collections.abc import Iterable, Iterator
+from operator import attrgetter
+from typing import IO, Any, cast
+
+from connectly_declare.entry import Entry
+from connectly_declare.errors import DeclareError
+from connectly_declare.plan.model import PlannedEntry
+
+IN_MEMORY = 20_000  # entries a spool keeps as objects before it spills to disk
+CHUNK = 4_096  # rows per chunk on disk (what one iteration holds at a time)
+MEMORY_ENV = "DECLARE_TEST_SPOOL_MEMORY"
+CHUNK_ENV = "DECLARE_TEST_SPOOL_CHUNK"
+
+# A row: (action, reason, client, variables, scheduled_at, fingerprint, source, zone,
+# timing), plus the entry's constants when they differ from the spool's (never in a plan).
+Row = tuple[Any, ...]
+Constants = tuple[str, str, str | None, int, bool]
+_FIELDS = attrgetter("client", "variables", "scheduled_at", "fingerprint", "source",
+                     "zone", "timing")
+_CONSTANTS = attrgetter("sendout", "campaign", "version", "round", "allow_multiple")
+_HEAD = struct.Struct("<BQ")  # chunk header: encoding (0 marshal, 1 pickle), length
+_MARSHAL, _PICKLE = 0, 1
+
+_ENTRY_FIELDS = ("sendout", "campaign", "version", "client", "variables", "scheduled_at",
+                 "round", "allow_multiple", "fingerprint", "source", "zone", "timing")
+# Entry is frozen: its __init__ sets each field through object.__setattr__. Rebuilding a
+# million entries through the slot descriptors costs half as much (as entries.maker does);
+# only while Entry has exactly these fields and no __post_init__.
+_FAST = (tuple(f.name for f in dataclasses.fields(Entry)) == _ENTRY_FIELDS
+         and not hasattr(Entry, "__post_init__")
+         and getattr(Entry, "__slots__", None) is not None)
+
+
+def _from_env(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() else default
+
+
+def _rebuilder(constants: Constants) -> Any:
+    """A function turning a chunk's rows into PlannedEntry objects (constants bound)."""
+    sendout, campaign, version, round_, multiple = constants
+    new_tuple = tuple.__new__
+    if not _FAST:
+        def slow(rows: list[Row]) -> list[PlannedEntry]:
+            out: list[PlannedEntry] = []
+            for row in rows:
+                c = row[9] if len(row) > 9 else constants
+                entry = Entry(c[0], c[1], c[2], row[2], row[3], row[4], c[3], c[4], row[5],
+                              row[6], row[7], row[8])
+                out.append(new_tuple(PlannedEntry, (row[0], entry, row[1])))
+            return out
+        return slow
+    new = object.__new__
+    (s_sendout, s_campaign, s_version, s_client, s_variables, s_when, s_round, s_multiple,
+     s_fp, s_source, s_zone, s_timing) = [getattr(Entry, n).__set__ for n in _ENTRY_FIELDS]
+
+    def fast(rows: list[Row]) -> list[PlannedEntry]:
+        out: list[Any] = []
+        append = out.append
+        for row in rows:
+            action, reason, client, variables, when, fp, source, zone, timing = row[:9]
+            e = new(Entry)
+            if len(row) > 9:
+                s_sendout(e, row[9][0])
+                s_campaign(e, row[9][1])
+                s_version(e, row[9][2])
+                s_round(e, row[9][3])
+                s_multiple(e, row[9][4])
+            else:
+                s_sendout(e, sendout)
+                s_campaign(e, campaign)
+                s_version(e, version)
+                s_round(e, round_)
+                s_multiple(e, multiple)
+            s_client(e, client)
+            s_variables(e, variables)
+            s_when(e, when)
+            s_fp(e, fp)
+            s_source(e, source)
+            s_zone(e, zone)
+            s_timing(e, timing)
+            append(new_tuple(PlannedEntry, (action, e, reason)))
+        return cast(list[PlannedEntry], out)
+    return fast
+
+
+class Spool:
+    """One sendout's planned entries: append-only, iterated any number of times in
+    insertion order, the first `memory` kept as objects and the rest in a temporary
+    file (see the module docstring)."""
+
+    __slots__ = ("_chunk", "_constants", "_count", "_file", "_items", "_limit", "_size")
+    __hash__ = None  # type: ignore[assignment]  # mutable while it is being filled
+
+    def __init__(self, entries: Iterable[PlannedEntry] = (), *,
+                 memory: int | None = None, chunk: int | None = None) -> None:
+        self._chunk = max(1, _from_env(CHUNK_ENV, CHUNK) if chunk is None else chunk)
+        self._items: list[PlannedEntry] = []  # all entries, or those not yet on disk
+        # spill when _items grows past this
+        self._limit = max(0, _from_env(MEMORY_ENV, IN_MEMORY) if memory is None else memory)
+        self._file: IO[bytes] | None = None
+        self._size = 0  # bytes written to the file
+        self._count = 0  # entries on disk
+        self._constants: Constants | None = None
+        self.extend(entries)
+
+    # -- filling -----------------------------------------------------------------------
+    def append(self, planned: PlannedEntry) -> None:
+        items = self._items
+        items.append(planned)
+        if len(items) > self._limit:
+            self._spill()
+
+    def extend(self, entries: Iterable[PlannedEntry]) -> None:
+        for planned in entries:
+            self.append(planned)
+
+    def _spill(self) -> None:
+        """Write every entry still held as an object to disk, in chunks."""
+        items = self._items
+        if self._constants is None:
+            self._constants = _CONSTANTS(items[0].entry)
+        constants = self._constants
+        size = self._chunk
+        for start in range(0, len(items), size):
+            part = items[start:start + size]
+            rows = [(a, r, *_FIELDS(e)) for a, e, r in part]
+            for i, (_, e, _) in enumerate(part):
+                own = _CONSTANTS(e)
+                if own != constants:
+                    rows[i] = (*rows[i], own)
+            self._write(rows)
+        self._count += len(items)
+        items.clear()
+        self._limit = size - 1  # from now on, a chunk at a time
+
+    def _write(self, rows: list[Row]) -> None:
+        try:
+            data, kind = marshal.dumps(rows), _MARSHAL
+        except ValueError:  # a value marshal does not know (a str subclass, a mapping...)
+            # variables as a plain dict (equal to the mapping it was), anything else pickled
+            rows = [(*r[:3], v if type(v := r[3]) is dict else dict(v), *r[4:]) for r in rows]
+            data, kind = pickle.dumps(rows, pickle.HIGHEST_PROTOCOL), _PICKLE
+        try:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="connectly-declare-spool-",
+                                                    buffering=0)
+            self._file.seek(self._size)
+            self._file.write(_HEAD.pack(kind, len(data)) + data)
+        except OSError as err:
+            raise DeclareError(
+                f"cannot keep the entries to send on disk ({tempfile.gettempdir()}): "
+                f"{err.strerror or err}",
+                hint="free space there, or point TMPDIR at a folder with room "
+                "(a plan of a million entries needs roughly 200 MB)") from None
+        self._size += _HEAD.size + len(data)
+
+    # -- reading -----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._count + len(self._items)
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __iter__(self) -> Iterator[PlannedEntry]:
+        if self._file is not None:
+            yield from self._from_disk(self._count)
+        yield from list(self._items)  # a copy: appending while iterating stays defined
+
+    def _from_disk(self, count: int) -> Iterator[PlannedEntry]:
+        assert self._constants is not None
+        rebuild = _rebuilder(self._constants)
+        for rows in self._chunks(count):
+            yield from rebuild(rows)
+
+    def _chunks(self, count: int) -> Iterator[list[Row]]:
+        """The rows on disk, a chunk at a time (each read at its own offset, so several
+        iterations may run side by side)."""
+        assert self._file is not None
+        offset, seen = 0, 0
+        while seen < count:
+            fh = self._file
+            fh.seek(offset)
+            head = fh.read(_HEAD.size)
+            kind, length = _HEAD.unpack(head) if len(head) == _HEAD.size else (0, -1)
+            data = fh.read(length) if length >= 0 else b""
+            if len(data) != length:
+                raise DeclareError("the spool of entries to send was cut short on disk",
+                                   hint="check the temporary folder's disk (TMPDIR)")
+            offset += _HEAD.size + length
+            rows: list[Row] = marshal.loads(data) if kind == _MARSHAL else pickle.loads(data)
+            seen += len(rows)
+            yield rows
+
+    def rows(self) -> Iterator[tuple[Row, Constants]]:
+        """Every entry as (row, its constants), in order, without rebuilding Entry
+        objects: the row is (action, reason, client, variables, scheduled_at,
+        fingerprint, source, zone, timing). What a saved plan's lines are written from."""
+        if self._file is not None:
+            assert self._constants is not None
+            constants = self._constants
+            for rows in self._chunks(self._count):
+                for row in rows:
+                    yield (row, constants) if len(row) < 10 else (row[:9], row[9])
+        for action, entry, reason in list(self._items):
+            yield (action, reason, *_FIELDS(entry)), _CONSTANTS(entry)
+
+    def __getitem__(self, index: int) -> PlannedEntry:
+        """The entry at `index` (walks the spool: for tests and samples, not loops)."""
+        size = len(self)
+        if index < 0:
+            index += size
+        if not 0 <= index < size:
+            raise IndexError("spool index out of range")
+        if index >= self._count:
+            return self._items[index - self._count]
+        for i, planned in enumerate(self):
+            if i == index:
+                return planned
+        raise IndexError("spool index out of range")  # pragma: no cover
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Spool | tuple | list):
+            return len(self) == len(other) and all(
+                a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        where = f", {self._count:,} on disk" if self._file is not None else ""
+        return f"Spool({len(self):,} entries{where})"
+
+    @property
+    def on_disk(self) -> int:
+        """How many entries are in the temporary file (0: all in memory; once spilled,
+        the last chunk's entries wait in memory until it is full)."""
+        return self._count
+
+    def close(self) -> None:
+        """Drop the temporary file now (it also goes when the spool is collected)."""
+        if self._file is not None:
+            self._file.close()
+
+
+__all__ = ["CHUNK", "CHUNK_ENV", "IN_MEMORY", "MEMORY_ENV", "Row", "Spool"]

@@ -1,0 +1,132 @@
+"""The spool of entries to send: in memory up to its threshold, compact chunks on disk
+beyond it, and every iteration gives back exactly the entries put in, in order."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import pytest
+
+from connectly_declare.entry import Entry, fingerprint
+from connectly_declare.plan.model import PlannedEntry
+from connectly_declare.plan.spool import CHUNK, CHUNK_ENV, MEMORY_ENV, Spool
+
+
+def planned(n: int, *, action: str = "send", reason: str = "", name: str = "Ana",
+            zone: str = "", timing: int = 0, round_: int = 1,
+            scheduled_at: str | None = None) -> PlannedEntry:
+    variables = {"name": f"{name}{n}"}
+    entry = Entry(sendout="welcome", campaign="Welcome", version="v1",
+                  client=f"+1650555{n:04d}", variables=variables, scheduled_at=scheduled_at,
+                  round=round_, allow_multiple=False,
+                  fingerprint=fingerprint("v1", {"n": str(n)}, scheduled_at, round_),
+                  source=f"data/people.csv:{n + 2}", zone=zone, timing=timing)
+    return PlannedEntry(action, entry, reason)  # type: ignore[arg-type]
+
+
+def full(p: PlannedEntry) -> tuple[object, ...]:
+    """Everything of a planned entry, also the fields Entry equality leaves out."""
+    e = p.entry
+    return (p.action, p.reason, e.sendout, e.campaign, e.version, e.client,
+            dict(e.variables), e.scheduled_at, e.round, e.allow_multiple, e.fingerprint,
+            e.source, e.zone, e.timing)
+
+
+def test_empty_spool() -> None:
+    spool = Spool(memory=0)
+    assert len(spool) == 0 and not spool and list(spool) == [] and list(spool.rows()) == []
+    assert spool == () and spool.on_disk == 0
+    with pytest.raises(IndexError):
+        spool[0]
+
+
+@pytest.mark.parametrize("memory", [0, 1, 5, 4, 6])
+def test_exactly_the_threshold_stays_in_memory_one_more_spills(memory: int) -> None:
+    items = [planned(n) for n in range(5)]
+    spool = Spool(items, memory=memory, chunk=1)
+    assert spool.on_disk == (0 if memory >= 5 else 5)
+    assert list(spool) == items and [full(p) for p in spool] == [full(p) for p in items]
+    assert len(spool) == 5
+
+
+def test_many_chunks_on_disk_come_back_in_order_every_time() -> None:
+    count = 3 * CHUNK + 17
+    items = [planned(n % 10_000, action="resend" if n % 3 else "send",
+                     reason="why" if n % 2 else "", zone="Europe/Berlin" if n % 5 else "",
+                     timing=n % 4, scheduled_at=None if n % 7 else "2026-12-01T09:00:00+01:00")
+             for n in range(count)]
+    spool = Spool(memory=100)
+    for p in items:
+        spool.append(p)
+    assert spool.on_disk >= count - CHUNK and len(spool) == count
+    for _ in range(3):  # re-iterable, same order, same values
+        assert [full(p) for p in spool] == [full(p) for p in items]
+    assert spool == items and spool == tuple(items) and tuple(items) == spool
+    assert spool[0] == items[0] and spool[-1] == items[-1] and spool[CHUNK + 1] == items[CHUNK + 1]
+    rows = list(spool.rows())
+    assert [r[0][2] for r in rows] == [p.entry.client for p in items]
+    assert {r[1] for r in rows} == {("welcome", "Welcome", "v1", 1, False)}
+
+
+def test_two_iterations_side_by_side_and_appending_after_reading() -> None:
+    spool = Spool([planned(n) for n in range(50)], memory=3, chunk=4)
+    pairs = list(zip(spool, spool, strict=True))
+    assert all(a == b for a, b in pairs) and len(pairs) == 50
+    spool.append(planned(99))
+    assert len(spool) == 51 and list(spool)[-1] == planned(99)
+
+
+def test_unicode_and_odd_values_survive_the_disk() -> None:
+    odd = [
+        planned(1, name="Bó \"x\"\n\t🙂 ﷽", reason="ünïcode ✓"),
+        planned(2, name="\x00\x1f\u2028\u2029"),
+        planned(3, name="\ud800 lone surrogate", zone="America/Argentina/Buenos_Aires"),
+        planned(4, name="", timing=7, scheduled_at="2026-12-01T09:00:00-03:00"),
+    ]
+    other_round = planned(5, round_=9)  # not the spool's constants: kept per entry
+    proxy_entry = Entry(**{**{f: getattr(odd[0].entry, f) for f in (
+        "sendout", "campaign", "version", "client", "scheduled_at", "round",
+        "allow_multiple", "fingerprint", "source", "zone", "timing")},
+        "variables": MappingProxyType({"name": "mapping"})})
+    items = [*odd, other_round, PlannedEntry("retry", proxy_entry, "")]
+    spool = Spool(items, memory=0, chunk=1)
+    assert spool.on_disk == len(items)
+    assert [full(p) for p in spool] == [full(p) for p in items]
+    assert spool[4].entry.round == 9
+
+
+def test_threshold_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MEMORY_ENV, "2")
+    monkeypatch.setenv(CHUNK_ENV, "1")
+    spool = Spool(planned(n) for n in range(3))
+    assert spool.on_disk == 3
+    monkeypatch.setenv(MEMORY_ENV, "nonsense")
+    assert Spool(planned(n) for n in range(3)).on_disk == 0
+    monkeypatch.setenv(MEMORY_ENV, "0")
+    monkeypatch.setenv(CHUNK_ENV, "2")
+    assert Spool(planned(n) for n in range(4)).on_disk == 3  # 1 past the threshold, 1 chunk
+
+
+def test_a_full_temporary_folder_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: object) -> None:
+    import tempfile
+
+    from connectly_declare.errors import DeclareError
+
+    def no_room(*_a: object, **_k: object) -> object:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", no_room)
+    with pytest.raises(DeclareError, match=r"cannot keep the entries to send on disk.*"
+                       r"No space left"):
+        Spool([planned(n) for n in range(3)], memory=1)
+
+
+def test_the_plain_constructor_path_rebuilds_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entries are rebuilt through Entry's slots while its fields are the known ones;
+    otherwise through Entry itself: both give back the same."""
+    from connectly_declare.plan import spool as module
+
+    items = [planned(n, zone="Asia/Jakarta", timing=n) for n in range(5)]
+    monkeypatch.setattr(module, "_FAST", False)
+    assert [full(p) for p in Spool(items, memory=0, chunk=2)] == [full(p) for p in items]
