@@ -23,6 +23,7 @@ BASE = frozenset({
     "connectly_declare.gcpause", "connectly_declare.clock",
     "connectly_declare.words",  # counts in words: `1 entry`, `12,345 entries`
     "connectly_declare.endpoint",  # a base URL's host and loopback-ness, for people
+    "connectly_declare.seen",  # compact "seen before?" sets: audiences and the plan use them
     "connectly_declare.report.escape",  # text safety: the workspace's messages use it too
     "connectly_declare.policy.localtime",  # clock-time parsing: manifests validate with it
 })

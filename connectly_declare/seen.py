@@ -1,0 +1,278 @@
+"""`SeenSet`: "have we met this client before?" for audiences of millions, exactly.
+
+A Python set of a million E.164 strings costs ~93 MiB; at ten million the audience's
+deduplication and a sendout's duplicate check alone would pass the plan's 2 GiB bound.
+So a `SeenSet` starts as a plain set of strings (small audiences never import numpy)
+and, past `threshold` values, moves to sorted runs of uint64 (8 bytes a number):
+
+- an E.164 string `+<digits>` is held as the integer of its digits; a string maps only
+  if it is exactly `"+" + str(n)` (ASCII, no leading zero, no space or underscore), so
+  two strings never share an integer. Anything else stays a string in a fallback set:
+  a false "seen" would silently drop a person, so nothing is ever hashed lossily.
+- values arrive in chunks; a chunk is sorted once and searched in bulk
+  (`np.searchsorted`) against every run, and its new values become a run. Runs are
+  merged like a binary counter (each run at least twice the next), so there are
+  O(log n) runs and each value is merged O(log n) times.
+
+Two ways in: :meth:`SeenSet.first_occurrences` keeps order ("the first occurrence
+wins": items are buffered a chunk at a time and yielded in their order), and
+:meth:`SeenSet.add` for callers that only count repeats (:attr:`SeenSet.repeats`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    U64 = npt.NDArray[np.uint64]
+    Mask = npt.NDArray[np.bool_]
+
+T = TypeVar("T")
+
+THRESHOLD = 100_000  # a plain set below this: ~9 MiB, and no numpy import
+# values decided at once past the threshold: the look-ahead of `first_occurrences`
+CHUNK = 16_384
+_MAX = 1 << 64
+
+
+def as_number(value: str) -> int | None:
+    """The uint64 a value is held as, or None when it is not exactly `+<digits>`
+    (then it is held as itself)."""
+    if value[:1] != "+" or not value.isascii():
+        return None
+    try:
+        number = int(value[1:])
+    except ValueError:
+        return None
+    if number < 0 or number >= _MAX or "+" + str(number) != value:
+        return None
+    return number
+
+
+class SeenSet:
+    """Exact membership of strings, compact for E.164 numbers (see the module doc)."""
+
+    def __init__(self, threshold: int = THRESHOLD, chunk: int = CHUNK) -> None:
+        self.threshold = max(1, threshold)
+        self.chunk = max(1, chunk)
+        self.added = 0  # values given to `add` (repeats included)
+        self._small: set[str] | None = set()
+        self._other: set[str] = set()  # values that are not `+<digits>`, past the threshold
+        self._runs: list[U64] = []  # sorted, disjoint; each at least twice the next
+        self._numbers = 0  # values held in runs
+        self._pending: list[str] = []  # `add`ed, not yet decided
+
+    # -- order-free: count repeats -------------------------------------------------------
+    def add(self, value: str) -> None:
+        """Note `value`; repeats are counted in :attr:`repeats` (decided in bulk)."""
+        self.added += 1
+        small = self._small
+        if small is not None:
+            small.add(value)
+            if len(small) >= self.threshold:
+                self._spill()
+            return
+        pending = self._pending
+        pending.append(value)
+        if len(pending) >= self.chunk:
+            self._decide(pending)
+            pending.clear()
+
+    @property
+    def repeats(self) -> int:
+        """How many values given to :meth:`add` had been given before (for a set only
+        `add` fills: `first_occurrences` reports its repeats one by one)."""
+        return self.added - len(self)
+
+    # -- order-keeping ------------------------------------------------------------------
+    def first_occurrences(self, items: Iterable[T], key: Callable[[T], str],
+                          repeated: Callable[[T], None]) -> Iterator[T]:
+        """`items` whose key was not seen before (by this set or earlier in `items`), in
+        their order; `repeated(item)` is called for the others, in order with the yields.
+
+        Past the threshold a chunk of items is read before any of it is yielded. If
+        reading fails (a bad data row), the items read before the failure are yielded
+        first, then the error is raised, as if nothing had been read ahead."""
+        iterator = iter(items)
+        small = self._small
+        if small is not None:
+            threshold = self.threshold
+            for item in iterator:
+                value = key(item)
+                if value in small:
+                    repeated(item)
+                    continue
+                small.add(value)
+                yield item
+                if len(small) >= threshold:
+                    self._spill()
+                    break
+            else:
+                return
+        self._flush()
+        while True:
+            buffer: list[T] = []
+            failure: Exception | None = None
+            try:
+                for item in iterator:
+                    buffer.append(item)
+                    if len(buffer) >= self.chunk:
+                        break
+            except Exception as exc:  # raised again once `buffer` is out
+                failure = exc
+            if buffer:
+                first = self._decide([key(item) for item in buffer])
+                for item, new in zip(buffer, first, strict=True):
+                    if new:
+                        yield item
+                    else:
+                        repeated(item)
+            if failure is not None:
+                raise failure
+            if len(buffer) < self.chunk:
+                return
+
+    # -- queries --------------------------------------------------------------------------
+    def __len__(self) -> int:
+        if self._small is not None:
+            return len(self._small)
+        self._flush()
+        return self._numbers + len(self._other)
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, str):
+            return False
+        if self._small is not None:
+            return value in self._small
+        self._flush()
+        number = as_number(value)
+        if number is None:
+            return value in self._other
+        import numpy as np
+
+        probe = np.array([number], dtype=np.uint64)
+        return any(bool(_found(run, probe)[0]) for run in self._runs)
+
+    @property
+    def runs(self) -> int:
+        """How many sorted runs hold the numbers (0 while the set is small)."""
+        return len(self._runs)
+
+    # -- inside ----------------------------------------------------------------------------
+    def _flush(self) -> None:
+        if self._pending:
+            self._decide(self._pending)
+            self._pending.clear()
+
+    def _spill(self) -> None:
+        """From the plain set to runs: every value held so far becomes one run."""
+        small, self._small = self._small, None
+        if small:
+            self._decide(list(small))
+
+    def _decide(self, values: list[str]) -> list[bool]:
+        """Whether each value is a first occurrence (not held, not earlier in `values`);
+        all are held afterwards."""
+        import numpy as np
+
+        numbers, mapped = _numbers(values)
+        first = [False] * len(values)
+        if mapped is None:  # every value is `+<digits>`: all in numpy
+            where = None
+            candidates = numbers
+        else:
+            where = np.flatnonzero(mapped)
+            candidates = numbers[where]
+            other = self._other
+            for index in np.flatnonzero(~mapped).tolist():
+                value = values[index]
+                if value not in other:
+                    other.add(value)
+                    first[index] = True
+        if len(candidates):
+            unique, at = np.unique(candidates, return_index=True)
+            fresh = np.ones(len(unique), dtype=np.bool_)
+            for run in self._runs:
+                fresh &= ~_found(run, unique)
+            positions = at[fresh] if where is None else where[at[fresh]]
+            for index in positions.tolist():
+                first[index] = True
+            self._push(unique[fresh])
+        return first
+
+    def _push(self, run: U64) -> None:
+        if not len(run):
+            return
+        import numpy as np
+
+        self._numbers += len(run)
+        runs = self._runs
+        runs.append(run)
+        while len(runs) > 1 and len(runs[-2]) <= 2 * len(runs[-1]):
+            newer = runs.pop()
+            merged = np.concatenate((runs[-1], newer))
+            merged.sort(kind="stable")  # two sorted runs: a linear merge
+            runs[-1] = merged
+
+
+def _found(run: U64, probe: U64) -> Mask:
+    """For each (sorted) value of `probe`, whether it is in the sorted `run`."""
+    import numpy as np
+
+    at = np.searchsorted(run, probe)
+    inside = at < len(run)
+    hit = np.zeros(len(probe), dtype=np.bool_)
+    hit[inside] = run[at[inside]] == probe[inside]
+    return hit
+
+
+def _numbers(values: list[str]) -> tuple[U64, Mask | None]:
+    """Each value's uint64 (0 where it does not map) and which map (None: all of them).
+
+    The common case, a chunk of E.164 numbers, takes one `int()` per value and a few
+    array operations; any value that does not parse sends the chunk to `as_number`, one
+    value at a time. Both decide the same: ASCII, starts with '+', int() of the whole
+    value is n in [0, 2**64), and the length is 1 + the digits of n -- which leaves no
+    room for a space, an underscore or a leading zero, so the value is "+" + str(n)."""
+    import numpy as np
+
+    joined = "".join(values)
+    if joined.isascii():
+        try:
+            numbers = np.fromiter(map(int, values), dtype=np.uint64, count=len(values))
+        except (ValueError, OverflowError):
+            pass
+        else:
+            lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+            starts = np.cumsum(lengths) - lengths
+            data = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+            plus = np.zeros(len(values), dtype=np.bool_)
+            nonempty = lengths > 0
+            plus[nonempty] = data[starts[nonempty]] == ord("+")
+            digits = np.searchsorted(_powers(), numbers, side="right") + 1  # 1 for 0
+            ok = plus & (lengths == digits + 1)
+            if ok.all():
+                return numbers, None
+            numbers[~ok] = 0
+            return numbers, ok
+    parsed = [as_number(value) for value in values]
+    mapped = np.array([n is not None for n in parsed], dtype=np.bool_)
+    numbers = np.fromiter((0 if n is None else n for n in parsed), dtype=np.uint64,
+                          count=len(values))
+    return numbers, mapped
+
+
+@functools.cache
+def _powers() -> U64:
+    """10**1 .. 10**19: how many of them are <= n is the number of digits of n, less one."""
+    import numpy as np
+
+    return np.array([10**k for k in range(1, 20)], dtype=np.uint64)
+
+
+__all__ = ["CHUNK", "THRESHOLD", "SeenSet", "as_number"]

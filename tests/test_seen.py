@@ -1,0 +1,156 @@
+"""SeenSet (connectly_declare/seen.py) against a plain Python set: the same first
+occurrences in the same order, the same repeats, below and past the threshold, over many
+runs and merges, with values that are not E.164 held exactly."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connectly_declare.seen import SeenSet, _numbers, as_number
+
+
+def reference_firsts(streams: list[list[str]]) -> tuple[list[list[str]], list[list[str]]]:
+    seen: set[str] = set()
+    firsts: list[list[str]] = []
+    repeats: list[list[str]] = []
+    for stream in streams:
+        kept, dropped = [], []
+        for value in stream:
+            if value in seen:
+                dropped.append(value)
+            else:
+                seen.add(value)
+                kept.append(value)
+        firsts.append(kept)
+        repeats.append(dropped)
+    return firsts, repeats
+
+
+def seen_firsts(seen: SeenSet, streams: list[list[str]]) -> tuple[list[list[str]], list[list[str]]]:
+    firsts: list[list[str]] = []
+    repeats: list[list[str]] = []
+    for stream in streams:
+        # an item's position tells whether `repeated` kept pace with the yields
+        events: list[tuple[str, str]] = []
+        note = events.append
+        for value in seen.first_occurrences(stream, str, lambda v, note=note: note(("r", v))):
+            note(("f", value))
+        firsts.append([v for kind, v in events if kind == "f"])
+        dropped = [v for kind, v in events if kind == "r"]
+        repeats.append(dropped)
+        assert [v for _, v in events] == stream  # every item, in its order
+    return firsts, repeats
+
+
+# Numbers from a small pool so streams repeat; a few look-alikes that must stay distinct.
+e164 = st.integers(min_value=1, max_value=400).map(lambda n: f"+1650555{n:04d}")
+look_alike = st.sampled_from(["+016505550001", "+1650555 0001", "+1_6505550001",
+                              "16505550001", "+", "", "+0", "+00", "-1", " +16505550001",
+                              "+１6505550001", "+18446744073709551615",
+                              "+18446744073709551616", "+99999999999999999999"])
+anything = st.text(max_size=6)
+value = st.one_of(e164, e164, e164, look_alike, anything)
+
+
+@settings(max_examples=200, deadline=None)
+@given(streams=st.lists(st.lists(value, max_size=120), max_size=5),
+       threshold=st.integers(1, 60), chunk=st.integers(1, 25))
+def test_first_occurrences_match_a_set(streams: list[list[str]], threshold: int,
+                                       chunk: int) -> None:
+    seen = SeenSet(threshold=threshold, chunk=chunk)
+    assert seen_firsts(seen, streams) == reference_firsts(streams)
+    everything = {v for stream in streams for v in stream}
+    assert len(seen) == len(everything)
+    for probe in [*everything, "+16505559999", "+0016505550001", "x"]:
+        assert (probe in seen) == (probe in everything)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(value, max_size=400), threshold=st.integers(1, 80),
+       chunk=st.integers(1, 30))
+def test_add_counts_repeats_as_a_set(values: list[str], threshold: int, chunk: int) -> None:
+    seen = SeenSet(threshold=threshold, chunk=chunk)
+    for v in values:
+        seen.add(v)
+    assert seen.added == len(values)
+    assert seen.repeats == len(values) - len(set(values))
+    assert all(v in seen for v in values)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.one_of(look_alike, anything, e164,
+                                 st.integers(0, 2**64 + 5).map(lambda n: f"+{n}"),
+                                 st.from_regex(r"\A[+ 0-9_]{0,22}\Z")), max_size=30))
+def test_bulk_mapping_is_the_exact_one(values: list[str]) -> None:
+    """The chunk path (one int() per value, then arrays) decides as `as_number` does:
+    a value maps iff it is exactly "+" + str(n), and to n."""
+    numbers, mapped = _numbers(values)
+    for index, v in enumerate(values):
+        expected = as_number(v)
+        ok = True if mapped is None else bool(mapped[index])
+        assert ok == (expected is not None), v
+        if expected is not None:
+            assert int(numbers[index]) == expected
+            assert "+" + str(expected) == v
+
+
+@pytest.mark.parametrize(("value", "number"), [
+    ("+16505551234", 16505551234), ("+0", 0), ("+18446744073709551615", 2**64 - 1),
+    ("+016505551234", None), ("+1 650", None), ("+1_650", None), ("+１２", None),
+    ("16505551234", None), ("+", None), ("", None), ("+-1", None), ("++1", None),
+    ("+18446744073709551616", None), (" +1", None), ("+1\n", None), ("+00", None),
+])
+def test_as_number(value: str, number: int | None) -> None:
+    assert as_number(value) == number
+
+
+def test_many_runs_stay_few_sorted_and_disjoint() -> None:
+    seen = SeenSet(threshold=10, chunk=7)
+    numbers = [f"+{(i * 7919) % 100_003 + 1}" for i in range(5_000)]  # distinct, unsorted
+    kept = list(seen.first_occurrences(numbers + numbers[:100], str, lambda v: None))
+    assert kept == numbers
+    assert len(seen) == 5_000
+    assert 1 <= seen.runs <= math.log2(5_000) + 1
+    runs = seen._runs
+    assert all((run[1:] > run[:-1]).all() for run in runs)  # sorted, no value twice
+    assert sum(len(run) for run in runs) == len({int(r) for run in runs for r in run})
+    assert all(len(runs[i]) > 2 * len(runs[i + 1]) for i in range(len(runs) - 1))
+
+
+def test_failure_while_reading_yields_what_was_read_first() -> None:
+    """A bad row stops the stream after the rows before it, as without read-ahead."""
+    def rows() -> Iterator[str]:
+        yield from ["+1", "+2", "+1", "+3"]
+        raise ValueError("bad row 5")
+
+    seen = SeenSet(threshold=1, chunk=100)
+    got: list[str] = []
+    dropped: list[str] = []
+    with pytest.raises(ValueError, match="bad row 5"):
+        for v in seen.first_occurrences(rows(), str, dropped.append):
+            got.append(v)
+    assert got == ["+1", "+2", "+3"] and dropped == ["+1"]
+    assert "+3" in seen and "+4" not in seen
+
+
+def test_small_sets_do_not_import_numpy() -> None:
+    code = (
+        "import sys\n"
+        "from connectly_declare.seen import SeenSet\n"
+        "s = SeenSet(threshold=1000)\n"
+        "kept = list(s.first_occurrences([f'+{i % 900}' for i in range(2000)], str,"
+        " lambda v: None))\n"
+        "s.add('x'); s.add('+5'); assert len(s) == 901 and len(kept) == 900 and '+899' in s\n"
+        "assert 'numpy' not in sys.modules, 'numpy imported'\n"
+        "s2 = SeenSet(threshold=1000)\n"
+        "for i in range(1001): s2.add(f'+{i}')\n"
+        "assert 'numpy' in sys.modules and s2.runs == 1\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
