@@ -16,11 +16,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 KEY_SEPARATOR = "\x1f"
+# The shapes the API takes, checked before sending (plan.validity) and by the simulator.
+# fullmatch, ASCII digits: `$` would let a trailing newline through, `\d` other digits.
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+# ISO 8601 with a time and an offset (RFC 3339's shape); datetime checks the ranges.
+_TIMESTAMP = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
+
+
+def valid_timestamp(value: str) -> bool:
+    """An ISO 8601 date and time with an offset (`2024-05-01T09:00:00Z`, `...+02:00`)."""
+    if not _TIMESTAMP.fullmatch(value):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+    except ValueError:
+        return False
+    return True
 
 
 def make_key(campaign: str, client: str, scope: str = "") -> str:

@@ -24,7 +24,8 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberFormat
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
-_CLEAN_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+from connectly_declare.entry import E164
+
 _LETTERS = re.compile(r"[A-Za-z]")
 # The descriptions phonenumbers tries in `_number_type_helper`; a number is valid when the
 # general description matches and any one of these does. Fixed line and mobile come first
@@ -161,7 +162,7 @@ def _rule_for(cc: str) -> _Rule:
     return rule
 
 
-_clean = _CLEAN_E164.fullmatch
+_clean = E164.fullmatch
 
 
 def fast_e164(raw: str) -> str | None:

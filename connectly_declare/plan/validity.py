@@ -13,28 +13,11 @@ server.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection
-from datetime import datetime
 
-from connectly_declare.entry import Entry
+from connectly_declare.entry import E164, Entry, valid_timestamp
 
-# fullmatch, ASCII digits: `$` would let a trailing newline through, `\d` other digits.
-E164 = re.compile(r"\+[1-9][0-9]{6,14}")
-# ISO 8601 with a time and an offset (RFC 3339's shape); datetime checks the ranges.
-_TIMESTAMP = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 INVALID_LOCALLY = "invalid, never sent"
-
-
-def valid_timestamp(value: str) -> bool:
-    if not _TIMESTAMP.fullmatch(value):
-        return False
-    try:
-        datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
-    except ValueError:
-        return False
-    return True
 
 
 def entry_checker(variables: Collection[str] | None) -> Callable[[Entry], str | None]:

@@ -32,22 +32,15 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
+from connectly_declare.entry import E164, valid_timestamp
 from connectly_declare.sim.catalog import Catalog, SimCampaign, SimVersion
 
 MAX_ENTRIES = 1000
-# fullmatch, ASCII digits: `$` would let a trailing newline through, `\d` Arabic digits.
-E164 = re.compile(r"\+[1-9][0-9]{6,14}")
-# RFC 3339 shape (ISO 8601 with a time and an offset); datetime checks the ranges.
-_TIMESTAMP = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
-)
 DUPLICATE_OPTION = "if_duplicate_check_unspecified"
 VERSION_OPTION = "if_version_unspecified"
 RepeatStyle = Literal["page", "silent"]
@@ -205,17 +198,6 @@ def parse_request(raw: bytes) -> ParsedRequest:
             groups[key] = group = []
         group.append((client, variables, scheduled))
     return ParsedRequest(allow_multiple, groups)
-
-
-def valid_timestamp(value: str) -> bool:
-    """An ISO 8601 date and time with an offset (`2024-05-01T09:00:00Z`, `...+02:00`)."""
-    if not _TIMESTAMP.fullmatch(value):
-        return False
-    try:
-        datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass
