@@ -319,6 +319,25 @@ def _ask(question: str, word: str) -> bool:
     return answer.strip() == word
 
 
+def _plan_options(fn: Any) -> Any:
+    """The options that shape a new plan, shared by `plan` and `apply`."""
+    for option in reversed([
+        click.option("--allow-past-schedule", is_flag=True,
+                     help="Allow sending entries whose schedule has already passed."),
+        click.option("--recover-in-doubt", is_flag=True,
+                     help="Send in-doubt allow_multiple entries once more under allow_one "
+                          "where the ledger shows no other delivery of the campaign to that "
+                          "client (the server then rejects a repeat); the rest stay blocked."),
+        click.option("--quiet-hours", "quiet_hours", type=click.Choice(["shift", "hold"]),
+                     default="shift", show_default=True,
+                     help="An entry inside the recipient's quiet hours (declare.yaml / Sendout "
+                          "quiet_hours): shift it to their end, or hold it back for a later "
+                          "plan."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
 @cli.command("apply")
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--env", "environment", default=None,
@@ -328,16 +347,7 @@ def _ask(question: str, word: str) -> bool:
               help="Apply only this sendout (repeatable; not with PLAN_FILE).")
 @click.option("--max-recipients", type=click.IntRange(min=0), default=None,
               help="Refuse the plan when more than N entries would be sent.")
-@click.option("--allow-past-schedule", is_flag=True,
-              help="Allow sending entries whose schedule has already passed.")
-@click.option("--recover-in-doubt", is_flag=True,
-              help="Send in-doubt allow_multiple entries once more under allow_one where the "
-                   "ledger shows no other delivery of the campaign to that client (the "
-                   "server then rejects a repeat); the rest stay blocked.")
-@click.option("--quiet-hours", "quiet_hours", type=click.Choice(["shift", "hold"]),
-              default="shift", show_default=True,
-              help="An entry inside the recipient's quiet hours (declare.yaml / Sendout "
-                   "quiet_hours): shift it to their end, or hold it back for a later plan.")
+@_plan_options
 @click.option("--auto-approve", is_flag=True,
               help="Send without asking (pipelines). Without a terminal this is required.")
 @click.option("--sim", is_flag=True,
@@ -447,16 +457,7 @@ def _show_options(fn: Any) -> Any:
                    "among the targeted sendouts.")
 @click.option("--max-recipients", type=click.IntRange(min=0), default=None,
               help="Fail the plan when more than N entries would be sent.")
-@click.option("--allow-past-schedule", is_flag=True,
-              help="Allow sending entries whose schedule has already passed.")
-@click.option("--recover-in-doubt", is_flag=True,
-              help="Send in-doubt allow_multiple entries once more under allow_one where the "
-                   "ledger shows no other delivery of the campaign to that client (the "
-                   "server then rejects a repeat); the rest stay blocked.")
-@click.option("--quiet-hours", "quiet_hours", type=click.Choice(["shift", "hold"]),
-              default="shift", show_default=True,
-              help="An entry inside the recipient's quiet hours (declare.yaml / Sendout "
-                   "quiet_hours): shift it to their end, or hold it back for a later plan.")
+@_plan_options
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Save the plan to FILE (JSON; gzip when it ends in .gz) "
                                  "for `connectly-declare apply FILE`.")
