@@ -29,6 +29,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 from aiolimiter import AsyncLimiter
 
+from connectly_declare.workspace.config import DEFAULT_CONCURRENCY
+
 SendKind = Literal["answered", "refused", "unauthorized", "not_sent", "unknown"]
 REDACTED = "***"
 
@@ -100,7 +102,7 @@ class ClientSettings:
     business_id: str
     api_key: Secret
     requests_per_second: float = 200.0
-    concurrency: int = 16
+    concurrency: int = DEFAULT_CONCURRENCY
     timeout_seconds: float = 30.0
     # 429s mean "not processed"; past this many in a row the batch is left not sent.
     max_throttle_retries: int = 50

@@ -42,7 +42,7 @@ from connectly_declare.apply.client import SendResult
 from connectly_declare.apply.outcomes import Verdict, map_result
 from connectly_declare.errors import LedgerError
 from connectly_declare.ledger.base import Ledger, Outcome, Record
-from connectly_declare.workspace.config import DEFAULT_BATCH_SIZE
+from connectly_declare.workspace.config import DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENCY
 
 UNREACHABLE_LIMIT = 3
 
@@ -79,7 +79,7 @@ class _NoProgress:
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
     batch_size: int = DEFAULT_BATCH_SIZE
-    concurrency: int = 16
+    concurrency: int = DEFAULT_CONCURRENCY
     unknown_retry_rounds: int = 3  # allow_one only
     unknown_retry_delay: float = 1.0  # seconds before each retry round (doubles)
     grace_seconds: float = 10.0

@@ -22,6 +22,7 @@ SIM_LEDGER = ".declare/sim-ledger.jsonl"
 SIM_BUSINESS_ID = "sim-business"
 MAX_BATCH_SIZE = 1000  # the API's limit of entries per request
 DEFAULT_BATCH_SIZE = 100  # entries per request: declare.yaml's batch_size when unset
+DEFAULT_CONCURRENCY = 16  # requests in flight at once: declare.yaml's concurrency when unset
 # Without environments, the local ledger; with them, each has its own (environment_ledger).
 DEFAULT_LEDGER = ".declare/ledger.jsonl"
 
@@ -132,7 +133,7 @@ class WorkspaceConfig(_Strict):
     api_key_env: EnvVarName = "CONNECTLY_API_KEY"
     batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)] = DEFAULT_BATCH_SIZE
     requests_per_second: Annotated[float, Field(gt=0, le=200)] = 200.0
-    concurrency: Annotated[int, Field(ge=1, le=256)] = 16
+    concurrency: Annotated[int, Field(ge=1, le=256)] = DEFAULT_CONCURRENCY
     timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
     manifests: list[str] = Field(default_factory=lambda: list(DEFAULT_MANIFEST_GLOBS))
     exclude: list[str] = Field(default_factory=list)
