@@ -12,7 +12,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 
 from connectly_declare.entry import split_key
 from connectly_declare.ledger.base import Intent, Outcome
@@ -22,6 +21,7 @@ from tests.support.e2e import (
     CAMPAIGN,
     SimProcess,
     catalog,
+    edit_sendout,
     new_api_key,
     run_cli,
     sim_process,
@@ -69,11 +69,7 @@ def in_doubt_listed(ws: Path) -> set[str]:
 
 def set_greeting(ws: Path, greeting: str) -> None:
     """Change what the sendout sends (its `name` variable): allow_multiple resends it."""
-    path = ws / "manifests" / "promo.yaml"
-    docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-    docs[2]["variables"] = {"name": greeting + " {{ recipient.name }}"}
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True),
-                    encoding="utf-8")
+    edit_sendout(ws, variables={"name": greeting + " {{ recipient.name }}"})
 
 
 @pytest.mark.slow

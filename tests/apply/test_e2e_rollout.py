@@ -18,6 +18,7 @@ from tests.support.e2e import (
     CAMPAIGN,
     SimProcess,
     catalog,
+    edit_sendout,
     new_api_key,
     run_cli,
     sim_process,
@@ -38,15 +39,7 @@ def at(when: datetime) -> dict[str, str]:
 def set_rollout(ws: Path, waves: list[dict[str, Any]],
                 promote: list[dict[str, Any]] | None = None) -> None:
     """Edit the workspace's Sendout as a person would: rollout and promote records."""
-    path = ws / "manifests" / "promo.yaml"
-    docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-    for doc in docs:
-        if doc["kind"] == "Sendout":
-            doc["rollout"] = waves
-            if promote:
-                doc["promote"] = promote
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True),
-                    encoding="utf-8")
+    edit_sendout(ws, rollout=waves, promote=promote or None)
 
 
 def in_percent(clients: list[str], low: float, high: float) -> set[str]:

@@ -155,6 +155,22 @@ def write_workspace(root: Path, *, base_url: str, recipients: int = 10,
     return clients
 
 
+def edit_sendout(root: Path, **changes: Any) -> None:
+    """Edit the Sendout of a workspace made by :func:`write_workspace`, as a person would
+    (a keyword set to None removes that key)."""
+    path = root / "manifests" / "promo.yaml"
+    docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    for doc in docs:
+        if doc["kind"] == "Sendout":
+            for name, value in changes.items():
+                if value is None:
+                    doc.pop(name, None)
+                else:
+                    doc[name] = value
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True),
+                    encoding="utf-8")
+
+
 def cli_env(api_key: str | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     # the runner's own CI variables are not the test's: a test that wants CI sets them
     env = {k: v for k, v in os.environ.items()
