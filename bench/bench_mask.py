@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from connectly_declare.commands.render import entry_sample
 from connectly_declare.entry import Entry, fingerprint
 from connectly_declare.ledger.base import LedgerState
-from connectly_declare.plan.make import PlanOptions, make_plan
-from connectly_declare.plan.model import DesiredSendout, SendoutSpec
+from connectly_declare.plan.make import make_plan
+from connectly_declare.plan.model import DesiredSendout, PlanOptions, SendoutSpec
 from connectly_declare.report.format import FormatOptions, json_chunks
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)

@@ -94,7 +94,8 @@ def build_ledger(folder: Path, mode: str, keys: int) -> int:
 
 def child(kind: str, folder: Path, mode: str) -> dict[str, float]:
     from connectly_declare.ledger.local import LocalLedger
-    from connectly_declare.plan.make import DesiredSendout, PlanOptions, SendoutSpec, make_plan
+    from connectly_declare.plan.make import make_plan
+    from connectly_declare.plan.model import DesiredSendout, PlanOptions, SendoutSpec
 
     if kind == "build":  # in a child too, so no measured child inherits its peak RSS
         generate(folder, int(os.environ["BENCH_ROWS"]))

@@ -136,7 +136,8 @@ def child(kind: str, folder: Path) -> dict[str, float]:
     from connectly_declare.entries.stream import iter_sendout_entries
     from connectly_declare.errors import Location
     from connectly_declare.ledger.local import LocalLedger
-    from connectly_declare.plan.make import DesiredSendout, PlanOptions, SendoutSpec, make_plan
+    from connectly_declare.plan.make import make_plan
+    from connectly_declare.plan.model import DesiredSendout, PlanOptions, SendoutSpec
     from connectly_declare.policy.timing import sendout_timing
 
     policy = kind == "policy"

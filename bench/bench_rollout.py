@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from connectly_declare.entry import Entry, fingerprint
 from connectly_declare.ledger.base import Header, Intent, IntentEntry, Outcome
 from connectly_declare.ledger.fold import fold
-from connectly_declare.plan.make import DesiredSendout, PlanOptions, SendoutSpec, make_plan
+from connectly_declare.plan.make import make_plan
+from connectly_declare.plan.model import DesiredSendout, PlanOptions, SendoutSpec
 from connectly_declare.plan.rollout import WaveSpec, bucket
 
 NOW = datetime(2027, 12, 20, 12, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from connectly_declare import words
 from connectly_declare.apply.engine import ApplyResult
 from connectly_declare.ledger.verdicts import INFERRED
-from connectly_declare.plan.make import Plan
+from connectly_declare.plan.model import Plan
 
 EXIT_INTERRUPTED = 130  # SIGINT / SIGTERM, as shells report a death by SIGINT
 

@@ -45,7 +45,8 @@ from connectly_declare.errors import DeclareError, StalePlan
 from connectly_declare.gcpause import steady_gc
 from connectly_declare.ledger import open_ledger
 from connectly_declare.ledger.base import Ledger, LedgerState
-from connectly_declare.plan.make import Plan, PlanOptions, build_plan, check_fresh
+from connectly_declare.plan.make import build_plan
+from connectly_declare.plan.model import Plan, PlanOptions, check_fresh
 from connectly_declare.report import escape, github
 from connectly_declare.report.where import destination_text
 from connectly_declare.workspace import environments

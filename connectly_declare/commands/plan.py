@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal, TextIO
 
 from connectly_declare import clock
 from connectly_declare.errors import DeclareError, LedgerError, PlanError
-from connectly_declare.plan.make import Plan, PlanOptions
+from connectly_declare.plan.model import Plan, PlanOptions
 
 if TYPE_CHECKING:
     from connectly_declare.workspace.config import ResolvedEnvironment

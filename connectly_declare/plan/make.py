@@ -45,20 +45,16 @@ from connectly_declare.errors import Location, PlanError, Problem
 from connectly_declare.gcpause import no_gc
 from connectly_declare.ledger.base import Ledger, LedgerState
 from connectly_declare.plan.model import (
-    ACTIONS,
     CREATED_BY,
     PLAN_FORMAT_VERSION,
     SENDING_ACTIONS,
-    Action,
     DesiredSendout,
     OrphanCount,
     Plan,
     PlannedEntry,
     PlanOptions,
     PlanRefused,
-    SendoutPlan,
     SendoutSpec,
-    check_fresh,
 )
 from connectly_declare.plan.recovery import Recovery
 from connectly_declare.plan.rollout import retimer, stage
@@ -354,21 +350,4 @@ def _stats_dict(stats: object) -> dict[str, int]:
     return {name: int(getattr(stats, name)) for name in STAT_FIELDS}
 
 
-__all__ = [
-    "ACTIONS",
-    "PLAN_FORMAT_VERSION",
-    "SENDING_ACTIONS",
-    "STAT_FIELDS",
-    "Action",
-    "DesiredSendout",
-    "OrphanCount",
-    "Plan",
-    "PlanOptions",
-    "PlanRefused",
-    "PlannedEntry",
-    "SendoutPlan",
-    "SendoutSpec",
-    "build_plan",
-    "check_fresh",
-    "make_plan",
-]
+__all__ = ["STAT_FIELDS", "build_plan", "make_plan"]

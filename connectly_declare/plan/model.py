@@ -1,7 +1,6 @@
 """The plan's data: what `plan` produces, `planfile` saves and `apply` consumes.
 
-Plain frozen dataclasses; the diff that builds them is in :mod:`connectly_declare.plan.make`
-(which re-exports every name here).
+Plain frozen dataclasses; the diff that builds them is in :mod:`connectly_declare.plan.make`.
 """
 
 from __future__ import annotations

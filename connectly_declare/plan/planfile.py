@@ -38,7 +38,7 @@ from typing import IO, Any
 from connectly_declare.entry import Entry
 from connectly_declare.errors import DeclareError, Location
 from connectly_declare.ledger.codec import refuse_lone_surrogates
-from connectly_declare.plan.make import (
+from connectly_declare.plan.model import (
     ACTIONS,
     PLAN_FORMAT_VERSION,
     OrphanCount,

@@ -20,8 +20,14 @@ from typing import Any
 
 from connectly_declare import words
 from connectly_declare.entry import mask_phone
-from connectly_declare.plan.make import ACTIONS, SENDING_ACTIONS, Plan, PlannedEntry, SendoutPlan
-from connectly_declare.plan.model import Action
+from connectly_declare.plan.model import (
+    ACTIONS,
+    SENDING_ACTIONS,
+    Action,
+    Plan,
+    PlannedEntry,
+    SendoutPlan,
+)
 from connectly_declare.report import escape, timing
 from connectly_declare.report.mask import DEFAULT_REGIONS, mask_numbers, mask_value
 from connectly_declare.report.where import destination_text, sentence

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from connectly_declare.entry import Entry, fingerprint
 from connectly_declare.ledger.base import Header, Intent, IntentEntry, LedgerState, Outcome, Record
 from connectly_declare.ledger.fold import fold
-from connectly_declare.plan.make import DesiredSendout, SendoutSpec
+from connectly_declare.plan.model import DesiredSendout, SendoutSpec
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 AT = "2026-11-20T10:00:00+00:00"

@@ -17,7 +17,8 @@ from connectly_declare.ledger.base import (
     Outcome,
 )
 from connectly_declare.ledger.fold import fold
-from connectly_declare.plan.make import Plan, PlanOptions, check_fresh, make_plan
+from connectly_declare.plan.make import make_plan
+from connectly_declare.plan.model import Plan, PlanOptions, check_fresh
 
 from .conftest import AT, NOW, desired, entry, history, spec
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from connectly_declare.errors import DeclareError
-from connectly_declare.plan.make import Plan, PlanOptions, make_plan
+from connectly_declare.plan.make import make_plan
+from connectly_declare.plan.model import Plan, PlanOptions
 from connectly_declare.plan.planfile import plan_bytes, plan_to_json, read_plan, write_plan
 
 from .conftest import NOW, desired, entry, history, spec

@@ -11,7 +11,7 @@ import pytest
 
 from connectly_declare.endpoint import clean_url, host_of, is_loopback
 from connectly_declare.errors import DeclareError
-from connectly_declare.plan.make import PLAN_FORMAT_VERSION, Plan
+from connectly_declare.plan.model import PLAN_FORMAT_VERSION, Plan
 from connectly_declare.plan.planfile import plan_from_json, plan_to_json, read_plan, write_plan
 
 PLAN = Plan(format_version=PLAN_FORMAT_VERSION, created_by="t", workspace_digest="d",

@@ -15,7 +15,8 @@ from connectly_declare.ledger.base import (
     Record,
 )
 from connectly_declare.ledger.fold import fold
-from connectly_declare.plan.make import Plan, PlanOptions, make_plan
+from connectly_declare.plan.make import make_plan
+from connectly_declare.plan.model import Plan, PlanOptions
 
 from .conftest import AT, NOW, desired, entry, history, spec
 

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from connectly_declare.entry import Entry
 from connectly_declare.ledger.base import Header, Intent, IntentEntry, LedgerState, Outcome, Record
 from connectly_declare.ledger.fold import fold
-from connectly_declare.plan.make import DesiredSendout, Plan, PlanOptions, PlanRefused, make_plan
+from connectly_declare.plan.make import make_plan
+from connectly_declare.plan.model import DesiredSendout, Plan, PlanOptions, PlanRefused
 from connectly_declare.plan.rollout import (
     WaveSpec,
     bucket,

@@ -19,7 +19,8 @@ import pytest
 
 from connectly_declare.ledger.base import Intent, IntentEntry, Outcome
 from connectly_declare.ledger.local import LocalLedger
-from connectly_declare.plan.make import Plan, PlanOptions, build_plan
+from connectly_declare.plan.make import build_plan
+from connectly_declare.plan.model import Plan, PlanOptions
 from connectly_declare.plan.rollout import bucket, short_time
 from connectly_declare.workspace.load import load_workspace
 

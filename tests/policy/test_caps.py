@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from connectly_declare.entry import Entry, fingerprint
 from connectly_declare.ledger.base import Header, Intent, IntentEntry, LedgerState, Outcome, Record
 from connectly_declare.ledger.fold import fold
-from connectly_declare.plan.make import DesiredSendout, Plan, PlanOptions, SendoutSpec, make_plan
+from connectly_declare.plan.make import make_plan
+from connectly_declare.plan.model import DesiredSendout, Plan, PlanOptions, SendoutSpec
 from connectly_declare.plan.planfile import plan_bytes
 from connectly_declare.report.format import format_json, format_markdown, format_text
 

@@ -11,7 +11,8 @@ from typing import Any
 from connectly_declare.entries.stream import iter_sendout_entries
 from connectly_declare.entry import Entry, fingerprint
 from connectly_declare.ledger.fold import fold
-from connectly_declare.plan.make import DesiredSendout, PlanOptions, SendoutSpec, make_plan
+from connectly_declare.plan.make import make_plan
+from connectly_declare.plan.model import DesiredSendout, PlanOptions, SendoutSpec
 from connectly_declare.policy.timing import HELD, SHIFTED, ZONE_FROM_NUMBER, QuietMode
 from connectly_declare.workspace.config import WorkspaceConfig
 from connectly_declare.workspace.manifests import Sendout

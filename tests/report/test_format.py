@@ -7,7 +7,8 @@ import json
 import re
 
 from connectly_declare.ledger.base import LedgerState
-from connectly_declare.plan.make import ACTIONS, Plan, PlanOptions, make_plan
+from connectly_declare.plan.make import make_plan
+from connectly_declare.plan.model import ACTIONS, Plan, PlanOptions
 from connectly_declare.report.format import FORMATS, FormatOptions, format_markdown, format_text
 from tests.plan.conftest import NOW, desired, entry, history, spec
 
