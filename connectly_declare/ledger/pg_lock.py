@@ -58,10 +58,6 @@ def append_key(schema: str, ledger: str) -> str:
     return f"connectly-declare:append:{schema}:{ledger}"
 
 
-class LockLost(Exception):
-    """The caller's lock no longer holds (see module docstring: fencing)."""
-
-
 @dataclass
 class Held:
     """One acquired lock; `release` is safe to call more than once."""
