@@ -1,0 +1,147 @@
+"""Letting PostgreSQL find which of a plan's keys its ledger knows (a prototype, measured by
+bench/bench_ledger_scale.py; the plan does not use it yet, see docs/architecture.md).
+
+The runner COPYs the keys it is about to diff into a temporary table; the server parses the
+ledger's records and joins their keys against it, and sends back only the records that
+touch one of those keys, each with the positions of the keys it matched. The runner folds
+them with the ordinary :class:`~connectly_declare.ledger.fold.Folder`, each record cut
+down to the wanted keys, so what it holds grows with the keys both sides share, not
+with the ledger: for a fresh audience, next to nothing.
+
+Why the result is the full fold restricted to the wanted keys: the fold is per key except
+for how an outcome finds its intent (by batch id, the latest intent of that batch), so
+*every* intent of a batch that touches a wanted key is sent (cut to its wanted pairs,
+possibly none), with every outcome of those batches; resolutions are cut to their wanted
+keys. What is not reproduced is the ledger-wide part of the state: warnings about records
+of other keys. The action rules stay in Python (`plan.sendout_diff`), in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import replace
+
+import psycopg
+from psycopg import sql
+
+from connectly_declare.entry import KEY_SEPARATOR
+from connectly_declare.gcpause import no_gc
+from connectly_declare.ledger import codec
+from connectly_declare.ledger.base import LedgerState, Resolution
+from connectly_declare.ledger.fold import Folder
+from connectly_declare.ledger.pg_schema import installed_version
+
+_COPY_ROWS = 10_000  # keys written to COPY per write call
+
+# One row per (record, matched key position): the server's join. Intents hold
+# [client, fingerprint] pairs; a resolution one key, a bulk one a list of keys.
+_HITS = """
+CREATE TEMP TABLE pd_hit ON COMMIT DROP AS
+SELECT x.seq, x.ord FROM (
+    SELECT i.seq, e.ord,
+           (i.j->>'campaign') || %(sep)s || (e.pair->>0) || %(sep)s || (i.j->>'scope') AS key
+      FROM (SELECT seq, payload::jsonb AS j FROM {s}.records
+             WHERE ledger = %(n)s AND type = 'intent') AS i,
+           jsonb_array_elements(i.j->'entries') WITH ORDINALITY AS e(pair, ord)
+    UNION ALL
+    SELECT r.seq, k.ord, (k.k->>0) || %(sep)s || (k.k->>1) || %(sep)s || (k.k->>2)
+      FROM (SELECT seq, payload::jsonb AS j FROM {s}.records
+             WHERE ledger = %(n)s AND type = 'resolution') AS r,
+           jsonb_array_elements(CASE WHEN r.j->>'type' = 'resolutions' THEN r.j->'keys'
+               ELSE jsonb_build_array(jsonb_build_array(r.j->'campaign', r.j->'client',
+                                                        r.j->'scope')) END)
+               WITH ORDINALITY AS k(k, ord)
+) AS x
+WHERE EXISTS (SELECT 1 FROM pd_want AS w WHERE w.key = x.key)
+"""
+
+# The batch id of an intent or outcome. codec.encode writes "type" then "batch_id" first,
+# so a regular expression on the row's head reads it without parsing the whole document
+# (an intent carries its entries); any other layout falls back to parsing it.
+_BATCH_HEAD = r'^\{{"type":"(?:intent|outcome)","batch_id":("(?:[^"\\]|\\.)*")'
+_BATCH = ("coalesce((substring(left({p}, 400) from '" + _BATCH_HEAD + "'))::jsonb #>> '{{}}', "
+          "{p}::jsonb->>'batch_id')")
+
+_BATCHES = """
+CREATE TEMP TABLE pd_batch ON COMMIT DROP AS
+SELECT DISTINCT {batch} AS batch FROM {s}.records AS r
+ WHERE r.ledger = %(n)s AND r.seq IN (SELECT seq FROM pd_hit) AND r.type = 'intent'
+"""
+
+_RELEVANT = """
+SELECT r.seq, r.type, r.payload, h.ords FROM {s}.records AS r
+  LEFT JOIN (SELECT seq, array_agg(ord ORDER BY ord) AS ords FROM pd_hit GROUP BY seq) AS h
+         ON h.seq = r.seq
+ WHERE r.ledger = %(n)s AND (
+       r.type = 'header'
+    OR (r.type = 'resolution' AND h.seq IS NOT NULL)
+    OR (r.type IN ('intent', 'outcome') AND EXISTS (SELECT 1 FROM pd_batch)
+        AND {batch} IN (SELECT batch FROM pd_batch)))
+ ORDER BY r.seq
+"""
+
+
+def matched_state(conn: psycopg.Connection[tuple[object, ...]], schema: str, ledger: str,
+                  keys: Iterable[str]) -> LedgerState:
+    """The folded states of those of `keys` the ledger `ledger` in `schema` knows (a key it
+    does not know is absent: plan `send`), read from one snapshot. `serial` is the
+    ledger's, as :meth:`PostgresLedger.read` gives it. `conn` is in autocommit mode."""
+    ident = sql.Identifier(schema)
+    folder = Folder()
+    serial = 0
+    with conn.transaction():
+        # Not READ ONLY: that refuses CREATE, even of a temporary table. Nothing else is
+        # written; a role needs only the TEMP privilege (PUBLIC has it by default).
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        if installed_version(conn, schema) is None:
+            return folder.state(serial=0)
+        conn.execute("CREATE TEMP TABLE pd_want (key text NOT NULL) ON COMMIT DROP")
+        with conn.cursor().copy("COPY pd_want (key) FROM STDIN") as copy:
+            chunk: list[str] = []
+            for key in keys:
+                chunk.append(key.replace("\\", "\\\\").replace("\n", "\\n")
+                             .replace("\r", "\\r").replace("\t", "\\t"))
+                if len(chunk) >= _COPY_ROWS:
+                    copy.write("\n".join(chunk) + "\n")
+                    chunk.clear()
+            if chunk:
+                copy.write("\n".join(chunk) + "\n")
+        conn.execute("ANALYZE pd_want")
+        params = {"n": ledger, "sep": KEY_SEPARATOR}
+        batch = sql.SQL(_BATCH.format(p="r.payload"))
+        conn.execute(sql.SQL(_HITS).format(s=ident), params)
+        conn.execute(sql.SQL(_BATCHES).format(s=ident, batch=batch), params)
+        row = conn.execute(sql.SQL("SELECT coalesce(max(seq), 0) FROM {}.records"
+                                   " WHERE ledger = %s").format(ident), (ledger,)).fetchone()
+        serial = int(str(row[0])) if row else 0
+        cursor = conn.cursor(name="connectly_declare_pg_diff")
+        cursor.itersize = 2000
+        cursor.execute(sql.SQL(_RELEVANT).format(s=ident, batch=batch), params)
+        with no_gc():
+            for seq, kind, payload, ords in cursor:
+                _fold_row(folder, int(str(seq)), str(kind), str(payload),
+                          list(ords) if isinstance(ords, list) else [])
+    return folder.state(serial=serial)
+
+
+def _fold_row(folder: Folder, seq: int, kind: str, payload: str, ords: list[object]) -> None:
+    """One record into `folder`, cut down to the pairs / keys at positions `ords` (1-based)."""
+    try:
+        if kind == "intent":
+            intent, pairs = codec.intent_from_json(json.loads(payload))
+            folder.add_intent(intent, [list(pairs[int(str(o)) - 1]) for o in ords])
+            return
+        record = codec.decode(payload)
+    except (ValueError, TypeError, IndexError) as err:
+        raise ValueError(f"record {seq} is damaged: {err}") from None
+    if isinstance(record, Resolution):
+        keys = list(record.keys())
+        chosen = [keys[int(str(o)) - 1] for o in ords]
+        (campaign, client, scope), *more = chosen
+        record = replace(record, campaign=campaign, client=client, scope=scope,
+                         more=tuple(more))
+    folder.add(record)
+
+
+__all__ = ["matched_state"]
