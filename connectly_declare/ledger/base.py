@@ -20,7 +20,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -135,7 +135,9 @@ class LedgerState:
 
     lineage: str | None  # None: the ledger does not exist yet
     serial: int
-    keys: dict[str, KeyState] = field(default_factory=dict)
+    # a dict, or for a large ledger a compact ledger.keyindex.KeyIndex (use
+    # ledger.keyview for bulk questions: it answers them over either)
+    keys: Mapping[str, KeyState] = field(default_factory=dict)
     environment: str | None = None
     business_id: str | None = None
     warnings: list[str] = field(default_factory=list)

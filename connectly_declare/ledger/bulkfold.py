@@ -1,0 +1,283 @@
+"""Folding a large ledger into a :class:`~ledger.keyindex.KeyIndex`, most keys in bulk.
+
+:class:`BulkFolder` is a drop-in for :class:`~ledger.fold.Folder` (``add``,
+``add_intent``, ``state``) with the same result, key by key. The fold's rules are per key
+(a key's state depends only on the records that touch it), so:
+
+- an intent followed at once by its outcome (what apply writes) is kept as columns: one
+  uint64 code, 16 fingerprint bytes and an event number per entry, no object per key;
+- a key that more than one such pair touches, or a lone intent, or a resolution, or whose
+  client or fingerprint cannot be encoded, is *replayed*: the records touching those keys
+  (intents cut down to them) go through the existing Folder, in their original order;
+- every other key's state follows from its one event (status, fingerprint, sendout,
+  version, batch, times, sendoutId, error), in bulk.
+
+A ledger of fewer than ``threshold`` entries is folded by the plain Folder into a plain
+dict (numpy is not even imported): the records are buffered until the count passes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from operator import itemgetter
+from typing import Any
+
+from connectly_declare.ledger.base import Header, Intent, LedgerState, Outcome, Record, Resolution
+from connectly_declare.ledger.fold import Folder, _status, accepted_note, error_text
+
+SMALL = 50_000  # entries: below this, a plain Folder and dict
+_CHUNK = 1 << 16
+_BAD_PAIR = "an entry must be a [client, fingerprint] pair of strings"
+
+Pairs = Sequence[Sequence[str]]
+
+
+def _check(pairs: Pairs) -> tuple[list[str], list[str]]:
+    if pairs.__class__ is not list or (pairs and (
+            set(map(type, pairs)) != {list} or set(map(len, pairs)) != {2})):
+        raise TypeError(_BAD_PAIR)
+    clients = list(map(itemgetter(0), pairs))
+    fps = list(map(itemgetter(1), pairs))
+    if pairs and (set(map(type, clients)) != {str} or set(map(type, fps)) != {str}):
+        raise TypeError(_BAD_PAIR)
+    return clients, fps
+
+
+class BulkFolder:
+    """Accumulates records like :class:`Folder`; large ledgers fold into a KeyIndex."""
+
+    def __init__(self, threshold: int = SMALL) -> None:
+        self.threshold = threshold
+        self._buffer: list[tuple[Record, Pairs | None]] = []
+        self._entries = 0
+        self._bulk: _Bulk | None = None
+
+    def add(self, record: Record) -> None:
+        if isinstance(record, Intent):
+            self.add_intent(record, [[e.client, e.fingerprint] for e in record.entries])
+        else:
+            self._put(record, None)
+
+    def add_intent(self, intent: Intent, pairs: Pairs) -> None:
+        """An intent with its entries as [client, fingerprint] pairs (as Folder.add_intent;
+        a bad pair raises TypeError, possibly only from :meth:`state`)."""
+        self._put(intent, pairs)
+
+    def _put(self, record: Record, pairs: Pairs | None) -> None:
+        if self._bulk is not None:
+            self._bulk.add(record, pairs)
+            return
+        self._buffer.append((record, pairs))
+        if pairs is not None:
+            self._entries += len(pairs)
+        if self._entries >= self.threshold:
+            self._bulk = _Bulk()
+            for item in self._buffer:
+                self._bulk.add(*item)
+            self._buffer = []
+
+    def state(self, *, serial: int | None = None) -> LedgerState:
+        if self._bulk is not None:
+            return self._bulk.state(serial)
+        folder = Folder()
+        for record, pairs in self._buffer:
+            if pairs is not None and isinstance(record, Intent):
+                folder.add_intent(record, pairs)
+            else:
+                folder.add(record)
+        return folder.state(serial=serial)
+
+
+class _Bulk:
+    def __init__(self) -> None:
+        import numpy as np
+
+        from connectly_declare.ledger.keyindex import IndexBuilder
+
+        self.np = np
+        self.builder = IndexBuilder()
+        self.count = 0
+        self.header: Header | None = None
+        self.events: list[tuple[int, Intent, Outcome, int]] = []  # seq, intent, outcome, pair
+        self.others: list[tuple[int, Record, Pairs | None]] = []
+        self._held: tuple[int, Intent, Pairs] | None = None
+        self._clients: list[str] = []
+        self._fps: list[str] = []
+        self._chunk_events: list[tuple[int, int]] = []  # (event, entries)
+        self._arrays: list[tuple[Any, Any, Any, Any]] = []  # codes, fp, event, position
+        self._odd: list[tuple[int, int, str, str, int | None]] = []  # pos, event, client, fp, code
+        self._position = 0
+
+    def add(self, record: Record, pairs: Pairs | None) -> None:
+        self.count += 1
+        if pairs is not None and isinstance(record, Intent):
+            self._release()
+            self._held = (self.count, record, pairs)
+            return
+        held, self._held = self._held, None
+        if isinstance(record, Outcome) and held is not None \
+                and held[1].batch_id == record.batch_id:
+            self._event(held, record)
+            return
+        if held is not None:
+            self.others.append(held)
+        if isinstance(record, Header):
+            if self.header is None:
+                self.header = record
+        else:
+            self.others.append((self.count, record, None))
+
+    def _release(self) -> None:
+        if self._held is not None:
+            self.others.append(self._held)
+            self._held = None
+
+    def _event(self, held: tuple[int, Intent, Pairs], outcome: Outcome) -> None:
+        seq, intent, pairs = held
+        clients, fps = _check(pairs)
+        pair = self.builder.pair_id(intent.campaign, intent.scope)
+        number = len(self.events)
+        self.events.append((seq, intent, outcome, -1 if pair is None else pair))
+        self._clients += clients
+        self._fps += fps
+        self._chunk_events.append((number, len(clients)))
+        if len(self._clients) >= _CHUNK:
+            self._convert()
+
+    def _convert(self) -> None:
+        from connectly_declare.ledger.keyindex import (
+            CLIENT_BITS,
+            client_digits,
+            fingerprint_bytes,
+        )
+
+        np = self.np
+        clients, fps, chunk = self._clients, self._fps, self._chunk_events
+        self._clients, self._fps, self._chunk_events = [], [], []
+        if not clients:
+            return
+        counts = [n for _, n in chunk]
+        event = np.repeat(np.array([e for e, _ in chunk], dtype=np.uint32), counts)
+        pair = np.repeat(np.array([self.events[e][3] for e, _ in chunk], dtype=np.int64),
+                         counts)
+        digits = np.array(client_digits(clients), dtype=np.int64)
+        fp, good = fingerprint_bytes(fps)
+        codes = (pair.clip(0).astype(np.uint64) << np.uint64(CLIENT_BITS)) \
+            | digits.clip(0).astype(np.uint64)
+        encodable = (digits >= 0) & (pair >= 0)
+        ok = encodable if good is None else encodable & np.array(good, dtype=bool)
+        position = np.arange(self._position, self._position + len(clients), dtype=np.int64)
+        self._position += len(clients)
+        for i in np.flatnonzero(~ok).tolist():
+            self._odd.append((int(position[i]), int(event[i]), clients[i], fps[i],
+                              int(codes[i]) if encodable[i] else None))
+        if ok.all():
+            self._arrays.append((codes, fp, event, position))
+        else:
+            self._arrays.append((codes[ok], fp[ok], event[ok], position[ok]))
+
+    def _code(self, campaign: str, client: str, scope: str) -> int | None:
+        from connectly_declare.ledger.keyindex import CLIENT_BITS, client_digits
+
+        if client.__class__ is not str:
+            raise TypeError(_BAD_PAIR)
+        digits = client_digits([client])[0]
+        pair = self.builder.pair_id(campaign, scope) if digits >= 0 else None
+        return None if pair is None else pair << CLIENT_BITS | digits
+
+    def _touched(self) -> set[int]:
+        """Codes of keys the records other than intent+outcome pairs touch."""
+        touched = {code for *_, code in self._odd if code is not None}
+        for _, record, pairs in self.others:
+            if isinstance(record, Intent) and pairs is not None:
+                for pair in pairs:
+                    if pair.__class__ is not list or len(pair) != 2:
+                        raise TypeError(_BAD_PAIR)
+                    code = self._code(record.campaign, pair[0], record.scope)
+                    if code is not None:
+                        touched.add(code)
+            elif isinstance(record, Resolution):
+                for campaign, client, scope in record.keys():
+                    code = self._code(campaign, client, scope)
+                    if code is not None:
+                        touched.add(code)
+        return touched
+
+    def state(self, serial: int | None) -> LedgerState:
+        from connectly_declare.ledger.keyindex import ACCEPTED_FP, CLIENT_MASK, STATUS_CODE, Group
+
+        np = self.np
+        self._release()
+        self._convert()
+        arrays, self._arrays = self._arrays, []
+        codes = np.concatenate([a[0] for a in arrays] or [np.zeros(0, np.uint64)])
+        fp = np.concatenate([a[1] for a in arrays] or [np.zeros((0, 2), ">u8")])
+        event = np.concatenate([a[2] for a in arrays] or [np.zeros(0, np.uint32)])
+        position = np.concatenate([a[3] for a in arrays] or [np.zeros(0, np.int64)])
+        del arrays
+        ordered = np.sort(codes)
+        twice = ordered[1:][ordered[1:] == ordered[:-1]]
+        del ordered
+        touched = np.array(sorted(self._touched()), dtype=np.uint64)
+        complex_codes = np.union1d(twice, touched)
+        replay = np.isin(codes, complex_codes) if len(complex_codes) else \
+            np.zeros(len(codes), dtype=bool)
+        # the replayed keys' entries, in their original order, per event
+        chosen = np.flatnonzero(replay)
+        hexes = fp[chosen].astype(">u8").tobytes().hex()
+        entries: list[tuple[int, int, str, str, int | None]] = [
+            (pos, ev, "+" + str(code & CLIENT_MASK), hexes[32 * i:32 * i + 32], None)
+            for i, (pos, ev, code) in enumerate(zip(position[chosen].tolist(),
+                                                    event[chosen].tolist(),
+                                                    codes[chosen].tolist(), strict=True))]
+        entries += self._odd
+        entries.sort(key=itemgetter(0))
+        per_event: dict[int, list[list[str]]] = {}
+        for _, ev, client, f, _ in entries:
+            per_event.setdefault(ev, []).append([client, f])
+        timeline: list[tuple[int, int, int]] = [(self.events[ev][0], 0, ev) for ev in per_event]
+        timeline += [(seq, 1, n) for n, (seq, _, _) in enumerate(self.others)]
+        timeline.sort()
+        folder = Folder()
+        for _, kind, n in timeline:
+            if kind == 0:
+                _, intent, outcome, _ = self.events[n]
+                folder.add_intent(intent, per_event[n])
+                folder.add(outcome)
+                continue
+            _, record, pairs = self.others[n]
+            if pairs is not None and isinstance(record, Intent):
+                folder.add_intent(record, pairs)
+            else:
+                folder.add(record)
+        folded = folder.state()
+        # every other key: the state its one event gives
+        keep = ~replay
+        groups, flags = [], []
+        for _, intent, outcome, _ in self.events:
+            status = _status(intent, outcome)
+            accepted = status == "accepted"
+            error = accepted_note(outcome.error) if accepted else \
+                error_text(outcome.error, outcome.http_status)
+            groups.append(self.builder.group_id(Group(
+                intent.sendout, intent.version, intent.batch_id, intent.at, outcome.at,
+                outcome.sendout_id, error)))
+            flags.append(STATUS_CODE[status] | (ACCEPTED_FP if accepted else 0))
+        kept_event = event[keep]
+        self.builder.add_rows(codes[keep], np.array(flags, dtype=np.uint8)[kept_event],
+                              fp[keep], np.array(groups, dtype=np.uint32)[kept_event])
+        del codes, fp, event, position, kept_event
+        for key_state in folded.keys.values():
+            self.builder.add_state(key_state)
+        header = self.header
+        return LedgerState(
+            lineage=header.lineage if header else None,
+            serial=self.count if serial is None else serial,
+            keys=self.builder.build(),
+            environment=header.environment if header else None,
+            business_id=header.business_id if header else None,
+            warnings=folded.warnings,
+        )
+
+
+__all__ = ["SMALL", "BulkFolder"]

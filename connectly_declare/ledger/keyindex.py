@@ -1,0 +1,380 @@
+"""The folded ledger as a compact key index: ten million keys in a few hundred MiB.
+
+A key is (campaign, E.164 client, scope). :class:`KeyIndex` maps each (campaign, scope)
+pair to a small id and the client's digits to an integer, so a key is one ``uint64``
+(``pair id << 50 | digits``) in a sorted numpy array; parallel arrays hold per key:
+
+- ``flags`` (uint8): the status (bits 0-1, :data:`STATUSES`), :data:`ACCEPTED_FP` (the
+  accepted fingerprint is the fingerprint), :data:`SIDE` (rare fields in a side dict);
+- ``fp`` (2 × big-endian uint64): the 32-hex-digit fingerprint as its 16 bytes;
+- ``group`` (uint32): an index into a table of :class:`Group` tuples, the fields a whole
+  batch shares (sendout, version, batch id, first/last time, sendoutId, error).
+
+About 29 bytes a key. Rare fields (an accepted fingerprint other than the fingerprint,
+who resolved the key, as what, why) live in ``side`` keyed by the key's code; keys that
+cannot be encoded (a client that is not ``+`` and 1-15 digits, a fingerprint that is not
+32 lowercase hex digits, more than 16,384 (campaign, scope) pairs) stay whole
+:class:`KeyState` objects in ``extra``.
+
+The index is a ``Mapping[str, KeyState]``: reading a key builds a fresh KeyState (a copy:
+changing it changes nothing in the index). Code that touches every key of a large ledger
+should use the bulk methods instead: :meth:`KeyIndex.classify` (one sendout's entries,
+a chunk at a time, one ``np.searchsorted``), :meth:`KeyIndex.sendout_counts`,
+:meth:`KeyIndex.sendout_campaign_counts`. :mod:`ledger.keyview` gives the same three over
+any mapping (a plain dict for a small ledger, which never imports numpy).
+
+Build one with :class:`IndexBuilder` (``add_rows`` for columns, ``add_state`` for a
+KeyState, then ``build``); :mod:`ledger.bulkfold` folds records into one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from connectly_declare.entry import KEY_SEPARATOR
+from connectly_declare.ledger import keyview
+from connectly_declare.ledger.base import KeyState, KeyStatus
+from connectly_declare.ledger.keyview import ABSENT, CHANGED, OTHER, SAME
+
+CLIENT_BITS = 50  # 10**15 - 1 < 2**50: every E.164 number's digits fit
+CLIENT_MASK = (1 << CLIENT_BITS) - 1
+MAX_PAIRS = 1 << (64 - CLIENT_BITS)
+STATUSES: tuple[KeyStatus, ...] = ("accepted", "rejected", "partial", "unknown")
+STATUS_CODE = {s: n for n, s in enumerate(STATUSES)}
+STATUS_MASK = 3
+ACCEPTED_FP = 4
+SIDE = 8
+_FP = re.compile(r"[0-9a-f]{32}")
+
+U64 = npt.NDArray[np.uint64]
+
+
+class Group(NamedTuple):
+    """The fields keys folded from one batch share."""
+
+    sendout: str
+    version: str | None
+    batch_id: str
+    first_at: str
+    last_at: str
+    sendout_id: str | None
+    error: str | None
+
+
+class Side(NamedTuple):
+    accepted_fingerprint: str | None
+    resolved_by: str | None
+    resolved_as: str | None
+    resolution_reason: str | None
+
+
+def client_digits(clients: Sequence[str]) -> list[int]:
+    """Each client's digits as an int, or -1 when the client is not exactly ``+`` and
+    1-15 ASCII digits without a leading zero (such a key is not encodable)."""
+    try:
+        numbers = list(map(int, clients))
+        if all(map(str.__eq__, clients, map("+{}".format, numbers))):
+            return [n if n <= 999_999_999_999_999 else -1 for n in numbers]
+    except ValueError:
+        pass
+    out = []
+    for client in clients:
+        try:
+            n = int(client)
+        except ValueError:
+            n = -1
+        out.append(n if f"+{n}" == client and 0 <= n <= 999_999_999_999_999 else -1)
+    return out
+
+
+def fingerprint_bytes(fps: Sequence[str]) -> tuple[npt.NDArray[Any], list[bool] | None]:
+    """The fingerprints as an (n, 2) big-endian uint64 array, and None when all are 32
+    lowercase hex digits, else which are (the others' rows are zero)."""
+    joined = "".join(fps)
+    if len(joined) == 32 * len(fps) and (not fps or set(map(len, fps)) == {32}):
+        try:
+            raw = bytes.fromhex(joined)
+            if raw.hex() == joined:
+                return np.frombuffer(raw, dtype=">u8").reshape(-1, 2), None
+        except ValueError:
+            pass
+    good = [_FP.fullmatch(fp) is not None for fp in fps]
+    raw = bytes.fromhex("".join(fp if ok else "0" * 32 for fp, ok in zip(fps, good, strict=True)))
+    return np.frombuffer(raw, dtype=">u8").reshape(-1, 2), good
+
+
+class KeyIndex(Mapping[str, KeyState]):
+    """The folded ledger's keys; see the module docstring. Built by :class:`IndexBuilder`."""
+
+    def __init__(self, pairs: list[tuple[str, str]], codes: U64, flags: npt.NDArray[np.uint8],
+                 fp: npt.NDArray[Any], group: npt.NDArray[np.uint32], groups: list[Group],
+                 side: dict[int, Side], extra: dict[str, KeyState]) -> None:
+        self.pairs = pairs  # (campaign, scope) by id
+        self.pair_ids = {p: n for n, p in enumerate(pairs)}
+        self.codes, self.flags, self.fp, self.group = codes, flags, fp, group
+        self.groups, self.side, self.extra = groups, side, extra
+        self._sendout_of_group: npt.NDArray[np.uint32] | None = None
+        self._sendouts: list[str] = []
+        self._plain: npt.NDArray[np.bool_] | None = None  # per group: no error
+
+    # -- the Mapping --
+    def encode(self, key: str) -> int | None:
+        """The code of `key`, or None when it cannot be in the arrays."""
+        parts = key.split(KEY_SEPARATOR)
+        if len(parts) != 3:
+            return None
+        pair = self.pair_ids.get((parts[0], parts[2]))
+        digits = client_digits([parts[1]])[0]
+        if pair is None or digits < 0:
+            return None
+        return pair << CLIENT_BITS | digits
+
+    def _row(self, code: int) -> int:
+        row = int(np.searchsorted(self.codes, np.uint64(code)))
+        if row < len(self.codes) and int(self.codes[row]) == code:
+            return row
+        return -1
+
+    def state(self, row: int) -> KeyState:
+        """The KeyState of the key in `row` of the arrays."""
+        code = int(self.codes[row])
+        campaign, scope = self.pairs[code >> CLIENT_BITS]
+        key = f"{campaign}{KEY_SEPARATOR}+{code & CLIENT_MASK}{KEY_SEPARATOR}{scope}"
+        flags = int(self.flags[row])
+        fp = self.fp[row].tobytes().hex()
+        g = self.groups[int(self.group[row])]
+        state = KeyState(key, STATUSES[flags & STATUS_MASK], fp, g.sendout, g.version,
+                         g.batch_id, g.first_at, g.last_at, g.sendout_id, g.error,
+                         fp if flags & ACCEPTED_FP else None)
+        if flags & SIDE:
+            side = self.side[code]
+            if side.accepted_fingerprint is not None:
+                state.accepted_fingerprint = side.accepted_fingerprint
+            state.resolved_by, state.resolved_as = side.resolved_by, side.resolved_as
+            state.resolution_reason = side.resolution_reason
+        return state
+
+    def __getitem__(self, key: str) -> KeyState:
+        code = self.encode(key)
+        row = -1 if code is None else self._row(code)
+        if row < 0:
+            return self.extra[key]
+        return self.state(row)
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        code = self.encode(key)
+        return (code is not None and self._row(code) >= 0) or key in self.extra
+
+    def __len__(self) -> int:
+        return len(self.codes) + len(self.extra)
+
+    def __iter__(self) -> Iterator[str]:
+        pairs = self.pairs
+        for code in self.codes.tolist():
+            campaign, scope = pairs[code >> CLIENT_BITS]
+            yield f"{campaign}{KEY_SEPARATOR}+{code & CLIENT_MASK}{KEY_SEPARATOR}{scope}"
+        yield from self.extra
+
+    def values(self) -> Iterator[KeyState]:  # type: ignore[override]
+        for row in range(len(self.codes)):
+            yield self.state(row)
+        yield from self.extra.values()
+
+    def items(self) -> Iterator[tuple[str, KeyState]]:  # type: ignore[override]
+        for state in self.values():
+            yield state.key, state
+
+    # -- bulk --
+    def _sendout_ids(self) -> npt.NDArray[np.uint32]:
+        if self._sendout_of_group is None:
+            ids: dict[str, int] = {}
+            of_group = [ids.setdefault(g.sendout, len(ids)) for g in self.groups]
+            self._sendouts = list(ids)
+            self._sendout_of_group = np.array(of_group, dtype=np.uint32)
+        return self._sendout_of_group
+
+    def sendout_counts(self) -> Counter[str]:
+        """How many keys each recorded sendout has."""
+        counts: Counter[str] = Counter()
+        if len(self.codes):
+            per = np.bincount(self._sendout_ids()[self.group], minlength=len(self._sendouts))
+            found = zip(self._sendouts, per.tolist(), strict=True)
+            counts.update({s: int(n) for s, n in found if n})
+        counts.update(s.sendout for s in self.extra.values())
+        return counts
+
+    def sendout_campaign_counts(self, sendouts: Iterable[str]) -> Counter[tuple[str, str]]:
+        """How many keys each (recorded sendout, campaign) has, for these sendouts."""
+        wanted = set(sendouts)
+        counts: Counter[tuple[str, str]] = Counter()
+        if len(self.codes) and wanted:
+            of_group = self._sendout_ids()
+            sendout = of_group[self.group]
+            chosen = [n for n, s in enumerate(self._sendouts) if s in wanted]
+            mask = np.isin(sendout, np.array(chosen, dtype=np.uint32))
+            pair = (self.codes[mask] >> np.uint64(CLIENT_BITS)).astype(np.int64)
+            combined = sendout[mask].astype(np.int64) * len(self.pairs) + pair
+            values, per = np.unique(combined, return_counts=True)
+            for value, n in zip(values.tolist(), per.tolist(), strict=True):
+                s, p = divmod(value, len(self.pairs))
+                counts[(self._sendouts[s], self.pairs[p][0])] += n
+        for state in self.extra.values():
+            if state.sendout in wanted:
+                counts[(state.sendout, state.key.split(KEY_SEPARATOR)[0])] += 1
+        return counts
+
+    def classify(self, campaign: str, scope: str, sendout: str, clients: Sequence[str],
+                 fps: Sequence[str]) -> list[int]:
+        """Per entry (client, fingerprint) of `sendout`: ABSENT (no key), SAME (a key of
+        this sendout, accepted, same fingerprint, no error), CHANGED (... accepted, another
+        fingerprint) or OTHER (anything else: read the key's KeyState)."""
+        n = len(clients)
+        verdict = np.zeros(n, dtype=np.uint8)
+        pair = self.pair_ids.get((campaign, scope))
+        digits = client_digits(clients)
+        if pair is not None and len(self.codes):
+            number = np.array(digits, dtype=np.int64)
+            encodable = number >= 0
+            codes = (np.uint64(pair << CLIENT_BITS) | number.clip(0).astype(np.uint64))
+            rows = np.searchsorted(self.codes, codes).clip(0, len(self.codes) - 1)
+            found = encodable & (self.codes[rows] == codes)
+            flags = self.flags[rows]
+            group = self.group[rows]
+            want, good = fingerprint_bytes(fps)
+            stored = self.fp[rows]
+            same_fp = (stored[:, 0] == want[:, 0]) & (stored[:, 1] == want[:, 1])
+            self._sendout_ids()
+            sid = self._sendouts.index(sendout) if sendout in self._sendouts else -1
+            assert self._sendout_of_group is not None
+            own = self._sendout_of_group[group] == sid
+            if self._plain is None:
+                self._plain = np.array([g.error is None for g in self.groups], dtype=bool)
+            plain = self._plain[group]
+            accepted = (flags & STATUS_MASK) == STATUS_CODE["accepted"]
+            simple = own & accepted & plain & ((flags & SIDE) == 0)
+            verdict[found] = OTHER
+            verdict[found & simple & same_fp] = SAME
+            verdict[found & simple & ~same_fp] = CHANGED
+            out: list[int] = verdict.tolist()
+            if good is not None:  # an odd fingerprint: compare it as a string
+                for i in np.flatnonzero(found & ~np.array(good, dtype=bool)).tolist():
+                    out[i] = keyview.verdict(self.state(int(rows[i])), sendout, fps[i])
+        else:
+            out = verdict.tolist()
+        if self.extra:
+            prefix, suffix = campaign + KEY_SEPARATOR, KEY_SEPARATOR + scope
+            for i, client in enumerate(clients):
+                known = self.extra.get(prefix + client + suffix)
+                if known is not None:
+                    out[i] = keyview.verdict(known, sendout, fps[i])
+        return out
+
+
+class IndexBuilder:
+    """Collects keys (columns or KeyStates), then :meth:`build` sorts them into a KeyIndex."""
+
+    def __init__(self, pairs: list[tuple[str, str]] | None = None) -> None:
+        self.pairs: list[tuple[str, str]] = pairs if pairs is not None else []
+        self.pair_ids = {p: n for n, p in enumerate(self.pairs)}
+        self.groups: list[Group] = []
+        self._group_ids: dict[Group, int] = {}
+        self.side: dict[int, Side] = {}
+        self.extra: dict[str, KeyState] = {}
+        self._chunks: list[tuple[U64, npt.NDArray[np.uint8], npt.NDArray[Any],
+                                 npt.NDArray[np.uint32]]] = []
+        self._one: list[tuple[int, int, bytes, int]] = []  # (code, flags, fp, group)
+
+    def pair_id(self, campaign: str, scope: str) -> int | None:
+        """The id of (campaign, scope), given one if there is room (None: no room)."""
+        found = self.pair_ids.get((campaign, scope))
+        if found is None and len(self.pairs) < MAX_PAIRS:
+            found = self.pair_ids[(campaign, scope)] = len(self.pairs)
+            self.pairs.append((campaign, scope))
+        return found
+
+    def group_id(self, group: Group) -> int:
+        found = self._group_ids.get(group)
+        if found is None:
+            found = self._group_ids[group] = len(self.groups)
+            self.groups.append(group)
+        return found
+
+    def add_rows(self, codes: U64, flags: npt.NDArray[np.uint8], fp: npt.NDArray[Any],
+                 group: npt.NDArray[np.uint32]) -> None:
+        """Keys as columns (codes from :meth:`pair_id`, groups from :meth:`group_id`)."""
+        self._chunks.append((codes, flags, fp, group))
+
+    def add_state(self, state: KeyState) -> None:
+        """One key; kept whole in `extra` when it cannot be encoded."""
+        parts = state.key.split(KEY_SEPARATOR)
+        digits = client_digits([parts[1]])[0] if len(parts) == 3 else -1
+        pair = self.pair_id(parts[0], parts[2]) if digits >= 0 else None
+        fp = state.fingerprint
+        if pair is None or _FP.fullmatch(fp) is None:
+            self.extra[state.key] = state
+            return
+        code = pair << CLIENT_BITS | digits
+        accepted = state.accepted_fingerprint
+        flags = STATUS_CODE[state.status]
+        if accepted == fp:
+            flags |= ACCEPTED_FP
+        if (accepted is not None and accepted != fp) or state.resolved_by is not None \
+                or state.resolved_as is not None or state.resolution_reason is not None:
+            flags |= SIDE
+            self.side[code] = Side(None if accepted == fp else accepted, state.resolved_by,
+                                   state.resolved_as, state.resolution_reason)
+        group = self.group_id(Group(state.sendout, state.version, state.batch_id,
+                                    state.first_at, state.last_at, state.sendout_id,
+                                    state.error))
+        self._one.append((code, flags, bytes.fromhex(fp), group))
+
+    def build(self) -> KeyIndex:
+        chunks = list(self._chunks)
+        if self._one:
+            one = self._one
+            chunks.append((np.array([r[0] for r in one], dtype=np.uint64),
+                           np.array([r[1] for r in one], dtype=np.uint8),
+                           np.frombuffer(b"".join(r[2] for r in one), dtype=">u8").reshape(-1, 2),
+                           np.array([r[3] for r in one], dtype=np.uint32)))
+        self._chunks, self._one = [], []
+        codes: U64
+        flags: npt.NDArray[np.uint8]
+        fp: npt.NDArray[Any]
+        group: npt.NDArray[np.uint32]
+        if chunks:
+            codes = np.concatenate([c[0] for c in chunks])
+            order = np.argsort(codes, kind="stable")
+            codes = codes[order]
+            if len(codes) > 1 and bool((codes[1:] == codes[:-1]).any()):
+                raise ValueError("a key was added twice")
+            flags = np.concatenate([c[1] for c in chunks])[order]
+            fp = np.concatenate([c[2] for c in chunks])[order]
+            group = np.concatenate([c[3] for c in chunks])[order]
+        else:
+            codes = np.zeros(0, dtype=np.uint64)
+            flags = np.zeros(0, dtype=np.uint8)
+            fp = np.zeros((0, 2), dtype=">u8")
+            group = np.zeros(0, dtype=np.uint32)
+        fp = fp.astype(">u8", copy=False)  # concatenate gives native order: bytes are hex
+        return KeyIndex(self.pairs, codes, flags, fp, group, self.groups, self.side,
+                        self.extra)
+
+
+def index_of(states: Iterable[KeyState]) -> KeyIndex:
+    """A KeyIndex holding these key states (tests, and a small fold made large)."""
+    builder = IndexBuilder()
+    for state in states:
+        builder.add_state(state)
+    return builder.build()
+
+
+__all__ = ["ABSENT", "CHANGED", "OTHER", "SAME", "Group", "IndexBuilder", "KeyIndex",
+           "Side", "client_digits", "fingerprint_bytes", "index_of"]

@@ -1,0 +1,83 @@
+"""Bulk questions about the folded keys, over a plain dict or a compact KeyIndex.
+
+`LedgerState.keys` is a dict for a small ledger and a :class:`~ledger.keyindex.KeyIndex`
+for a large one (:mod:`ledger.bulkfold`). These functions answer the plan's bulk
+questions over either with the same result: the index answers with numpy, a dict with a
+plain loop (and numpy is never imported for it).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+from connectly_declare.entry import KEY_SEPARATOR
+from connectly_declare.ledger.base import KeyState
+
+# classify's verdicts for one entry (ledger.keyindex uses the same numbers)
+ABSENT, SAME, CHANGED, OTHER = 0, 1, 2, 3
+
+
+class BulkKeys(Protocol):
+    def classify(self, campaign: str, scope: str, sendout: str, clients: Sequence[str],
+                 fps: Sequence[str]) -> list[int]: ...
+
+    def sendout_counts(self) -> Counter[str]: ...
+
+    def sendout_campaign_counts(self, sendouts: Iterable[str]) -> Counter[tuple[str, str]]: ...
+
+
+def _bulk(keys: Mapping[str, KeyState]) -> BulkKeys | None:
+    return None if isinstance(keys, dict) or not hasattr(keys, "classify") else \
+        keys  # type: ignore[return-value]
+
+
+def classify(keys: Mapping[str, KeyState], campaign: str, scope: str, sendout: str,
+             clients: Sequence[str], fps: Sequence[str]) -> list[int]:
+    """Per (client, fingerprint) of an entry of `sendout` (keys `campaign`/client/`scope`):
+    ABSENT (not in the ledger), SAME (a key recorded under `sendout`, accepted, with this
+    fingerprint and no error), CHANGED (the same but another fingerprint), or OTHER
+    (anything else: read the key's KeyState)."""
+    bulk = _bulk(keys)
+    if bulk is not None:
+        return bulk.classify(campaign, scope, sendout, clients, fps)
+    prefix, suffix = campaign + KEY_SEPARATOR, KEY_SEPARATOR + scope
+    get = keys.get
+    return [verdict(get(prefix + client + suffix), sendout, fp)
+            for client, fp in zip(clients, fps, strict=True)]
+
+
+def verdict(known: KeyState | None, sendout: str, fp: str) -> int:
+    """:func:`classify` for one entry whose key's state is `known`."""
+    if known is None:
+        return ABSENT
+    if known.sendout != sendout or known.status != "accepted" \
+            or known.error is not None or known.resolved_as is not None \
+            or known.resolved_by is not None or known.resolution_reason is not None \
+            or known.accepted_fingerprint not in (None, known.fingerprint):
+        return OTHER
+    return SAME if known.fingerprint == fp else CHANGED
+
+
+def sendout_counts(keys: Mapping[str, KeyState]) -> Counter[str]:
+    """How many keys each recorded sendout has."""
+    bulk = _bulk(keys)
+    if bulk is not None:
+        return bulk.sendout_counts()
+    return Counter(s.sendout for s in keys.values())
+
+
+def sendout_campaign_counts(keys: Mapping[str, KeyState],
+                            sendouts: Iterable[str]) -> Counter[tuple[str, str]]:
+    """How many keys each (recorded sendout, campaign) has, among these sendouts."""
+    bulk = _bulk(keys)
+    if bulk is not None:
+        return bulk.sendout_campaign_counts(sendouts)
+    wanted = set(sendouts)
+    return Counter((s.sendout, key.split(KEY_SEPARATOR)[0]) for key, s in keys.items()
+                   if s.sendout in wanted)
+
+
+__all__ = ["ABSENT", "CHANGED", "OTHER", "SAME", "BulkKeys", "classify", "sendout_campaign_counts",
+           "sendout_counts", "verdict"]
