@@ -39,6 +39,7 @@ from typing import Any, Literal, NamedTuple
 
 from connectly_declare.entry import E164, valid_timestamp
 from connectly_declare.sim.catalog import Catalog, SimCampaign, SimVersion
+from connectly_declare.sim.delivered import Item, Recipients, client_number, pack, unpack
 
 MAX_ENTRIES = 1000
 DUPLICATE_OPTION = "if_duplicate_check_unspecified"
@@ -111,7 +112,7 @@ class Delivery(NamedTuple):
                 "scheduledAt": self.scheduled_at, "at": self.at}
 
 
-_Item = tuple[str, dict[str, str] | None, str | None]  # client, variables, scheduledAt
+_Item = Item  # client, variables, scheduledAt
 _Groups = dict[tuple[str, str | None], list[_Item]]
 # request, business, campaign, campaign id, version label, version id, sendout id
 _Head = tuple[int, str, str, str, str, str, str]
@@ -259,14 +260,15 @@ class SimState:
 
     def reset(self) -> None:
         """Forget every sendout, delivery and counter (the catalog stays)."""
-        # Accepted entries kept per group as (the group's Delivery fields, time, [(client,
-        # variables, scheduledAt)]), expanded into Delivery rows only when inspected: the
-        # hot path stays cheap.
-        self._batches: list[tuple[_Head, float, list[_Item]]] = []
+        # Accepted entries kept per group as (the group's Delivery fields, time, its
+        # [(client, variables, scheduledAt)] packed: delivered.pack), expanded into
+        # Delivery rows only when inspected: the hot path stays cheap and the memory small.
+        self._batches: list[tuple[_Head, float, bytes]] = []
         self.stats = Stats()
         self._sendouts: dict[tuple[str, str, str], str] = {}  # (business, campaign, version)
         self._latest: dict[tuple[str, str], tuple[str, SimVersion]] = {}  # (business, campaign)
-        self._delivered: set[tuple[str, str, str]] = set()  # (business, campaign, client)
+        # (business, campaign id) -> the clients that received it, compact
+        self._delivered: dict[tuple[str, str], Recipients] = {}
 
     def authorized(self, business_id: str, api_key: str | None) -> bool:
         keys = self._keys.get(business_id)
@@ -320,9 +322,9 @@ class SimState:
             sendout_id = None  # the page: each group of a request gets its own sendout
 
         accepted: list[_Item] = []
+        numbers: list[int] = []
         invalid = 0
         seen: set[str] = set()
-        delivered = self._delivered
         repeat_invalid = self.repeat_style == "page"
         for item in items:
             client, variables, scheduled = item
@@ -333,14 +335,21 @@ class SimState:
                     or (scheduled is not None and not valid_timestamp(scheduled))):
                 invalid += 1
                 continue
-            key = (business, spec.id, client)
-            if key in delivered and not allow_multiple:
-                # allow_one: already received this campaign; rejected, and (page style)
-                # reported as the page's last example does: ENTRY_INVALID on the group.
-                invalid += repeat_invalid
-                continue
-            delivered.add(key)
             accepted.append(item)
+            numbers.append(client_number(client))
+        delivered = self._delivered.get((business, spec.id))
+        if delivered is None:
+            delivered = self._delivered[(business, spec.id)] = Recipients()
+        if not allow_multiple and accepted:
+            # allow_one: a client that already received this campaign is rejected, and
+            # (page style) reported as the page's last example does: ENTRY_INVALID on the
+            # group. (A client twice in one group was refused above as repeated.)
+            known = delivered.known(numbers)
+            if any(known):
+                invalid += repeat_invalid * sum(known)
+                accepted = [item for item, old in zip(accepted, known, strict=True) if not old]
+                numbers = [n for n, old in zip(numbers, known, strict=True) if not old]
+        delivered.add(numbers)
 
         result = {
             "campaignId": spec.id, "campaignName": spec.name,
@@ -359,7 +368,7 @@ class SimState:
             self._sendouts[(business, spec.id, version.id)] = sendout_id
             self._latest[(business, spec.id)] = (sendout_id, version)
         self._batches.append(((number, business, spec.name, spec.id, version.label,
-                               version.id, sendout_id), now, accepted))
+                               version.id, sendout_id), now, pack(accepted)))
         return result
 
     @property
@@ -374,11 +383,11 @@ class SimState:
     def find(self, *, business: str | None = None, campaign: str | None = None,
              client: str | None = None) -> Iterator[Delivery]:
         """The accepted entries matching every filter given, in the order accepted."""
-        for head, at, items in self._batches:
+        for head, at, packed in self._batches:
             if (business is not None and head[1] != business) or (
                     campaign is not None and head[2] != campaign):
                 continue
-            for c, variables, scheduled in items:
+            for c, variables, scheduled in unpack(packed):
                 if client is None or c == client:
                     yield Delivery(*head, c, variables, scheduled, at)
 
