@@ -57,9 +57,9 @@ def as_number(value: str) -> int | None:
 class SeenSet:
     """Exact membership of strings, compact for E.164 numbers (see the module doc)."""
 
-    def __init__(self, threshold: int = THRESHOLD, chunk: int = CHUNK) -> None:
-        self.threshold = max(1, threshold)
-        self.chunk = max(1, chunk)
+    def __init__(self, threshold: int | None = None, chunk: int | None = None) -> None:
+        self.threshold = max(1, THRESHOLD if threshold is None else threshold)
+        self.chunk = max(1, CHUNK if chunk is None else chunk)
         self.added = 0  # values given to `add` (repeats included)
         self._small: set[str] | None = set()
         self._other: set[str] = set()  # values that are not `+<digits>`, past the threshold

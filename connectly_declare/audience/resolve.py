@@ -11,14 +11,16 @@ Order and rules (each one decides who gets a message, so they are fixed and docu
 4. The `where` filter (a Jinja expression over `recipient`) keeps those for which it is
    true; it sees the first occurrence's fields.
 
-:func:`resolve_audience` is lazy: it holds only the set of E.164 numbers seen and the
-exclusion set, never the recipients.
+:func:`resolve_audience` is lazy: it holds only the E.164 numbers seen (a compact
+`seen.SeenSet`: past 100,000 numbers it reads up to 16,384 rows ahead to decide them at
+once, yielding them in order) and the exclusion set, never the recipients.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path, PureWindowsPath
 from typing import Any, Protocol
 
@@ -36,6 +38,7 @@ from connectly_declare.audience.sources import (
     read_jsonl,
 )
 from connectly_declare.errors import DeclareError, Location, Problem
+from connectly_declare.seen import SeenSet
 from connectly_declare.templates.compiled import TemplateContext, compile_where, make_environment
 from connectly_declare.workspace.config import WorkspaceConfig
 from connectly_declare.workspace.manifests import (
@@ -51,6 +54,7 @@ from connectly_declare.workspace.manifests import (
 Locate = Callable[..., Location]
 Node = tuple[Any, ...]
 Source = CsvSource | JsonlSource | InlineSource | AudienceRef
+_CLIENT: Callable[[Raw], str] = itemgetter(0)
 
 
 @dataclass
@@ -194,18 +198,23 @@ def _resolve(inputs: AudienceInputs, spec: AudienceSpec, node: Node, stats: Audi
     if spec.where is not None:
         empty = TemplateContext.build(vars={}, sendout={}, template_env=(), environ={})
         keep = compile_where(make_environment(), spec.where, inputs.at(*node, "where"), empty)
-    seen: set[str] = set()
+    # Past 100,000 numbers `seen` decides a chunk of rows at a time, yielded in order; a
+    # row failing in its reader still comes after every row before it. (A `where` error
+    # in a data check abandons the source mid-chunk: the rows after it count as seen, and
+    # a check plans nothing.)
+    seen = SeenSet()
+
+    def dropped(raw: Raw) -> None:
+        stats.read += 1
+        stats.duplicates_dropped += 1
+
     for index, source in enumerate(spec.sources):
         try:
             reader, counts = _open_source(inputs, source, (*node, "sources", index), stats,
                                           stack)
-            for raw in reader:
+            for raw in seen.first_occurrences(reader, _CLIENT, dropped):
                 stats.read += 1
                 client = raw[0]
-                if client in seen:
-                    stats.duplicates_dropped += 1
-                    continue
-                seen.add(client)
                 if client in excluded:
                     stats.excluded += 1
                     continue

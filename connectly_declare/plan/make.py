@@ -61,6 +61,7 @@ from connectly_declare.plan.rollout import retimer, stage
 from connectly_declare.plan.sendout_diff import SendoutDiff, noun
 from connectly_declare.policy.caps import CapCheck, epoch, iso, ledger_history
 from connectly_declare.policy.summary import timing_summary
+from connectly_declare.seen import SeenSet
 
 if TYPE_CHECKING:
     from connectly_declare.workspace.load import Workspace
@@ -146,12 +147,11 @@ def _stage(planner: SendoutDiff, item: DesiredSendout, state: LedgerState,
     staged = stage(spec.name, spec.rollout, item.entries, state.keys, now,
                    retime=item.retime, scheduled=declared)
     planner.consume(staged.to_diff)
-    waiting: set[str] = set()  # one client twice is refused now, not when its wave opens
+    waiting = SeenSet()  # one client twice is refused now, not when its wave opens
     for entry, wave in staged.waiting:
-        if entry.client in waiting:
-            planner.duplicates += 1
         waiting.add(entry.client)
         planner.wait(entry, staged.reasons.get(wave, ""))
+    planner.duplicates += waiting.repeats
     planner.waves = staged.waves
     planner.rollout_notes = staged.notes
 

@@ -28,6 +28,7 @@ from connectly_declare.plan.recovery import Recovery
 from connectly_declare.plan.rollout import WaveStatus
 from connectly_declare.plan.validity import entry_checker
 from connectly_declare.policy.timing import HELD
+from connectly_declare.seen import SeenSet
 
 FAILED_HINT = ("not sent again until its content changes, `connectly-declare apply "
                "--retry-failed {name}` asks for it, or `connectly-declare state resolve` "
@@ -57,7 +58,8 @@ class SendoutDiff:
         self.now = now
         self.claimed: dict[str, str] | None = shared[0] if shared is not None else None
         self.seen: set[str] | None = shared[1] if shared is not None else None
-        self.sending_keys: set[str] = set()
+        # the clients of this sendout's sending keys (campaign and scope are this sendout's)
+        self.sending_keys = SeenSet()
         self.matched_own = 0  # ledger keys matched whose recorded sendout is this one
         self.matched_other: Counter[str] = Counter()  # ... recorded under another sendout
         self.counts: dict[Action, int] = dict.fromkeys(ACTIONS, 0)
@@ -147,7 +149,7 @@ class SendoutDiff:
         counts = dict.fromkeys(("send", "noop", changed), 0)
         matched_own = 0
         samples, want = self.samples, self.options.samples
-        to_send, sending_keys = self.to_send, self.sending_keys
+        to_send, add_sending = self.to_send, self.sending_keys.add
         check_past = not self.options.allow_past_schedule
         in_past = self._past_cache.get  # one lookup per entry (a few schedules per sendout)
         other = self._other
@@ -188,10 +190,7 @@ class SendoutDiff:
                     continue
             counts[action] += 1
             if action == "send" or action == "resend":
-                before = len(sending_keys)
-                sending_keys.add(key)
-                if len(sending_keys) == before:
-                    self.duplicates += 1  # one client twice in one sendout: never send both
+                add_sending(entry.client)  # twice in one sendout: counted in `problems`
                 scheduled_at = entry.scheduled_at
                 if check_past and scheduled_at is not None \
                         and in_past(scheduled_at) is not False:
@@ -257,10 +256,7 @@ class SendoutDiff:
         sending = action in SENDING_ACTIONS
         if sending:
             if self.claimed is None:
-                before = len(self.sending_keys)
-                self.sending_keys.add(key)
-                if len(self.sending_keys) == before:
-                    self.duplicates += 1  # one client twice in one sendout: never send both
+                self.sending_keys.add(entry.client)  # a repeat is counted in `problems`
             else:
                 owner = self.claimed.get(key)
                 if owner is None:
@@ -349,9 +345,10 @@ class SendoutDiff:
                 where, f"sendout {spec.name}: schedule {scheduled_at} is in the past and "
                 f"{noun(count, 'entry', 'entries')} would be sent",
                 "update the schedule, or pass --allow-past-schedule to send them now"))
-        if self.duplicates:
+        duplicates = self.duplicates + self.sending_keys.repeats  # one client twice in one
+        if duplicates:  # sendout: never send both
             problems.append(Problem(
-                where, f"sendout {spec.name} holds {noun(self.duplicates)} more than once",
+                where, f"sendout {spec.name} holds {noun(duplicates)} more than once",
                 "each client may appear once per sendout; deduplicate the audience"))
         if self.mismatched:
             problems.append(Problem(
