@@ -60,9 +60,10 @@ PREFIX_SAMPLE = 2000  # random completions of a prefix phonenumbers must all acc
 BATCH = 100
 API_RATE = 200.0  # requests/s: the API's documented limit
 STEPS = ("plan", "plan-out", "apply-off", "apply-on")
-# Seconds per million entries on a busy 2-core machine (the table and this
-# script's runs): the start-of-run estimate only. Steps also pay ~1 s of start-up each.
-COST = {"generate": 25.0, "floor": 2.0, "plan": 6.0, "plan-out": 12.0, "apply-off": 30.0,
+# Seconds per million entries on an otherwise idle 2-core machine (the table and
+# this script's runs): the start-of-run estimate only, rescaled to the measured pace after
+# each size. Steps also pay ~1.5 s of start-up each.
+COST = {"generate": 10.0, "floor": 2.0, "plan": 6.0, "plan-out": 12.0, "apply-off": 40.0,
         "apply-on": 55.0}
 GIB = 2**30
 MIB = 2**20
@@ -210,6 +211,7 @@ class Run:
     rss: int  # bytes
     status: str  # "ok", "exit N", "timeout", "over memory limit", "..."
     output: str = ""
+    cpu: float = 0.0  # user + system seconds of the child
 
 
 def peak_rss_now(pid: int) -> int:
@@ -251,7 +253,8 @@ def run(cmd: list[str], *, env: dict[str, str], log: Path, timeout: float,
     code = child.returncode
     output = log.read_text(encoding="utf-8", errors="replace")
     status_text = killed or ("ok" if code == 0 else f"exit {code}")
-    return Run(seconds, usage.ru_maxrss * 1024, status_text, output)
+    return Run(seconds, usage.ru_maxrss * 1024, status_text, output,
+               usage.ru_utime + usage.ru_stime)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -317,6 +320,10 @@ class Row:
         return statistics.median(r.seconds for r in self.runs)
 
     @property
+    def cpu(self) -> float:
+        return statistics.median(r.cpu for r in self.runs)
+
+    @property
     def floor(self) -> float:
         return statistics.median(self.floors) if self.floors else float("nan")
 
@@ -352,12 +359,13 @@ def apply_floor(rows: int) -> float:
 
 def table(rows: list[Row]) -> list[str]:
     lines = [f"{'size':>10}  {'step':<9}  {'seconds':>8}  {'floor s':>8}  {'ratio':>6}  "
-             f"{'peak RSS MiB':>12}  status"]
+             f"{'peak RSS MiB':>12}  {'CPU s':>7}  status"]
     for row in rows:
         if not row.runs:
             continue
         lines.append(f"{row.size:>10,}  {row.step:<9}  {row.seconds:>8.1f}  {row.floor:>8.1f}  "
-                     f"{row.ratio:>6.2f}  {row.rss / MIB:>12,.0f}  {row.status}")
+                     f"{row.ratio:>6.2f}  {row.rss / MIB:>12,.0f}  {row.cpu:>7.1f}  "
+                     f"{row.status}")
     return lines
 
 
@@ -439,7 +447,8 @@ def main() -> int:
           flush=True)
     rows: list[Row] = []
     begun = time.perf_counter()
-    for size in sizes:
+    modelled = 0.0  # the estimate of the sizes done so far, to rescale the rest's
+    for n, size in enumerate(sizes):
         timeout = args.timeout or 120 + 150 * size / 1e6
         folder, generated = workspace(args.workdir, size, timeout=max(timeout, 600.0))
         csv_size = (folder / "data" / "audience.csv").stat().st_size / MIB
@@ -459,11 +468,17 @@ def main() -> int:
                 mine[name].floors.append(floor_run.seconds if name.startswith("plan")
                                          and floor_run else apply_floor(size))
                 print(f"  {name:<9} {result.seconds:8.1f} s  {result.rss / MIB:8,.0f} MiB  "
-                      f"{result.status}", flush=True)
+                      f"CPU {result.cpu:6.1f} s  {result.status}", flush=True)
                 if not result.status.startswith("ok"):
                     tail = result.output.strip().splitlines()[-3:]
                     print("    " + "\n    ".join(tail), flush=True)
-        rows.extend(mine[n] for n in ("floor", *steps))
+        rows.extend(mine[name] for name in ("floor", *steps))
+        modelled += estimate([size], steps, repeat, cached)
+        if n + 1 < len(sizes):
+            left = estimate(sizes[n + 1:], steps, repeat, cached) \
+                * (time.perf_counter() - begun) / modelled
+            print(f"estimated time left, from this machine's pace so far: ~{left / 60:.0f} min",
+                  flush=True)
     print()
     print(f"scale benchmark ({time.perf_counter() - begun:.0f} s in all); seconds are wall "
           f"clock, medians of {repeat} round(s); floor: csv.DictReader over the same CSV for "

@@ -36,13 +36,13 @@ def test_smoke_run_prints_every_step_and_the_targets(tmp_path: Path) -> None:
     lines = out.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["size", "step"])
     assert lines[header].split() == ["size", "step", "seconds", "floor", "s", "ratio", "peak",
-                                     "RSS", "MiB", "status"]
+                                     "RSS", "MiB", "CPU", "s", "status"]
     rows = [line.split() for line in lines[header + 1:header + 6]]
     assert [r[1] for r in rows] == ["floor", "plan", "plan-out", "apply-off", "apply-on"]
     for r in rows:
         assert r[0] == "20,000"
-        assert all(re.fullmatch(r"[\d,]+\.?\d*", v) for v in r[2:6]), r
-        assert r[6] == "ok" or r[6] == "ok,", r  # plan-out: "ok, N MiB plan file"
+        assert all(re.fullmatch(r"[\d,]+\.?\d*", v) for v in r[2:7]), r
+        assert r[7] == "ok" or r[7] == "ok,", r  # plan-out: "ok, N MiB plan file"
     assert lines[header + 6] == "targets:"
     assert sum("not measured" in line for line in lines[header + 7:]) == 5
 
