@@ -45,6 +45,7 @@ from connectly_declare.errors import DeclareError, StalePlan
 from connectly_declare.gcpause import steady_gc
 from connectly_declare.ledger import open_ledger
 from connectly_declare.ledger.base import Ledger, LedgerState
+from connectly_declare.ledger.keyview import keys_with_status
 from connectly_declare.plan.make import build_plan
 from connectly_declare.plan.model import Plan, PlanOptions, check_fresh
 from connectly_declare.report import escape, github
@@ -118,7 +119,7 @@ def batch_size_for(request: ApplyRequest, config: WorkspaceConfig, saved: Plan |
 
 
 def in_doubt_keys(state: LedgerState) -> frozenset[str]:
-    return frozenset(k for k, s in state.keys.items() if s.status in IN_DOUBT)
+    return frozenset(keys_with_status(state.keys, IN_DOUBT))  # in bulk over a large ledger
 
 
 def client_settings(dest: Destination, base_url: str) -> ClientSettings:

@@ -36,11 +36,8 @@ def _check(pairs: Pairs) -> tuple[list[str], list[str]]:
     if pairs.__class__ is not list or (pairs and (
             set(map(type, pairs)) != {list} or set(map(len, pairs)) != {2})):
         raise TypeError(_BAD_PAIR)
-    clients = list(map(itemgetter(0), pairs))
-    fps = list(map(itemgetter(1), pairs))
-    if pairs and (set(map(type, clients)) != {str} or set(map(type, fps)) != {str}):
-        raise TypeError(_BAD_PAIR)
-    return clients, fps
+    # a client or fingerprint that is not a string raises TypeError when joined (_convert)
+    return list(map(itemgetter(0), pairs)), list(map(itemgetter(1), pairs))
 
 
 class BulkFolder:
@@ -160,8 +157,11 @@ class _Bulk:
         event = np.repeat(np.array([e for e, _ in chunk], dtype=np.uint32), counts)
         pair = np.repeat(np.array([self.events[e][3] for e, _ in chunk], dtype=np.int64),
                          counts)
-        digits = np.array(client_digits(clients), dtype=np.int64)
-        fp, good = fingerprint_bytes(fps)
+        try:
+            digits = client_digits(clients)
+            fp, good = fingerprint_bytes(fps)
+        except TypeError:
+            raise TypeError(_BAD_PAIR) from None
         codes = (pair.clip(0).astype(np.uint64) << np.uint64(CLIENT_BITS)) \
             | digits.clip(0).astype(np.uint64)
         encodable = (digits >= 0) & (pair >= 0)
@@ -177,13 +177,13 @@ class _Bulk:
             self._arrays.append((codes[ok], fp[ok], event[ok], position[ok]))
 
     def _code(self, campaign: str, client: str, scope: str) -> int | None:
-        from connectly_declare.ledger.keyindex import CLIENT_BITS, client_digits
+        from connectly_declare.ledger.keyindex import CLIENT_BITS, digits
 
         if client.__class__ is not str:
             raise TypeError(_BAD_PAIR)
-        digits = client_digits([client])[0]
-        pair = self.builder.pair_id(campaign, scope) if digits >= 0 else None
-        return None if pair is None else pair << CLIENT_BITS | digits
+        number = digits(client)
+        pair = self.builder.pair_id(campaign, scope) if number >= 0 else None
+        return None if pair is None else pair << CLIENT_BITS | number
 
     def _touched(self) -> set[int]:
         """Codes of keys the records other than intent+outcome pairs touch."""

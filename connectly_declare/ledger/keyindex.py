@@ -74,23 +74,36 @@ class Side(NamedTuple):
     resolution_reason: str | None
 
 
-def client_digits(clients: Sequence[str]) -> list[int]:
+def client_digits(clients: Sequence[str]) -> npt.NDArray[np.int64]:
     """Each client's digits as an int, or -1 when the client is not exactly ``+`` and
-    1-15 ASCII digits without a leading zero (such a key is not encodable)."""
+    1-15 ASCII digits without a leading zero (such a key is not encodable). A client that
+    is not a string raises TypeError."""
+    if not clients:
+        return np.zeros(0, dtype=np.int64)
     try:
         numbers = list(map(int, clients))
-        if all(map(str.__eq__, clients, map("+{}".format, numbers))):
-            return [n if n <= 999_999_999_999_999 else -1 for n in numbers]
+        # One comparison for the whole chunk: the canonical forms joined by newlines equal
+        # the clients joined by newlines only if every client is its canonical form (a
+        # client holding a newline would split into more pieces than there are numbers).
+        if max(map(len, clients)) <= 16 and \
+                "\n".join(clients) == "+" + "\n+".join(map(str, numbers)):
+            return np.array(numbers, dtype=np.int64)
     except ValueError:
         pass
-    out = []
-    for client in clients:
-        try:
-            n = int(client)
-        except ValueError:
-            n = -1
-        out.append(n if f"+{n}" == client and 0 <= n <= 999_999_999_999_999 else -1)
-    return out
+    return np.array([digits(client) for client in clients], dtype=np.int64)
+
+
+def digits(client: str) -> int:
+    """:func:`client_digits` of one client."""
+    if client.__class__ is not str:
+        raise TypeError("a client must be a string")
+    if not 2 <= len(client) <= 16 or client[0] != "+":
+        return -1
+    try:
+        n = int(client)
+    except ValueError:
+        return -1
+    return n if "+" + str(n) == client else -1
 
 
 def fingerprint_bytes(fps: Sequence[str]) -> tuple[npt.NDArray[Any], list[bool] | None]:
@@ -130,10 +143,10 @@ class KeyIndex(Mapping[str, KeyState]):
         if len(parts) != 3:
             return None
         pair = self.pair_ids.get((parts[0], parts[2]))
-        digits = client_digits([parts[1]])[0]
-        if pair is None or digits < 0:
+        number = digits(parts[1])
+        if pair is None or number < 0:
             return None
-        return pair << CLIENT_BITS | digits
+        return pair << CLIENT_BITS | number
 
     def _row(self, code: int) -> int:
         row = int(np.searchsorted(self.codes, np.uint64(code)))
@@ -211,6 +224,14 @@ class KeyIndex(Mapping[str, KeyState]):
         counts.update(s.sendout for s in self.extra.values())
         return counts
 
+    def keys_with_status(self, statuses: Iterable[str]) -> list[str]:
+        """The keys whose status is one of `statuses`."""
+        codes = [STATUS_CODE[s] for s in statuses if s in STATUS_CODE]
+        rows = np.flatnonzero(np.isin(self.flags & STATUS_MASK, np.array(codes, dtype=np.uint8)))
+        found = [self.state(row).key for row in rows.tolist()]
+        wanted = set(statuses)
+        return found + [key for key, s in self.extra.items() if s.status in wanted]
+
     def sendout_campaign_counts(self, sendouts: Iterable[str]) -> Counter[tuple[str, str]]:
         """How many keys each (recorded sendout, campaign) has, for these sendouts."""
         wanted = set(sendouts)
@@ -239,9 +260,8 @@ class KeyIndex(Mapping[str, KeyState]):
         n = len(clients)
         verdict = np.zeros(n, dtype=np.uint8)
         pair = self.pair_ids.get((campaign, scope))
-        digits = client_digits(clients)
         if pair is not None and len(self.codes):
-            number = np.array(digits, dtype=np.int64)
+            number = client_digits(clients)
             encodable = number >= 0
             codes = (np.uint64(pair << CLIENT_BITS) | number.clip(0).astype(np.uint64))
             rows = np.searchsorted(self.codes, codes).clip(0, len(self.codes) - 1)
@@ -315,13 +335,13 @@ class IndexBuilder:
     def add_state(self, state: KeyState) -> None:
         """One key; kept whole in `extra` when it cannot be encoded."""
         parts = state.key.split(KEY_SEPARATOR)
-        digits = client_digits([parts[1]])[0] if len(parts) == 3 else -1
-        pair = self.pair_id(parts[0], parts[2]) if digits >= 0 else None
+        number = digits(parts[1]) if len(parts) == 3 else -1
+        pair = self.pair_id(parts[0], parts[2]) if number >= 0 else None
         fp = state.fingerprint
         if pair is None or _FP.fullmatch(fp) is None:
             self.extra[state.key] = state
             return
-        code = pair << CLIENT_BITS | digits
+        code = pair << CLIENT_BITS | number
         accepted = state.accepted_fingerprint
         flags = STATUS_CODE[state.status]
         if accepted == fp:
@@ -377,4 +397,4 @@ def index_of(states: Iterable[KeyState]) -> KeyIndex:
 
 
 __all__ = ["ABSENT", "CHANGED", "OTHER", "SAME", "Group", "IndexBuilder", "KeyIndex",
-           "Side", "client_digits", "fingerprint_bytes", "index_of"]
+           "Side", "client_digits", "digits", "fingerprint_bytes", "index_of"]

@@ -25,6 +25,8 @@ class BulkKeys(Protocol):
 
     def sendout_counts(self) -> Counter[str]: ...
 
+    def keys_with_status(self, statuses: Iterable[str]) -> list[str]: ...
+
     def sendout_campaign_counts(self, sendouts: Iterable[str]) -> Counter[tuple[str, str]]: ...
 
 
@@ -68,6 +70,15 @@ def sendout_counts(keys: Mapping[str, KeyState]) -> Counter[str]:
     return Counter(s.sendout for s in keys.values())
 
 
+def keys_with_status(keys: Mapping[str, KeyState], statuses: Iterable[str]) -> list[str]:
+    """The keys whose status is one of `statuses` (e.g. the keys in doubt)."""
+    bulk = _bulk(keys)
+    if bulk is not None:
+        return bulk.keys_with_status(statuses)
+    wanted = set(statuses)
+    return [key for key, s in keys.items() if s.status in wanted]
+
+
 def sendout_campaign_counts(keys: Mapping[str, KeyState],
                             sendouts: Iterable[str]) -> Counter[tuple[str, str]]:
     """How many keys each (recorded sendout, campaign) has, among these sendouts."""
@@ -79,5 +90,5 @@ def sendout_campaign_counts(keys: Mapping[str, KeyState],
                    if s.sendout in wanted)
 
 
-__all__ = ["ABSENT", "CHANGED", "OTHER", "SAME", "BulkKeys", "classify", "sendout_campaign_counts",
-           "sendout_counts", "verdict"]
+__all__ = ["ABSENT", "CHANGED", "OTHER", "SAME", "BulkKeys", "classify", "keys_with_status",
+           "sendout_campaign_counts", "sendout_counts", "verdict"]

@@ -31,7 +31,7 @@ from connectly_declare.errors import LedgerCorrupt, LedgerError, Location
 from connectly_declare.gcpause import no_gc
 from connectly_declare.ledger import codec
 from connectly_declare.ledger.base import Header, Intent, IntentEntry, LedgerState, LockInfo, Record
-from connectly_declare.ledger.fold import Folder
+from connectly_declare.ledger.bulkfold import BulkFolder
 from connectly_declare.ledger.lock import LocalLock
 
 TORN = "torn"
@@ -224,7 +224,7 @@ class LocalLedger:
 
     def _read(self, *, check_pairs: bool) -> LedgerState:
         scan = _Scan(self.path, self.display, check_pairs=check_pairs)
-        folder = Folder()
+        folder = BulkFolder()  # a large ledger folds into a compact KeyIndex
         with no_gc():
             for record, pairs in scan.items():
                 if pairs is not None and isinstance(record, Intent):

@@ -36,7 +36,7 @@ from connectly_declare.errors import LedgerCorrupt, LedgerError, LedgerLocked, L
 from connectly_declare.gcpause import no_gc
 from connectly_declare.ledger import codec, pg_lock
 from connectly_declare.ledger.base import Header, LedgerState, LockInfo, Record, current_owner
-from connectly_declare.ledger.fold import Folder
+from connectly_declare.ledger.bulkfold import BulkFolder
 from connectly_declare.ledger.pg_schema import NewerSchema, ensure_schema, installed_version
 from connectly_declare.workspace.config import PostgresState, is_sim_ledger
 
@@ -222,7 +222,7 @@ class PostgresLedger:
                                 ) from None
 
     def read(self) -> LedgerState:
-        folder = Folder()
+        folder = BulkFolder()  # a large ledger folds into a compact KeyIndex
         with no_gc():
             for seq, payload in self._rows():
                 try:

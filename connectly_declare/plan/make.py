@@ -44,6 +44,7 @@ from connectly_declare.entry import Entry, split_key
 from connectly_declare.errors import Location, PlanError, Problem
 from connectly_declare.gcpause import no_gc
 from connectly_declare.ledger.base import Ledger, LedgerState
+from connectly_declare.ledger.keyview import sendout_campaign_counts, sendout_counts
 from connectly_declare.plan.model import (
     CREATED_BY,
     PLAN_FORMAT_VERSION,
@@ -111,7 +112,7 @@ def _orphans(state: LedgerState, seen: set[str], planners: dict[str, SendoutDiff
     def relevant(sendout: str) -> bool:
         return sendout not in skip and (not targets or sendout in targets)
 
-    totals = Counter(map(attrgetter("sendout"), state.keys.values()))
+    totals = sendout_counts(state.keys)
     matched: Counter[tuple[str, str]] = Counter()  # (recorded sendout, campaign)
     for planner in planners.values():
         campaign = planner.spec.campaign
@@ -123,9 +124,10 @@ def _orphans(state: LedgerState, seen: set[str], planners: dict[str, SendoutDiff
     if not with_orphans and not seen:
         return ()
     counts: Counter[tuple[str, str]] = Counter()
-    for key, known in state.keys.items():
-        if (known.sendout in with_orphans or seen) and relevant(known.sendout) \
-                and key not in seen:
+    if not seen:  # in bulk (a compact index is not walked key by key)
+        counts = sendout_campaign_counts(state.keys, with_orphans)
+    for key, known in state.keys.items() if seen else ():
+        if relevant(known.sendout) and key not in seen:
             counts[(known.sendout, split_key(key)[0])] += 1
     counts.subtract(matched)
     orphans = tuple(OrphanCount(s, c, n) for (s, c), n in sorted(counts.items()) if n > 0)

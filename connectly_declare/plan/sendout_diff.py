@@ -4,14 +4,16 @@ actions and the decisions behind them)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from connectly_declare import words
 from connectly_declare.entry import KEY_SEPARATOR, Entry
 from connectly_declare.errors import Problem
 from connectly_declare.ledger.base import KeyState, LedgerState
+from connectly_declare.ledger.keyview import ABSENT, CHANGED, SAME, classify
 from connectly_declare.ledger.verdicts import INFERRED, is_permanent
 from connectly_declare.plan.model import (
     ACTIONS,
@@ -30,6 +32,7 @@ from connectly_declare.plan.validity import entry_checker
 from connectly_declare.policy.timing import HELD
 from connectly_declare.seen import SeenSet
 
+_CHUNK = 4096  # entries looked up in the ledger at once
 FAILED_HINT = ("not sent again until its content changes, `connectly-declare apply "
                "--retry-failed {name}` asks for it, or `connectly-declare state resolve` "
                "settles it")
@@ -155,20 +158,31 @@ class SendoutDiff:
         other = self._other
         check = self.check
         timed = spec.timed  # quiet hours may hold entries back
-        for entry in entries:
+        for entry, verdict in self._classified(entries):
             if (entry.sendout != name or entry.campaign != campaign
                     or entry.version != version or entry.allow_multiple is not multiple):
                 self.mismatched += 1
                 continue
-            key = prefix + entry.client + suffix  # entry.key, inlined
-            known = keys_get(key)
             if not fast or (timed and entry.timing & HELD):
-                other(entry, key, known)
+                key = prefix + entry.client + suffix  # entry.key, inlined
+                other(entry, key, keys_get(key) if verdict else None)
                 continue
-            if known is None:
+            if verdict == ABSENT:
                 action: Action = "send"
                 reason = ""
-            elif known.sendout == name:
+            elif verdict == SAME:  # own, accepted, same content, no error: no KeyState read
+                matched_own += 1
+                action, reason = "noop", ""
+            elif verdict == CHANGED:
+                matched_own += 1
+                action, reason = changed, changed_reason
+            else:
+                key = prefix + entry.client + suffix
+                known = keys_get(key)
+                assert known is not None
+                if known.sendout != name:
+                    other(entry, key, known)
+                    continue
                 matched_own += 1
                 if known.status != "accepted":
                     other(entry, key, known)
@@ -180,9 +194,6 @@ class SendoutDiff:
                         continue
                 else:
                     action, reason = changed, changed_reason
-            else:
-                other(entry, key, known)
-                continue
             if action == "send" or action == "resend":
                 problem = check(entry)
                 if problem is not None:
@@ -204,6 +215,18 @@ class SendoutDiff:
         for action, count in counts.items():
             self.counts[action] += count
         self.matched_own += matched_own
+
+    def _classified(self, entries: Iterable[Entry]) -> Iterator[tuple[Entry, int]]:
+        """Each entry with its key's verdict (ledger.keyview.classify), looked up a chunk
+        at a time: in a compact index one np.searchsorted per chunk, no KeyState built for
+        the common keys."""
+        spec, keys = self.spec, self.keys
+        scope = spec.name if spec.allow_multiple else ""
+        stream = iter(entries)
+        while chunk := list(islice(stream, _CHUNK)):
+            yield from zip(chunk, classify(keys, spec.campaign, scope, spec.name,
+                                           [e.client for e in chunk],
+                                           [e.fingerprint for e in chunk]), strict=True)
 
     def _inferred(self, entry: Entry, known: KeyState) -> None:
         self.counts["noop"] += 1

@@ -23,7 +23,12 @@ from connectly_declare.ledger.base import (
 from connectly_declare.ledger.bulkfold import BulkFolder
 from connectly_declare.ledger.fold import fold
 from connectly_declare.ledger.keyindex import ABSENT, CHANGED, OTHER, SAME, KeyIndex
-from connectly_declare.ledger.keyview import classify, sendout_campaign_counts, sendout_counts
+from connectly_declare.ledger.keyview import (
+    classify,
+    keys_with_status,
+    sendout_campaign_counts,
+    sendout_counts,
+)
 
 # E.164 clients, and a few the index cannot encode (kept whole in its side dict)
 CLIENTS = ["+16505550001", "+16505550002", "+447700900123", "+999999999999999", "+0",
@@ -113,6 +118,10 @@ def test_bulk_fold_equals_folder(records: list[Record]) -> None:
     # bulk questions: the same answers over the index as over the dict
     assert sendout_counts(got.keys) == sendout_counts(expected.keys) == \
         Counter(s.sendout for s in expected.keys.values())
+    for statuses in (("unknown", "partial"), ("accepted",), ("rejected",)):
+        assert sorted(keys_with_status(got.keys, statuses)) == \
+            sorted(keys_with_status(expected.keys, statuses)) == \
+            sorted(k for k, s in expected.keys.items() if s.status in statuses)
     names = ["welcome", "spring"]
     assert sendout_campaign_counts(got.keys, names) == \
         sendout_campaign_counts(expected.keys, names)
@@ -165,3 +174,34 @@ def test_classify_verdicts() -> None:
     assert classify(index, "Welcome", "", "welcome", clients, fps) == want
     assert classify(plain, "Welcome", "", "welcome", clients, fps) == want
     assert as_dict(index) == as_dict(plain)
+
+
+def test_a_large_local_ledger_reads_into_the_index(tmp_path: object) -> None:
+    """Past SMALL entries the local backend folds into a KeyIndex equal to the Folder's."""
+    from pathlib import Path
+
+    from connectly_declare.ledger.bulkfold import SMALL
+    from connectly_declare.ledger.local import LocalLedger
+
+    assert isinstance(tmp_path, Path)
+    ledger = LocalLedger(tmp_path / "ledger.jsonl")
+    records: list[Record] = []
+    per, batches = 1000, SMALL // 1000 + 2
+    for n in range(batches):
+        entries = tuple(IntentEntry(f"+1650{n:03d}{c:04d}", f"{n:016x}{c:016x}")
+                        for c in range(per))
+        records.append(Intent(f"b{n}", TIMES[0], "welcome", "Welcome", "v1", "", {}, entries))
+        if n % 7:
+            records.append(Outcome(f"b{n}", TIMES[1], "rejected" if n % 5 == 0 else "accepted"))
+    again = tuple(IntentEntry(f"+1650001{c:04d}", "f" * 32) for c in range(0, per, 3))
+    records += [Intent("again", TIMES[2], "welcome", "Welcome", "v2", "", {}, again),
+                Outcome("again", TIMES[3], "unknown"),
+                Resolution("Welcome", "+16500020007", "", "unsent", "ana", TIMES[3])]
+    with ledger.lock("test"):
+        ledger.append(records)
+    state = ledger.read()
+    assert isinstance(state.keys, KeyIndex)
+    expected = fold([Header(lineage="x", created_at=TIMES[0]), *records])
+    assert len(state.keys) == len(expected.keys) == batches * per
+    assert as_dict(state.keys) == as_dict(expected.keys)
+    assert state.serial == len(records) + 1
