@@ -9,6 +9,8 @@ process of its own, so its peak RSS (ru_maxrss) is its own:
 
 - copy_to     COPY (SELECT seq, payload ... ORDER BY seq) TO STDOUT, drained: the rows'
               transport alone, the floor of any read            (baseline of pg_read)
+- pg_rows     PostgresLedger's own row stream (server-side cursor, 2,000 rows a fetch),
+              nothing decoded: what streaming the rows costs over the bare COPY
 - local_read  LocalLedger.read() of the same records            (baseline of pg_read)
 - pg_read     PostgresLedger.read(): streamed rows folded in memory
 - mem_diff    pg_read, then every audience key looked up in the folded state
@@ -57,7 +59,7 @@ CAMPAIGN = "bench campaign"
 BUSINESS = "bench-business"
 LEDGER = "scale"
 PER_INTENT = 100
-OPS = ("python", "copy_to", "local_read", "pg_read", "mem_diff", "pg_diff")
+OPS = ("python", "copy_to", "pg_rows", "local_read", "pg_read", "mem_diff", "pg_diff")
 
 
 def client(n: int) -> str:
@@ -135,6 +137,10 @@ def child(op: str, dsn: str, schema: str, keys: int, overlap: float, local: Path
             for block in copy:
                 size += len(block)
         result["bytes"] = size
+    elif op == "pg_rows":
+        ledger = PostgresLedger(dsn=dsn, schema=schema, name=LEDGER, business_id=BUSINESS)
+        result["rows"] = sum(1 for _ in ledger._rows())
+        ledger.close()
     elif op == "local_read":
         result["keys"] = len(LocalLedger(local, business_id=BUSINESS).read().keys)
     elif op in ("pg_read", "mem_diff"):
@@ -193,6 +199,8 @@ def measure(dsn: str, tmp: Path, keys: int, overlap: float, skip: set[str]) -> N
                 return "n/a"
             return f"{got[a][what] / got[b][what]:.2f}x"
 
+        print(f"  pg_rows / copy_to {ratio('pg_rows', 'copy_to')} (time), "
+              f"{ratio('pg_rows', 'python', 'rss_mib')} of bare python's RSS")
         print(f"  pg_read / copy_to {ratio('pg_read', 'copy_to')}, "
               f"pg_read / local_read {ratio('pg_read', 'local_read')} (time); "
               f"pg_read / local_read {ratio('pg_read', 'local_read', 'rss_mib')} (RSS)")

@@ -3,10 +3,10 @@ bench/bench_ledger_scale.py; the plan does not use it yet, see docs/architecture
 
 The runner COPYs the keys it is about to diff into a temporary table; the server parses the
 ledger's records and joins their keys against it, and sends back only the records that
-touch one of those keys, each with the positions of the keys it matched. The runner folds
-them with the ordinary :class:`~connectly_declare.ledger.fold.Folder`, each record cut
-down to the wanted keys, so what it holds grows with the keys both sides share, not
-with the ledger: for a fresh audience, next to nothing.
+touch one of those keys, cut down by the server to the pairs or keys it matched. The
+runner folds them with the ordinary :class:`~connectly_declare.ledger.fold.Folder`, so
+what it holds grows with the keys both sides share, not with the ledger: for a fresh
+audience, next to nothing.
 
 Why the result is the full fold restricted to the wanted keys: the fold is per key except
 for how an outcome finds its intent (by batch id, the latest intent of that batch), so
@@ -22,6 +22,7 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import replace
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -35,13 +36,14 @@ from connectly_declare.ledger.pg_schema import installed_version
 
 _COPY_ROWS = 10_000  # keys written to COPY per write call
 
-# One row per (record, matched key position): the server's join. Intents hold
-# [client, fingerprint] pairs; a resolution one key, a bulk one a list of keys. OFFSET 0
+# One row per (record, matched key): the server's join, keeping the record's item for it
+# (an intent's [client, fingerprint] pair; a resolution's one key, or each of a bulk
+# one's keys, as [campaign, client, scope]) and its position. OFFSET 0
 # keeps each payload parsed once: flattened, the planner re-parses it for every entry.
 _HITS = """
 CREATE TEMP TABLE pd_hit ON COMMIT DROP AS
-SELECT x.seq, x.ord FROM (
-    SELECT i.seq, e.ord, i.prefix || (e.pair->>0) || i.suffix AS key
+SELECT x.seq, x.ord, x.item FROM (
+    SELECT i.seq, e.ord, e.pair AS item, i.prefix || (e.pair->>0) || i.suffix AS key
       FROM (SELECT seq, (j->>'campaign') || %(sep)s AS prefix,
                    %(sep)s || (j->>'scope') AS suffix, j->'entries' AS entries
               FROM (SELECT seq, payload::jsonb AS j FROM {s}.records
@@ -49,7 +51,7 @@ SELECT x.seq, x.ord FROM (
             OFFSET 0) AS i,
            jsonb_array_elements(i.entries) WITH ORDINALITY AS e(pair, ord)
     UNION ALL
-    SELECT r.seq, k.ord, (k.k->>0) || %(sep)s || (k.k->>1) || %(sep)s || (k.k->>2)
+    SELECT r.seq, k.ord, k.k, (k.k->>0) || %(sep)s || (k.k->>1) || %(sep)s || (k.k->>2)
       FROM (SELECT seq, CASE WHEN j->>'type' = 'resolutions' THEN j->'keys'
                    ELSE jsonb_build_array(jsonb_build_array(j->'campaign', j->'client',
                                                             j->'scope')) END AS keys
@@ -75,8 +77,13 @@ SELECT DISTINCT {batch} AS batch FROM {s}.records AS r
 """
 
 _RELEVANT = """
-SELECT r.seq, r.type, r.payload, h.ords FROM {s}.records AS r
-  LEFT JOIN (SELECT seq, array_agg(ord ORDER BY ord) AS ords FROM pd_hit GROUP BY seq) AS h
+SELECT r.seq, r.type,
+       CASE WHEN r.type = 'intent' THEN (r.payload::jsonb - 'entries')::text
+            ELSE r.payload END,
+       h.items
+  FROM {s}.records AS r
+  LEFT JOIN (SELECT seq, jsonb_agg(item ORDER BY ord) AS items FROM pd_hit GROUP BY seq)
+         AS h
          ON h.seq = r.seq
  WHERE r.ledger = %(n)s AND (
        r.type = 'header'
@@ -137,29 +144,33 @@ def matched_state(conn: psycopg.Connection[tuple[object, ...]], schema: str, led
         cursor.itersize = 2000
         cursor.execute(sql.SQL(_RELEVANT).format(s=ident, batch=batch), params)
         with no_gc():
-            for seq, kind, payload, ords in cursor:
+            for seq, kind, payload, items in cursor:
                 _fold_row(folder, int(str(seq)), str(kind), str(payload),
-                          list(ords) if isinstance(ords, list) else [])
+                          items if isinstance(items, list) else [])
         lap("fetch_fold")
     return folder.state(serial=serial)
 
 
-def _fold_row(folder: Folder, seq: int, kind: str, payload: str, ords: list[object]) -> None:
-    """One record into `folder`, cut down to the pairs / keys at positions `ords` (1-based)."""
+def _fold_row(folder: Folder, seq: int, kind: str, payload: str, items: list[Any]) -> None:
+    """One record into `folder`, cut down to `items`, its matched pairs or keys (an intent
+    comes without its entries: the server cut them off)."""
     try:
         if kind == "intent":
-            intent, pairs = codec.intent_from_json(json.loads(payload))
-            folder.add_intent(intent, [list(pairs[int(str(o)) - 1]) for o in ords])
+            obj = json.loads(payload)
+            obj["entries"] = items
+            intent, pairs = codec.intent_from_json(obj)
+            folder.add_intent(intent, pairs)
             return
         record = codec.decode(payload)
-    except (ValueError, TypeError, IndexError) as err:
+        if isinstance(record, Resolution):
+            if not all(type(k) is list and len(k) == 3 and all(type(p) is str for p in k)
+                       for k in items) or not items:
+                raise ValueError("a resolution's keys must be [campaign, client, scope]")
+            (campaign, client, scope), *more = items
+            record = replace(record, campaign=campaign, client=client, scope=scope,
+                             more=tuple((c, k, s) for c, k, s in more))
+    except (ValueError, TypeError) as err:
         raise ValueError(f"record {seq} is damaged: {err}") from None
-    if isinstance(record, Resolution):
-        keys = list(record.keys())
-        chosen = [keys[int(str(o)) - 1] for o in ords]
-        (campaign, client, scope), *more = chosen
-        record = replace(record, campaign=campaign, client=client, scope=scope,
-                         more=tuple(more))
     folder.add(record)
 
 
