@@ -108,3 +108,15 @@ def test_targets_are_checked_where_their_sizes_ran() -> None:
     assert "peak RSS <= 1 GiB: 0.90 GiB ok" in text
     lines, ok = b.targets(rows[:1])
     assert ok and sum("not measured" in line for line in lines) == 5
+
+
+def test_a_run_is_failed_when_its_output_counts_other_than_every_recipient() -> None:
+    b = bench()
+    plan = "Plan: 20,000 to send (20,000 send, 0 resend, 0 retry); 0 noop"
+    assert b.counted(b.Run(1.0, 1, "ok", plan), b.PLANNED, 20_000, "planned") == "ok"
+    assert b.counted(b.Run(1.0, 1, "ok", plan), b.PLANNED, 30_000, "planned") \
+        == "planned 20,000 of 30,000"
+    applied = "Apply complete: 19,900 accepted of 20,000 planned in 200 requests"
+    assert b.counted(b.Run(1.0, 1, "ok", applied), b.ACCEPTED, 20_000, "accepted") \
+        == "accepted 19,900 of 20,000"
+    assert b.counted(b.Run(1.0, 1, "exit 1", plan), b.PLANNED, 20_000, "planned") == "exit 1"
