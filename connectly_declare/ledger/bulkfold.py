@@ -55,14 +55,15 @@ class BulkFolder:
         else:
             self._put(record, None)
 
-    def add_intent(self, intent: Intent, pairs: Pairs) -> None:
+    def add_intent(self, intent: Intent, pairs: Pairs, raw: bytes | None = None) -> None:
         """An intent with its entries as [client, fingerprint] pairs (as Folder.add_intent;
-        a bad pair raises TypeError, possibly only from :meth:`state`)."""
-        self._put(intent, pairs)
+        a bad pair raises TypeError, possibly only from :meth:`state`). `raw`: the JSON
+        line they were parsed from, if at hand (decoded in bulk: ledger.rawentries)."""
+        self._put(intent, pairs, raw)
 
-    def _put(self, record: Record, pairs: Pairs | None) -> None:
+    def _put(self, record: Record, pairs: Pairs | None, raw: bytes | None = None) -> None:
         if self._bulk is not None:
-            self._bulk.add(record, pairs)
+            self._bulk.add(record, pairs, raw)
             return
         self._buffer.append((record, pairs))
         if pairs is not None:
@@ -97,19 +98,22 @@ class _Bulk:
         self.header: Header | None = None
         self.events: list[tuple[int, Intent, Outcome, int]] = []  # seq, intent, outcome, pair
         self.others: list[tuple[int, Record, Pairs | None]] = []
-        self._held: tuple[int, Intent, Pairs] | None = None
+        self._held: tuple[int, Intent, Pairs, bytes | None] | None = None
         self._clients: list[str] = []
         self._fps: list[str] = []
-        self._chunk_events: list[tuple[int, int]] = []  # (event, entries)
+        self._chunk_events: list[tuple[int, int, int]] = []  # (event, entries, position)
+        self._segments: list[bytes] = []  # entries arrays as JSON bytes (rawentries)
+        self._raw_events: list[tuple[int, int, int, Pairs]] = []  # ... and their pairs
+        self._raw_count = 0
         self._arrays: list[tuple[Any, Any, Any, Any]] = []  # codes, fp, event, position
         self._odd: list[tuple[int, int, str, str, int | None]] = []  # pos, event, client, fp, code
         self._position = 0
 
-    def add(self, record: Record, pairs: Pairs | None) -> None:
+    def add(self, record: Record, pairs: Pairs | None, raw: bytes | None = None) -> None:
         self.count += 1
         if pairs is not None and isinstance(record, Intent):
             self._release()
-            self._held = (self.count, record, pairs)
+            self._held = (self.count, record, pairs, raw)
             return
         held, self._held = self._held, None
         if isinstance(record, Outcome) and held is not None \
@@ -117,7 +121,7 @@ class _Bulk:
             self._event(held, record)
             return
         if held is not None:
-            self.others.append(held)
+            self.others.append(held[:3])
         if isinstance(record, Header):
             if self.header is None:
                 self.header = record
@@ -126,20 +130,79 @@ class _Bulk:
 
     def _release(self) -> None:
         if self._held is not None:
-            self.others.append(self._held)
+            self.others.append(self._held[:3])
             self._held = None
 
-    def _event(self, held: tuple[int, Intent, Pairs], outcome: Outcome) -> None:
-        seq, intent, pairs = held
-        clients, fps = _check(pairs)
+    def _event(self, held: tuple[int, Intent, Pairs, bytes | None], outcome: Outcome) -> None:
+        from connectly_declare.ledger.rawentries import entries_segment
+
+        seq, intent, pairs, raw = held
         pair = self.builder.pair_id(intent.campaign, intent.scope)
         number = len(self.events)
         self.events.append((seq, intent, outcome, -1 if pair is None else pair))
-        self._clients += clients
-        self._fps += fps
-        self._chunk_events.append((number, len(clients)))
-        if len(self._clients) >= _CHUNK:
+        start, size = self._position, len(pairs)
+        self._position += size
+        segment = entries_segment(raw) if raw is not None else None
+        if segment is not None:
+            self._segments.append(segment)
+            self._raw_events.append((number, size, start, pairs))
+            self._raw_count += size
+        else:
+            clients, fps = _check(pairs)
+            self._clients += clients
+            self._fps += fps
+            self._chunk_events.append((number, size, start))
+        if len(self._clients) + self._raw_count >= _CHUNK:
             self._convert()
+
+    def _columns(self, chunk: list[tuple[int, int, int]]) -> tuple[Any, Any, Any]:
+        """Per entry of these events: event number, (campaign, scope) id, position."""
+        np = self.np
+        counts = [n for _, n, _ in chunk]
+        event = np.repeat(np.array([e for e, _, _ in chunk], dtype=np.uint32), counts)
+        pair = np.repeat(np.array([self.events[e][3] for e, _, _ in chunk], dtype=np.int64),
+                         counts)
+        first = np.cumsum([0, *counts[:-1]], dtype=np.int64)
+        position = np.repeat(np.array([p for _, _, p in chunk], dtype=np.int64) - first, counts) \
+            + np.arange(sum(counts), dtype=np.int64)
+        return event, pair, position
+
+    def _keep(self, codes: Any, fp: Any, event: Any, position: Any, ok: Any) -> None:
+        if ok.all():
+            self._arrays.append((codes, fp, event, position))
+        else:
+            self._arrays.append((codes[ok], fp[ok], event[ok], position[ok]))
+
+    def _convert_raw(self) -> None:
+        from connectly_declare.ledger.keyindex import CLIENT_BITS
+        from connectly_declare.ledger.rawentries import decode
+
+        np = self.np
+        segments, events, total = self._segments, self._raw_events, self._raw_count
+        self._segments, self._raw_events, self._raw_count = [], [], 0
+        decoded = decode(segments, total) if events else None
+        if decoded is None:  # not the strict layout: the pairs json parsed
+            for number, size, start, pairs in events:
+                clients, fps = _check(pairs)
+                self._clients += clients
+                self._fps += fps
+                self._chunk_events.append((number, size, start))
+            return
+        digits, fp, good = decoded
+        event, pair, position = self._columns([(e, n, p) for e, n, p, _ in events])
+        codes = (pair.clip(0).astype(np.uint64) << np.uint64(CLIENT_BITS)) \
+            | digits.clip(0).astype(np.uint64)
+        ok = good & (pair >= 0)
+        if not ok.all():
+            ends = np.cumsum([n for _, n, _, _ in events])
+            for i in np.flatnonzero(~ok).tolist():
+                k = int(np.searchsorted(ends, i, side="right"))
+                number, size, _, pairs = events[k]
+                client, fprint = pairs[i - int(ends[k]) + size]
+                intent = self.events[number][1]
+                self._odd.append((int(position[i]), number, client, fprint,
+                                  self._code(intent.campaign, client, intent.scope)))
+        self._keep(codes, fp, event, position, ok)
 
     def _convert(self) -> None:
         from connectly_declare.ledger.keyindex import (
@@ -149,14 +212,12 @@ class _Bulk:
         )
 
         np = self.np
+        self._convert_raw()
         clients, fps, chunk = self._clients, self._fps, self._chunk_events
         self._clients, self._fps, self._chunk_events = [], [], []
         if not clients:
             return
-        counts = [n for _, n in chunk]
-        event = np.repeat(np.array([e for e, _ in chunk], dtype=np.uint32), counts)
-        pair = np.repeat(np.array([self.events[e][3] for e, _ in chunk], dtype=np.int64),
-                         counts)
+        event, pair, position = self._columns(chunk)
         try:
             digits = client_digits(clients)
             fp, good = fingerprint_bytes(fps)
@@ -166,15 +227,10 @@ class _Bulk:
             | digits.clip(0).astype(np.uint64)
         encodable = (digits >= 0) & (pair >= 0)
         ok = encodable if good is None else encodable & np.array(good, dtype=bool)
-        position = np.arange(self._position, self._position + len(clients), dtype=np.int64)
-        self._position += len(clients)
         for i in np.flatnonzero(~ok).tolist():
             self._odd.append((int(position[i]), int(event[i]), clients[i], fps[i],
                               int(codes[i]) if encodable[i] else None))
-        if ok.all():
-            self._arrays.append((codes, fp, event, position))
-        else:
-            self._arrays.append((codes[ok], fp[ok], event[ok], position[ok]))
+        self._keep(codes, fp, event, position, ok)
 
     def _code(self, campaign: str, client: str, scope: str) -> int | None:
         from connectly_declare.ledger.keyindex import CLIENT_BITS, digits

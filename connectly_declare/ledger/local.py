@@ -52,6 +52,7 @@ class _Scan:
         self.torn_tail = 0  # line number of an ignored damaged last line
         self.serial = 0
         self.warnings: list[str] = []
+        self.raw = b""  # the line of the record items() yielded last
 
     def _corrupt(self, line: int, why: str) -> LedgerCorrupt:
         return LedgerCorrupt(
@@ -114,6 +115,7 @@ class _Scan:
                     why = "a second header" if seen_header else "the first record is not a header"
                     raise self._corrupt(number, why)
                 seen_header = True
+                self.raw = raw
                 yield record, pairs
         if pending is not None:
             self.torn_tail = pending[0]
@@ -228,7 +230,7 @@ class LocalLedger:
         with no_gc():
             for record, pairs in scan.items():
                 if pairs is not None and isinstance(record, Intent):
-                    folder.add_intent(record, pairs)
+                    folder.add_intent(record, pairs, raw=scan.raw)
                     continue
                 if isinstance(record, Header):
                     self._check_binding(record)
