@@ -4,9 +4,9 @@ The local backend writes an intent's entries as ``"entries":[["+15551234567","<3
 ...]`` (compact separators, entries last). Turning a million such pairs into uint64 codes
 and fingerprint bytes through Python strings costs more than parsing the JSON; numpy does
 it over the raw bytes instead. Only the strict layout is accepted: no backslash, no
-whitespace, nothing but ``[``, ``]`` and ``,`` outside the strings, one ``[`` per pair and
-one per intent, each pair ``["...","..."]``; anything else returns None and the caller
-decodes the pairs json already parsed. Within that layout an entry whose client is not
+whitespace, each pair ``["...","..."]``, pairs separated by ``,`` within an intent and by
+``]][[`` between intents (so no intent without entries); anything else returns None and
+the caller decodes the pairs json already parsed. Within that layout an entry whose client is not
 ``+`` and 1-15 digits (no leading zero) or whose fingerprint is not 32 lowercase hex digits
 is flagged, not decoded.
 """
@@ -19,9 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 _QUOTE, _OPEN, _CLOSE, _COMMA, _PLUS, _ZERO = 34, 91, 93, 44, 43, 48
-_POW10 = np.array([10 ** k for k in range(16)], dtype=np.int64)
 _DIGIT_SPAN = np.arange(15)
-_HEX_SPAN = np.arange(32)
 
 
 def entries_segment(line: bytes) -> bytes | None:
@@ -39,41 +37,38 @@ def decode(segments: list[bytes], count: int
     """(client digits, fingerprints as (n, 2) big-endian uint64, which entries decoded) of
     `count` pairs in these entries arrays; None when they are not in the strict layout."""
     raw = b"".join(segments)
-    arr = np.frombuffer(raw, dtype=np.uint8)
-    quote = arr == _QUOTE
-    q = np.flatnonzero(quote)
-    if len(q) != 4 * count:
+    arr = np.frombuffer(raw + bytes(40), dtype=np.uint8)  # padded: windows never run out
+    size = len(raw)
+    q = np.flatnonzero(arr == _QUOTE)
+    if count == 0 or len(q) != 4 * count or size < 4 or raw[:2] != b"[[" \
+            or raw[-2:] != b"]]":
         return None
-    inside = np.bitwise_xor.accumulate(quote.view(np.uint8)).astype(bool) | quote
-    outside = arr[~inside]
-    opens = int((outside == _OPEN).sum())
-    if opens != count + len(segments) or \
-            int((outside == _CLOSE).sum()) != opens or \
-            opens + int((outside == _COMMA).sum()) + opens != len(outside):
-        return None
-    if count == 0:
-        return (np.zeros(0, np.int64), np.zeros((0, 2), ">u8"), np.zeros(0, bool))
     q0, q1, q2, q3 = q.reshape(count, 4).T
-    last = len(arr) - 1
+    # each pair ["...","..."]; between pairs "],[" (one intent) or "]][[" (the next one):
+    # so nothing but brackets and commas outside the strings, one "[" per pair and intent
     shape = (arr[q0 - 1] == _OPEN) & (q2 == q1 + 2) & (arr[q1 + 1] == _COMMA) \
-        & (arr[np.minimum(q3 + 1, last)] == _CLOSE)
-    if not bool(shape.all()):
+        & (arr[q3 + 1] == _CLOSE)
+    gap = q0[1:] - q3[:-1]
+    after = q3[:-1]
+    within = (gap == 4) & (arr[after + 2] == _COMMA) & (arr[after + 3] == _OPEN)
+    across = (gap == 5) & (arr[after + 2] == _CLOSE) & (arr[after + 3] == _OPEN) \
+        & (arr[after + 4] == _OPEN)
+    if q0[0] != 2 or q3[-1] != size - 3 or not bool(shape.all()) \
+            or not bool((within | across).all()) or int(across.sum()) != len(segments) - 1:
         return None
+    windows = np.lib.stride_tricks.sliding_window_view(arr, 32)
     # clients: "+" and 1-15 digits, no leading zero unless the number is 0
     length = q1 - q0 - 1
     digits = length - 1
-    start = q0 + 2
     valid = _DIGIT_SPAN[None, :] < digits[:, None]
-    index = np.minimum(start[:, None] + _DIGIT_SPAN[None, :], last)
-    values = arr[index].astype(np.int64) - _ZERO
+    values = windows[q0 + 2][:, :15] - np.uint8(_ZERO)  # a non-digit wraps past 9
     good = (length >= 2) & (length <= 16) & (arr[q0 + 1] == _PLUS) \
-        & ~((digits > 1) & (arr[np.minimum(start, last)] == _ZERO)) \
-        & (((values >= 0) & (values <= 9)) | ~valid).all(axis=1)
-    power = _POW10[np.clip(digits[:, None] - 1 - _DIGIT_SPAN[None, :], 0, 15)]
-    number = (np.where(valid, values, 0) * power).sum(axis=1)
+        & ~((digits > 1) & (values[:, 0] == 0)) & ((values <= 9) | ~valid).all(axis=1)
+    number = np.zeros(count, dtype=np.int64)
+    for j in range(15):
+        number = np.where(valid[:, j], number * 10 + values[:, j], number)
     # fingerprints: 32 lowercase hex digits
-    index = np.minimum((q2 + 1)[:, None] + _HEX_SPAN[None, :], last)
-    hexes = arr[index]
+    hexes = windows[q2 + 1]
     is_digit = (hexes >= 48) & (hexes <= 57)
     good &= (q3 - q2 - 1 == 32) & (is_digit | ((hexes >= 97) & (hexes <= 102))).all(axis=1)
     nibbles = np.where(is_digit, hexes - 48, hexes - 87).astype(np.uint8)
