@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class SeenSet:
         self.added = 0  # values given to `add` (repeats included)
         self._small: set[str] | None = set()
         self._other: set[str] = set()  # values that are not `+<digits>`, past the threshold
-        self._runs: list[U64] = []  # sorted, disjoint; each at least twice the next
+        self._runs: list[U64] = []  # sorted, disjoint; each more than twice the next
         self._numbers = 0  # values held in runs
         self._pending: list[str] = []  # `add`ed, not yet decided
 
@@ -115,18 +116,16 @@ class SeenSet:
             else:
                 return
         self._flush()
+        chunk = self.chunk
         while True:
             buffer: list[T] = []
             failure: Exception | None = None
             try:
-                for item in iterator:
-                    buffer.append(item)
-                    if len(buffer) >= self.chunk:
-                        break
+                buffer.extend(islice(iterator, chunk))  # keeps what came before a failure
             except Exception as exc:  # raised again once `buffer` is out
                 failure = exc
             if buffer:
-                first = self._decide([key(item) for item in buffer])
+                first = self._decide(list(map(key, buffer)))
                 for item, new in zip(buffer, first, strict=True):
                     if new:
                         yield item
@@ -134,7 +133,7 @@ class SeenSet:
                         repeated(item)
             if failure is not None:
                 raise failure
-            if len(buffer) < self.chunk:
+            if len(buffer) < chunk:
                 return
 
     # -- queries --------------------------------------------------------------------------
@@ -181,7 +180,7 @@ class SeenSet:
         import numpy as np
 
         numbers, mapped = _numbers(values)
-        first = [False] * len(values)
+        first = np.zeros(len(values), dtype=np.bool_)
         if mapped is None:  # every value is `+<digits>`: all in numpy
             where = None
             candidates = numbers
@@ -199,11 +198,10 @@ class SeenSet:
             fresh = np.ones(len(unique), dtype=np.bool_)
             for run in self._runs:
                 fresh &= ~_found(run, unique)
-            positions = at[fresh] if where is None else where[at[fresh]]
-            for index in positions.tolist():
-                first[index] = True
+            first[at[fresh] if where is None else where[at[fresh]]] = True
             self._push(unique[fresh])
-        return first
+        flags: list[bool] = first.tolist()
+        return flags
 
     def _push(self, run: U64) -> None:
         if not len(run):
@@ -212,12 +210,10 @@ class SeenSet:
 
         self._numbers += len(run)
         runs = self._runs
+        while runs and len(runs[-1]) <= 2 * len(run):
+            run = np.concatenate((runs.pop(), run))
+            run.sort(kind="stable")  # two sorted runs: a linear merge
         runs.append(run)
-        while len(runs) > 1 and len(runs[-2]) <= 2 * len(runs[-1]):
-            newer = runs.pop()
-            merged = np.concatenate((runs[-1], newer))
-            merged.sort(kind="stable")  # two sorted runs: a linear merge
-            runs[-1] = merged
 
 
 def _found(run: U64, probe: U64) -> Mask:

@@ -154,3 +154,17 @@ def test_small_sets_do_not_import_numpy() -> None:
         "assert 'numpy' in sys.modules and s2.runs == 1\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.slow
+def test_bench_seen_runs_and_prints_its_ratios() -> None:
+    """bench/bench_seen.py still runs end to end on tiny sizes (no timing asserted)."""
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "bench" / "bench_seen.py"
+    out = subprocess.run([sys.executable, str(bench), "--sizes", "3000", "--rows", "2000",
+                          "--repeat", "1"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    for line in ("seen-filter", "seen-add", "set-keys", "compact / plain time = ",
+                 "compact / plain peak RSS = "):
+        assert line in out.stdout
