@@ -105,7 +105,8 @@ class _Bulk:
         self._segments: list[bytes] = []  # entries arrays as JSON bytes (rawentries)
         self._raw_events: list[tuple[int, int, int, Pairs]] = []  # ... and their pairs
         self._raw_count = 0
-        self._arrays: list[tuple[Any, Any, Any, Any]] = []  # codes, fp, event, position
+        # columns, a chunk at a time: codes, fingerprints, event numbers, positions
+        self._columns_kept: tuple[list[Any], list[Any], list[Any], list[Any]] = ([], [], [], [])
         self._odd: list[tuple[int, int, str, str, int | None]] = []  # pos, event, client, fp, code
         self._position = 0
 
@@ -168,10 +169,10 @@ class _Bulk:
         return event, pair, position
 
     def _keep(self, codes: Any, fp: Any, event: Any, position: Any, ok: Any) -> None:
-        if ok.all():
-            self._arrays.append((codes, fp, event, position))
-        else:
-            self._arrays.append((codes[ok], fp[ok], event[ok], position[ok]))
+        everything = bool(ok.all())
+        for column, values in zip(self._columns_kept, (codes, fp, event, position),
+                                  strict=True):
+            column.append(values if everything else values[ok])
 
     def _convert_raw(self) -> None:
         from connectly_declare.ledger.keyindex import CLIENT_BITS
@@ -265,19 +266,28 @@ class _Bulk:
         np = self.np
         self._release()
         self._convert()
-        arrays, self._arrays = self._arrays, []
-        codes = np.concatenate([a[0] for a in arrays] or [np.zeros(0, np.uint64)])
-        fp = np.concatenate([a[1] for a in arrays] or [np.zeros((0, 2), ">u8")])
-        event = np.concatenate([a[2] for a in arrays] or [np.zeros(0, np.uint32)])
-        position = np.concatenate([a[3] for a in arrays] or [np.zeros(0, np.int64)])
-        del arrays
-        ordered = np.sort(codes)
+        empty = (np.zeros(0, np.uint64), np.zeros((0, 2), ">u8"), np.zeros(0, np.uint32),
+                 np.zeros(0, np.int64))
+
+        def column(n: int) -> Any:  # concatenated, its chunks freed at once (peak memory)
+            chunks = self._columns_kept[n]
+            out = np.concatenate(chunks) if chunks else empty[n]
+            chunks.clear()
+            return out
+
+        codes, fp, event, position = column(0), column(1), column(2), column(3)
+        order = np.argsort(codes, kind="stable")
+        ordered = codes[order]
         twice = ordered[1:][ordered[1:] == ordered[:-1]]
         del ordered
         touched = np.array(sorted(self._touched()), dtype=np.uint64)
         complex_codes = np.union1d(twice, touched)
-        replay = np.isin(codes, complex_codes) if len(complex_codes) else \
-            np.zeros(len(codes), dtype=bool)
+        if len(complex_codes):
+            at = np.searchsorted(complex_codes, codes).clip(0, len(complex_codes) - 1)
+            replay = complex_codes[at] == codes
+            del at
+        else:
+            replay = np.zeros(len(codes), dtype=bool)
         # the replayed keys' entries, in their original order, per event
         chosen = np.flatnonzero(replay)
         hexes = fp[chosen].astype(">u8").tobytes().hex()
@@ -307,8 +317,11 @@ class _Bulk:
             else:
                 folder.add(record)
         folded = folder.state()
-        # every other key: the state its one event gives
-        keep = ~replay
+        # every other key: the state its one event gives (taken in key order: the index
+        # needs no second sort; each column replaced as it goes, for peak memory)
+        del position
+        order = order[~replay[order]]
+        del replay
         groups, flags = [], []
         for _, intent, outcome, _ in self.events:
             status = _status(intent, outcome)
@@ -319,10 +332,13 @@ class _Bulk:
                 intent.sendout, intent.version, intent.batch_id, intent.at, outcome.at,
                 outcome.sendout_id, error)))
             flags.append(STATUS_CODE[status] | (ACCEPTED_FP if accepted else 0))
-        kept_event = event[keep]
-        self.builder.add_rows(codes[keep], np.array(flags, dtype=np.uint8)[kept_event],
-                              fp[keep], np.array(groups, dtype=np.uint32)[kept_event])
-        del codes, fp, event, position, kept_event
+        codes = codes[order]
+        fp = fp[order]
+        event = event[order]
+        del order
+        self.builder.add_rows(codes, np.array(flags, dtype=np.uint8)[event], fp,
+                              np.array(groups, dtype=np.uint32)[event], ordered=True)
+        del codes, fp, event
         for key_state in folded.keys.values():
             self.builder.add_state(key_state)
         header = self.header

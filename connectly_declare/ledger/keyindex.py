@@ -311,6 +311,8 @@ class IndexBuilder:
         self._chunks: list[tuple[U64, npt.NDArray[np.uint8], npt.NDArray[Any],
                                  npt.NDArray[np.uint32]]] = []
         self._one: list[tuple[int, int, bytes, int]] = []  # (code, flags, fp, group)
+        self._sorted: tuple[U64, npt.NDArray[np.uint8], npt.NDArray[Any],
+                            npt.NDArray[np.uint32]] | None = None
 
     def pair_id(self, campaign: str, scope: str) -> int | None:
         """The id of (campaign, scope), given one if there is room (None: no room)."""
@@ -328,9 +330,14 @@ class IndexBuilder:
         return found
 
     def add_rows(self, codes: U64, flags: npt.NDArray[np.uint8], fp: npt.NDArray[Any],
-                 group: npt.NDArray[np.uint32]) -> None:
-        """Keys as columns (codes from :meth:`pair_id`, groups from :meth:`group_id`)."""
-        self._chunks.append((codes, flags, fp, group))
+                 group: npt.NDArray[np.uint32], *, ordered: bool = False) -> None:
+        """Keys as columns (codes from :meth:`pair_id`, groups from :meth:`group_id`).
+        `ordered`: the codes are sorted (the first such chunk is not sorted again: the
+        others are merged into it)."""
+        if ordered and self._sorted is None:
+            self._sorted = (codes, flags, fp, group)
+        else:
+            self._chunks.append((codes, flags, fp, group))
 
     def add_state(self, state: KeyState) -> None:
         """One key; kept whole in `extra` when it cannot be encoded."""
@@ -373,8 +380,6 @@ class IndexBuilder:
             codes = np.concatenate([c[0] for c in chunks])
             order = np.argsort(codes, kind="stable")
             codes = codes[order]
-            if len(codes) > 1 and bool((codes[1:] == codes[:-1]).any()):
-                raise ValueError("a key was added twice")
             flags = np.concatenate([c[1] for c in chunks])[order]
             fp = np.concatenate([c[2] for c in chunks])[order]
             group = np.concatenate([c[3] for c in chunks])[order]
@@ -383,6 +388,16 @@ class IndexBuilder:
             flags = np.zeros(0, dtype=np.uint8)
             fp = np.zeros((0, 2), dtype=">u8")
             group = np.zeros(0, dtype=np.uint32)
+        if self._sorted is not None:  # merge the rest into the sorted chunk
+            big, self._sorted = self._sorted, None
+            at = np.searchsorted(big[0], codes)
+            codes = np.insert(big[0], at, codes)
+            flags = np.insert(big[1], at, flags)
+            fp = np.insert(big[2], at, fp, axis=0)
+            group = np.insert(big[3], at, group)
+            del big
+        if len(codes) > 1 and bool((codes[1:] == codes[:-1]).any()):
+            raise ValueError("a key was added twice")
         fp = fp.astype(">u8", copy=False)  # concatenate gives native order: bytes are hex
         return KeyIndex(self.pairs, codes, flags, fp, group, self.groups, self.side,
                         self.extra)
