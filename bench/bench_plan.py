@@ -13,7 +13,9 @@ Then, each in its own child process (so peak RSS is its own), it measures:
   (b) folding the ledger alone (`LocalLedger.read`);
   (c) the whole plan: fold + `make_plan` over the same entry stream.
 
-It prints (c)/(a), (c)'s peak RSS and (b) on its own. Targets: (c)/(a) <= 2, RSS < 1.5 GiB.
+It prints (c)/(a), (c)'s peak RSS and (b) on its own. Targets: (c)/(a) <= 1.5 (both
+modes), RSS < 1.5 GiB. A ledger this large folds into the compact KeyIndex
+(ledger/keyindex.py) and the plan looks its keys up a chunk at a time.
 The default mode is allow_multiple, the heavier case: the changed half are `resend` and
 kept in the plan (under allow_one they would be `drift`, only counted).
 """
@@ -178,7 +180,7 @@ def main() -> int:
           + f"; {plan['kept']:,.0f} entries kept to send")
     ratio = plan["seconds"] / floor["seconds"]
     rss = plan["rss"] / 2**30
-    print(f"(c)/(a) = {ratio:.2f}x (target <= 2x): {'ok' if ratio <= 2 else 'MISSED'}")
+    print(f"(c)/(a) = {ratio:.2f}x (target <= 1.5x): {'ok' if ratio <= 1.5 else 'MISSED'}")
     print(f"peak RSS of (c) = {rss:.2f} GiB (target < 1.5 GiB): {'ok' if rss < 1.5 else 'MISSED'}")
     return 0
 
