@@ -12,8 +12,10 @@ process of its own, so its peak RSS (ru_maxrss) is its own:
 - pg_rows     PostgresLedger's own row stream (server-side cursor, 2,000 rows a fetch),
               nothing decoded: what streaming the rows costs over the bare COPY
 - local_read  LocalLedger.read() of the same records            (baseline of pg_read)
-- pg_read     PostgresLedger.read(): streamed rows folded in memory
-- mem_diff    pg_read, then every audience key looked up in the folded state
+- pg_read     PostgresLedger.read(): streamed rows folded in memory (BulkFolder: a
+              compact KeyIndex past 50,000 entries)
+- mem_diff    pg_read, then every audience entry looked up in the folded state as the plan
+              does (keyview.classify, 4,096 entries at a time)
 - pg_diff     pg_diff.matched_state: the audience keys COPYed into a temporary table and
               joined by the server; only records touching them come back and are folded
 - python      the interpreter with the same imports: the RSS nothing can go below
@@ -32,6 +34,7 @@ PostgreSQL: the server of DECLARE_TEST_PG_DSN, else a throwaway one (tests/suppo
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -84,12 +87,13 @@ def payloads(keys: int) -> Iterator[tuple[str, str]]:
                                               sendout_id=f"so-{b}", http_status=200))
 
 
-def audience(keys: int, overlap: float) -> Iterator[str]:
-    """`keys` audience keys, every (1/overlap)-th one already in the ledger."""
+def audience(keys: int, overlap: float) -> Iterator[tuple[str, str]]:
+    """(client, fingerprint) of `keys` entries, every (1/overlap)-th one already in the
+    ledger with the same fingerprint."""
     step = max(round(1 / overlap), 1) if overlap > 0 else 0
     for i in range(keys):
         n = i if step and i % step == 0 else keys * 10 + i
-        yield make_key(CAMPAIGN, client(n))
+        yield client(n), f"{n:032x}"
 
 
 def fill(dsn: str, schema: str, keys: int, local: Path) -> tuple[float, int]:
@@ -122,6 +126,7 @@ def server_read_seconds(dsn: str, schema: str) -> float:
 
 def child(op: str, dsn: str, schema: str, keys: int, overlap: float, local: Path
           ) -> dict[str, float]:
+    from connectly_declare.ledger.keyview import ABSENT, classify
     from connectly_declare.ledger.local import LocalLedger
     from connectly_declare.ledger.pg_diff import matched_state
     from connectly_declare.ledger.postgres import PostgresLedger
@@ -148,14 +153,19 @@ def child(op: str, dsn: str, schema: str, keys: int, overlap: float, local: Path
         state = ledger.read()
         ledger.close()
         result["keys"] = len(state.keys)
-        if op == "mem_diff":
+        if op == "mem_diff":  # the plan's bulk lookup (keyview.classify), 4,096 at a time
             result["read_seconds"] = time.perf_counter() - started
-            get = state.keys.get
-            result["matched"] = sum(1 for key in audience(keys, overlap) if get(key) is not None)
+            result["matched"] = 0
+            entries = audience(keys, overlap)
+            while chunk := list(itertools.islice(entries, 4096)):
+                verdicts = classify(state.keys, CAMPAIGN, "", "bench",
+                                    [c for c, _ in chunk], [f for _, f in chunk])
+                result["matched"] += sum(1 for v in verdicts if v != ABSENT)
     elif op == "pg_diff":
         timings: dict[str, float] = {}
         with psycopg.connect(dsn, autocommit=True) as conn:
-            state = matched_state(conn, schema, LEDGER, audience(keys, overlap), timings)
+            wanted = (make_key(CAMPAIGN, c) for c, _ in audience(keys, overlap))
+            state = matched_state(conn, schema, LEDGER, wanted, timings)
         result.update(timings)
         result["matched"] = len(state.keys)
     result["seconds"] = time.perf_counter() - started
