@@ -1,5 +1,7 @@
-"""Letting PostgreSQL find which of a plan's keys its ledger knows (a prototype, measured by
-bench/bench_ledger_scale.py; the plan does not use it yet, see docs/architecture.md).
+"""Letting PostgreSQL find which of a plan's keys its ledger knows: a prototype, measured by
+bench/bench_ledger_scale.py and not used by the plan (README, "At ten million keys": the
+runner's memory stays flat, but it is slower than the compact in-memory fold, the server
+parses every record on every plan, and all keys must be known before the first lookup).
 
 The runner COPYs the keys it is about to diff into a temporary table; the server parses the
 ledger's records and joins their keys against it, and sends back only the records that
