@@ -20,10 +20,12 @@ process of its own, so its peak RSS (ru_maxrss) is its own:
               joined by the server; only records touching them come back and are folded
 - python      the interpreter with the same imports: the RSS nothing can go below
 
-"server" is the server's own time, without transfer: for a read, `SELECT count(*),
-sum(length(payload))` over the same rows (scans and decompresses every payload); for
-pg_diff, its join and batch steps. The audience has as many keys as the ledger,
-``--overlap`` of them (default 1%) already in it (the rest fresh).
+Wall time on a shared machine includes the neighbours: each child also reports its own
+CPU seconds (the runner's share; the server's is not in it). "server" is the server's own
+time, without transfer: for a read, `SELECT count(*), sum(length(payload))` over the same
+rows (scans and decompresses every payload); for pg_diff, its join and batch steps. The
+audience has as many keys as the ledger, ``--overlap`` of them (default 1%) already in it
+(the rest fresh).
 
 PostgreSQL: the server of DECLARE_TEST_PG_DSN, else a throwaway one (tests/support/pg.py).
 
@@ -169,6 +171,7 @@ def child(op: str, dsn: str, schema: str, keys: int, overlap: float, local: Path
         result.update(timings)
         result["matched"] = len(state.keys)
     result["seconds"] = time.perf_counter() - started
+    result["cpu"] = time.process_time()  # this process's own CPU: its neighbours' excluded
     result["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 
@@ -199,8 +202,9 @@ def measure(dsn: str, tmp: Path, keys: int, overlap: float, skip: set[str]) -> N
                 continue
             got[op] = r = run_child(op, dsn, schema, keys, overlap, local)
             extra = ", ".join(f"{k} {v:,.2f}" for k, v in r.items()
-                              if k not in ("seconds", "rss_mib"))
-            print(f"  {op:10} {r['seconds']:7.2f} s  peak RSS {r['rss_mib']:7,.0f} MiB"
+                              if k not in ("seconds", "rss_mib", "cpu"))
+            print(f"  {op:10} {r['seconds']:7.2f} s ({r['cpu']:6.2f} s CPU)  "
+                  f"peak RSS {r['rss_mib']:7,.0f} MiB"
                   + (f"  ({extra})" if extra else ""), flush=True)
         print(f"  server: scan + decompress every payload {server:.2f} s", flush=True)
 
@@ -215,6 +219,7 @@ def measure(dsn: str, tmp: Path, keys: int, overlap: float, skip: set[str]) -> N
               f"pg_read / local_read {ratio('pg_read', 'local_read')} (time); "
               f"pg_read / local_read {ratio('pg_read', 'local_read', 'rss_mib')} (RSS)")
         print(f"  pg_diff / mem_diff {ratio('pg_diff', 'mem_diff')} (time), "
+              f"{ratio('pg_diff', 'mem_diff', 'cpu')} (runner CPU), "
               f"{ratio('pg_diff', 'mem_diff', 'rss_mib')} (RSS); pg_diff RSS / bare python "
               f"{ratio('pg_diff', 'python', 'rss_mib')}", flush=True)
         if "pg_diff" in got and "mem_diff" in got:
