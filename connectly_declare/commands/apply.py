@@ -252,7 +252,7 @@ def plan_text(plan: Plan, *, show_recipients: bool = False, color: bool = False)
 
 
 def _total(plan: Plan) -> int:
-    return sum(1 for _ in plan.iter_sends())
+    return sum(len(s.to_send) for s in plan.sendouts)  # counted, not walked (plan.spool)
 
 
 def _default_show(request: ApplyRequest) -> Callable[[Plan], str]:

@@ -60,6 +60,7 @@ from connectly_declare.plan.model import (
 from connectly_declare.plan.recovery import Recovery
 from connectly_declare.plan.rollout import retimer, stage
 from connectly_declare.plan.sendout_diff import SendoutDiff, noun
+from connectly_declare.plan.spool import Spool
 from connectly_declare.policy.caps import CapCheck, epoch, iso, ledger_history
 from connectly_declare.policy.summary import timing_summary
 from connectly_declare.seen import SeenSet
@@ -270,9 +271,11 @@ def _apply_caps(planners: dict[str, SendoutDiff], disabled: set[str], state: Led
     check = CapCheck(options.frequency_caps, history)
     times: dict[str | None, float] = {None: now.timestamp()}
     for planner in order:
-        capped = 0
-        for planned_entry in [p for p in planner.to_send if p.entry.client in crowded]:
+        gone: set[int] = set()  # positions in to_send (a spool rebuilds its entries)
+        for index, planned_entry in enumerate(planner.to_send):
             entry = planned_entry.entry
+            if entry.client not in crowded:
+                continue
             at = times.get(entry.scheduled_at)
             if at is None:
                 at = times[entry.scheduled_at] = epoch(entry.scheduled_at or "")
@@ -284,25 +287,26 @@ def _apply_caps(planners: dict[str, SendoutDiff], disabled: set[str], state: Led
                 f"frequency cap {label}: {near} other message{'s' if near != 1 else ''} "
                 f"within the window; would fit from {iso(fits)}")))
             planner.counts[planned_entry.action] -= 1
-            capped += 1
-        if capped:
-            gone = {id(p.entry) for p in planner.capped}
-            _move_capped(planner, [p for p in planner.to_send if id(p.entry) not in gone],
-                         options.samples)
+            gone.add(index)
+        if gone:
+            _move_capped(planner, gone, options.samples)
 
 
-def _move_capped(planner: SendoutDiff, keep: list[PlannedEntry], want: int) -> None:
-    gone = {id(p.entry) for p in planner.capped}
+def _move_capped(planner: SendoutDiff, gone: set[int], want: int) -> None:
+    """Keep the entries not capped, in order; each sending action's samples become its
+    first `want` kept entries (what they were, less the capped ones, topped up)."""
+    keep = Spool()
+    shown: dict[Action, list[PlannedEntry]] = {a: [] for a in SENDING_ACTIONS}
+    for index, planned in enumerate(planner.to_send):
+        if index in gone:
+            continue
+        keep.append(planned)
+        first = shown[planned.action]
+        if len(first) < want:
+            first.append(planned)
     planner.to_send = keep
     planner.counts["capped"] = len(planner.capped)
-    for action in SENDING_ACTIONS:
-        planner.samples[action] = [p for p in planner.samples[action]
-                                   if id(p.entry) not in gone]
-        for p in keep:
-            if len(planner.samples[action]) >= want:
-                break
-            if p.action == action and p not in planner.samples[action]:
-                planner.samples[action].append(p)
+    planner.samples.update(shown)
     planner.samples["capped"] = planner.capped[:want]
 
 

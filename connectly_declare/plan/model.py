@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from connectly_declare import __version__
 from connectly_declare.entry import Entry
@@ -43,6 +43,16 @@ class PlannedEntry(NamedTuple):
     action: Action
     entry: Entry
     reason: str = ""
+
+
+class PlannedEntries(Protocol):
+    """A sendout's entries to send: counted, and iterated (any number of times) in order.
+    A plan holds a :class:`connectly_declare.plan.spool.Spool` (the entries of a large plan
+    are kept on disk, not as objects); a tuple of PlannedEntry fits too."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[PlannedEntry]: ...
 
 
 @dataclass(frozen=True)
@@ -141,7 +151,7 @@ class SendoutPlan:
     options: dict[str, str]  # the API's options object for this sendout's requests
     allow_multiple: bool
     counts: dict[Action, int]
-    to_send: tuple[PlannedEntry, ...]  # send/resend/retry, in the entries' order
+    to_send: PlannedEntries  # send/resend/retry/recover, in the entries' order (plan.spool)
     samples: tuple[PlannedEntry, ...]  # a few entries of each action, for display
     notes: tuple[str, ...]  # drift/blocked/orphan/other-sendout warnings with counts
     audience_stats: dict[str, int]
@@ -242,6 +252,7 @@ __all__ = [
     "Plan",
     "PlanOptions",
     "PlanRefused",
+    "PlannedEntries",
     "PlannedEntry",
     "SendoutPlan",
     "SendoutSpec",

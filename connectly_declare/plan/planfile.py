@@ -31,7 +31,7 @@ import io
 import json
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -46,7 +46,9 @@ from connectly_declare.plan.model import (
     PlannedEntry,
     SendoutPlan,
 )
+from connectly_declare.plan.model import PlannedEntries
 from connectly_declare.plan.rollout import WaveStatus
+from connectly_declare.plan.spool import Spool
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -57,6 +59,18 @@ def _entry_row(planned: PlannedEntry) -> list[Any]:
             e.round, e.source, planned.reason]
 
 
+def _send_rows(to_send: PlannedEntries) -> Iterator[list[Any]]:
+    """The rows of a sendout's entries to send, as :func:`_entry_row` makes them; from a
+    spool's stored rows, without rebuilding each Entry."""
+    if not isinstance(to_send, Spool):
+        yield from map(_entry_row, to_send)
+        return
+    for (action, reason, client, variables, scheduled_at, fp, source, _zone, _timing), \
+            constants in to_send.rows():
+        yield [action, client, fp, variables if type(variables) is dict else dict(variables),
+               scheduled_at, constants[3], source, reason]
+
+
 def _sendout_json(s: SendoutPlan, *, entries: bool = True) -> dict[str, Any]:
     body = {
         "name": s.name, "campaign": s.campaign, "version": s.version, "options": s.options,
@@ -64,7 +78,7 @@ def _sendout_json(s: SendoutPlan, *, entries: bool = True) -> dict[str, Any]:
         "counts": {a: s.counts[a] for a in ACTIONS}, "audience_stats": s.audience_stats,
         "notes": list(s.notes), "timing": s.timing,
         # row: [action, client, fingerprint, variables, scheduled_at, round, source, reason]
-        "to_send": [_entry_row(p) for p in s.to_send] if entries else [],
+        "to_send": list(_send_rows(s.to_send)) if entries else [],
         "samples": [_entry_row(p) for p in s.samples],
         **({"waves": [w.as_dict() for w in s.waves]} if s.waves else {}),
     }
@@ -104,8 +118,8 @@ def _lines(plan: Plan) -> Iterator[bytes]:
     yield line
     count = 0
     for index, s in enumerate(plan.sendouts):
-        for planned in s.to_send:
-            line = _canonical([index, *_entry_row(planned)]) + b"\n"
+        for row in _send_rows(s.to_send):
+            line = _canonical([index, *row]) + b"\n"
             digest.update(line)
             count += 1
             yield line
@@ -167,14 +181,13 @@ def _planned(row: list[Any], s: dict[str, Any]) -> PlannedEntry:
     return PlannedEntry(action, entry, reason)
 
 
-def _sendout(s: dict[str, Any],
-             to_send: tuple[PlannedEntry, ...] | None = None) -> SendoutPlan:
+def _sendout(s: dict[str, Any], to_send: Spool | None = None) -> SendoutPlan:
     return SendoutPlan(
         name=s["name"], campaign=s["campaign"], version=s["version"],
         options=dict(s["options"]), allow_multiple=bool(s["allow_multiple"]),
         # held and capped came later: a plan saved before them counts none
         counts={a: int(s["counts"].get(a, 0)) for a in ACTIONS},
-        to_send=tuple(_planned(r, s) for r in s["to_send"]) if to_send is None else to_send,
+        to_send=Spool(_planned(r, s) for r in s["to_send"]) if to_send is None else to_send,
         samples=tuple(_planned(r, s) for r in s["samples"]),
         notes=tuple(s["notes"]), audience_stats=dict(s["audience_stats"]),
         enabled=bool(s["enabled"]), timing=dict(s.get("timing") or {}),
@@ -183,10 +196,10 @@ def _sendout(s: dict[str, Any],
 
 
 def plan_from_json(obj: dict[str, Any], *, format_version: int = PLAN_FORMAT_VERSION,
-                   to_send: list[list[PlannedEntry]] | None = None) -> Plan:
+                   to_send: Sequence[Iterable[PlannedEntry]] | None = None) -> Plan:
     """The Plan of a ``plan`` object (format 1), or of format 2's header with `to_send`,
-    each sendout's entries read from the lines; KeyError/TypeError/ValueError when
-    malformed."""
+    each sendout's entries read from the lines (spools, or iterables made into spools);
+    KeyError/TypeError/ValueError when malformed."""
     sendouts = obj["sendouts"]
     if to_send is not None and len(to_send) != len(sendouts):
         raise ValueError("entries name a sendout the header does not have")
@@ -195,7 +208,7 @@ def plan_from_json(obj: dict[str, Any], *, format_version: int = PLAN_FORMAT_VER
         workspace_digest=obj["workspace_digest"], environment=obj["environment"],
         business_id=obj["business_id"], lineage=obj["lineage"], serial=int(obj["serial"]),
         options=dict(obj["options"]), sendouts=tuple(
-            _sendout(s, None if to_send is None else tuple(to_send[i]))
+            _sendout(s, None if to_send is None else _spool(to_send[i]))
             for i, s in enumerate(sendouts)),
         orphans=tuple(OrphanCount(s, c, int(n)) for s, c, n in obj["orphans"]),
         warnings=tuple(obj["warnings"]),
@@ -204,6 +217,10 @@ def plan_from_json(obj: dict[str, Any], *, format_version: int = PLAN_FORMAT_VER
         endpoint=_typed(obj.get("endpoint"), str, "endpoint"),
         ledger=_typed(obj.get("ledger"), str, "ledger"),
     )
+
+
+def _spool(entries: Iterable[PlannedEntry]) -> Spool:
+    return entries if isinstance(entries, Spool) else Spool(entries)
 
 
 def _typed(value: Any, kind: type, name: str) -> Any:
@@ -265,13 +282,15 @@ def _read_v1(path: Path, doc: dict[str, Any]) -> Plan:
 
 def _read_stream(path: Path, fh: _Reader, first: bytes, head: dict[str, Any]) -> Plan:
     """Format 2: the header, one line per entry to send, the closing line; each line is
-    checked and turned into an entry as it is read (the file is never held whole)."""
+    checked and turned into an entry as it is read, into its sendout's spool (the file is
+    never held whole, nor are its entries as objects); the Plan is returned only once the
+    closing line's count and checksum match."""
     digest = hashlib.blake2b(first, digest_size=16)
     body = head.get("plan")
     if not isinstance(body, dict) or not isinstance(body.get("sendouts"), list):
         raise _damaged(path, _CHANGED)
     sendouts: list[Any] = body["sendouts"]
-    to_send: list[list[PlannedEntry]] = [[] for _ in sendouts]
+    to_send = [Spool() for _ in sendouts]
     count = 0
     try:
         for line in fh:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from connectly_declare.entry import KEY_SEPARATOR
 from connectly_declare.ledger.base import ALREADY_RECEIVED, KeyState, LedgerState
 from connectly_declare.plan.model import Action, PlannedEntry
+from connectly_declare.plan.spool import Spool
 
 if TYPE_CHECKING:
     from connectly_declare.plan.sendout_diff import SendoutDiff
@@ -128,7 +129,7 @@ class Recovery:
             if not planner.counts["recover"]:
                 continue
             others = sending[planner.spec.campaign]
-            kept: list[PlannedEntry] = []
+            kept = Spool()
             for planned in planner.to_send:
                 if planned.action == "recover" and planned.entry.client in others:
                     self._hold_back(planner, planned)

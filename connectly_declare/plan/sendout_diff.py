@@ -28,6 +28,7 @@ from connectly_declare.plan.model import (
 )
 from connectly_declare.plan.recovery import Recovery
 from connectly_declare.plan.rollout import WaveStatus
+from connectly_declare.plan.spool import Spool
 from connectly_declare.plan.validity import entry_checker
 from connectly_declare.policy.timing import HELD
 from connectly_declare.seen import SeenSet
@@ -66,7 +67,7 @@ class SendoutDiff:
         self.matched_own = 0  # ledger keys matched whose recorded sendout is this one
         self.matched_other: Counter[str] = Counter()  # ... recorded under another sendout
         self.counts: dict[Action, int] = dict.fromkeys(ACTIONS, 0)
-        self.to_send: list[PlannedEntry] = []
+        self.to_send = Spool()  # kept on disk past its threshold (plan.spool)
         self.samples: dict[Action, list[PlannedEntry]] = {a: [] for a in ACTIONS}
         self.via_other: Counter[str] = Counter()
         self.conflicts: Counter[str] = Counter()
@@ -389,7 +390,7 @@ class SendoutDiff:
         return SendoutPlan(
             name=spec.name, campaign=spec.campaign, version=spec.version,
             options=dict(spec.options), allow_multiple=spec.allow_multiple,
-            counts=dict(self.counts), to_send=tuple(self.to_send), samples=samples,
+            counts=dict(self.counts), to_send=self.to_send, samples=samples,
             notes=tuple(self.notes()), audience_stats=dict(stats), enabled=spec.enabled,
             waves=self.waves, timing=timing or {})
 

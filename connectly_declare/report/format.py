@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from connectly_declare import words
@@ -375,7 +376,7 @@ def json_chunks(plan: Plan, options: FormatOptions) -> Iterator[str]:
         yield ("" if i == 0 else ", ") + _dumps(info)[:-1] + ', "entries": ['
         # every entry to send, then the kept samples of the others (noop entries are
         # counted, not kept: a million unchanged recipients would be noise)
-        listed = [*s.to_send, *(p for p in s.samples if p.action not in SENDING_ACTIONS)]
+        listed = chain(s.to_send, (p for p in s.samples if p.action not in SENDING_ACTIONS))
         for j, planned in enumerate(listed):
             yield ("" if j == 0 else ", ") + _dumps(_json_entry(planned, view))
         yield "]}"
