@@ -49,6 +49,7 @@ from connectly_declare.plan.model import (
     CREATED_BY,
     PLAN_FORMAT_VERSION,
     SENDING_ACTIONS,
+    Action,
     DesiredSendout,
     OrphanCount,
     Plan,

@@ -43,10 +43,10 @@ from connectly_declare.plan.model import (
     PLAN_FORMAT_VERSION,
     OrphanCount,
     Plan,
+    PlannedEntries,
     PlannedEntry,
     SendoutPlan,
 )
-from connectly_declare.plan.model import PlannedEntries
 from connectly_declare.plan.rollout import WaveStatus
 from connectly_declare.plan.spool import Spool
 
