@@ -125,7 +125,7 @@ def main() -> int:
         variants: list[tuple[str, dict[str, str], Path | None]] = [
             ("objects", OBJECTS, None), ("spool", SPOOL, None)]
         if old is not None:
-            variants.insert(0, (f"code of {args.before}", {}, old))
+            variants.insert(0, (f"code of {args.before[:10]}", {}, old))
         for name, env, path in variants:
             row(f"plan --sim --out ({name})", env, "plan", "--sim", "--out",
                 str(folder / f"{name}.plan.gz"), path=path)

@@ -66,6 +66,16 @@ def _from_env(name: str, default: int) -> int:
     return int(value) if value.isdigit() else default
 
 
+def _temp_dir() -> str | None:
+    """The system's temporary folder, named without `tempfile.gettempdir()`, which
+    writes and deletes a named probe file there first: on Linux the spool's file is then
+    the only one the plan opens for writing, and it is anonymous (O_TMPFILE)."""
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return "/tmp" if os.name == "posix" else None  # elsewhere: tempfile decides
+
+
 def _rebuilder(constants: Constants) -> Any:
     """A function turning a chunk's rows into PlannedEntry objects (constants bound)."""
     sendout, campaign, version, round_, multiple = constants
@@ -174,7 +184,7 @@ class Spool:
         try:
             if self._file is None:
                 self._file = tempfile.TemporaryFile(prefix="connectly-declare-spool-",
-                                                    buffering=0)
+                                                    buffering=0, dir=_temp_dir())
             self._file.seek(self._size)
             self._file.write(_HEAD.pack(kind, len(data)) + data)
         except OSError as err:

@@ -5,7 +5,8 @@ harness can fail the case:
 - open a network connection or resolve a name (plan needs no network);
 - start a process;
 - open a file outside the workspace and the Python installation (reading), or anywhere
-  outside the workspace (writing).
+  outside the workspace (writing), but for an anonymous temporary file (O_TMPFILE: no
+  name, gone with the process), where a large plan keeps its entries to send.
 
 Violations are appended, one per line, to $DECLARE_AUDIT_LOG with raw os calls (no `open`,
 which would itself be audited). Nothing is blocked: the point is to see what the tool
@@ -61,6 +62,11 @@ def _install() -> None:
                 if not writing and ".." not in raw and under(raw, python_roots):
                     return
                 real = os.path.realpath(raw)
+                # An anonymous file (O_TMPFILE, where a large plan spools its entries to
+                # send, plan/spool.py) is opened on its folder: a folder can be opened for
+                # writing only so, and then no name is made; the file goes with the process.
+                if writing and os.path.isdir(real):
+                    return
                 if writing and not under(real, (workspace,)) and real != "/dev/null":
                     record(f"write outside the workspace: {real}")
                 elif not writing and not under(real, read_ok):
