@@ -41,6 +41,7 @@ from connectly_declare.entry import KEY_SEPARATOR
 from connectly_declare.ledger import keyview
 from connectly_declare.ledger.base import KeyState, KeyStatus
 from connectly_declare.ledger.keyview import ABSENT, CHANGED, OTHER, SAME
+from connectly_declare.ledger.rawentries import e164_digits
 
 CLIENT_BITS = 50  # 10**15 - 1 < 2**50: every E.164 number's digits fit
 CLIENT_MASK = (1 << CLIENT_BITS) - 1
@@ -80,17 +81,15 @@ def client_digits(clients: Sequence[str]) -> npt.NDArray[np.int64]:
     is not a string raises TypeError."""
     if not clients:
         return np.zeros(0, dtype=np.int64)
-    try:
-        numbers = list(map(int, clients))
-        # One comparison for the whole chunk: the canonical forms joined by newlines equal
-        # the clients joined by newlines only if every client is its canonical form (a
-        # client holding a newline would split into more pieces than there are numbers).
-        if max(map(len, clients)) <= 16 and \
-                "\n".join(clients) == "+" + "\n+".join(map(str, numbers)):
-            return np.array(numbers, dtype=np.int64)
-    except ValueError:
-        pass
-    return np.array([digits(client) for client in clients], dtype=np.int64)
+    raw = "\n".join(clients).encode("utf-8", "surrogatepass")
+    arr = np.frombuffer(raw + b"\n" + bytes(17), dtype=np.uint8)
+    ends = np.flatnonzero(arr[:len(raw) + 1] == 10)
+    if len(ends) != len(clients):  # a client holds a newline: one at a time
+        return np.array([digits(client) for client in clients], dtype=np.int64)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    windows = np.lib.stride_tricks.sliding_window_view(arr, 17)
+    number, good = e164_digits(windows, starts, ends - starts)  # a newline follows each
+    return np.where(good, number, -1)
 
 
 def digits(client: str) -> int:
@@ -134,7 +133,7 @@ class KeyIndex(Mapping[str, KeyState]):
         self.groups, self.side, self.extra = groups, side, extra
         self._sendout_of_group: npt.NDArray[np.uint32] | None = None
         self._sendouts: list[str] = []
-        self._plain: npt.NDArray[np.bool_] | None = None  # per group: no error
+        self._simple: dict[str, npt.NDArray[np.bool_]] = {}  # sendout -> per group
 
     # -- the Mapping --
     def encode(self, key: str) -> int | None:
@@ -252,13 +251,22 @@ class KeyIndex(Mapping[str, KeyState]):
                 counts[(state.sendout, state.key.split(KEY_SEPARATOR)[0])] += 1
         return counts
 
+    def _simple_groups(self, sendout: str) -> npt.NDArray[np.bool_]:
+        """Per group: recorded under `sendout` and without an error."""
+        found = self._simple.get(sendout)
+        if found is None:
+            of_group = self._sendout_ids()
+            sid = self._sendouts.index(sendout) if sendout in self._sendouts else -1
+            plain = np.array([g.error is None for g in self.groups], dtype=bool)
+            found = self._simple[sendout] = (of_group == sid) & plain
+        return found
+
     def classify(self, campaign: str, scope: str, sendout: str, clients: Sequence[str],
                  fps: Sequence[str]) -> list[int]:
         """Per entry (client, fingerprint) of `sendout`: ABSENT (no key), SAME (a key of
         this sendout, accepted, same fingerprint, no error), CHANGED (... accepted, another
         fingerprint) or OTHER (anything else: read the key's KeyState)."""
-        n = len(clients)
-        verdict = np.zeros(n, dtype=np.uint8)
+        verdict = np.zeros(len(clients), dtype=np.uint8)
         pair = self.pair_ids.get((campaign, scope))
         if pair is not None and len(self.codes):
             number = client_digits(clients)
@@ -266,23 +274,14 @@ class KeyIndex(Mapping[str, KeyState]):
             codes = (np.uint64(pair << CLIENT_BITS) | number.clip(0).astype(np.uint64))
             rows = np.searchsorted(self.codes, codes).clip(0, len(self.codes) - 1)
             found = encodable & (self.codes[rows] == codes)
-            flags = self.flags[rows]
-            group = self.group[rows]
             want, good = fingerprint_bytes(fps)
             stored = self.fp[rows]
             same_fp = (stored[:, 0] == want[:, 0]) & (stored[:, 1] == want[:, 1])
-            self._sendout_ids()
-            sid = self._sendouts.index(sendout) if sendout in self._sendouts else -1
-            assert self._sendout_of_group is not None
-            own = self._sendout_of_group[group] == sid
-            if self._plain is None:
-                self._plain = np.array([g.error is None for g in self.groups], dtype=bool)
-            plain = self._plain[group]
-            accepted = (flags & STATUS_MASK) == STATUS_CODE["accepted"]
-            simple = own & accepted & plain & ((flags & SIDE) == 0)
-            verdict[found] = OTHER
-            verdict[found & simple & same_fp] = SAME
-            verdict[found & simple & ~same_fp] = CHANGED
+            # accepted (status code 0), no side fields, in a group of `sendout` without error
+            simple = self._simple_groups(sendout)[self.group[rows]] \
+                & ((self.flags[rows] & (STATUS_MASK | SIDE)) == STATUS_CODE["accepted"])
+            verdict = np.where(found, np.where(simple, np.where(same_fp, SAME, CHANGED), OTHER),
+                               ABSENT)
             out: list[int] = verdict.tolist()
             if good is not None:  # an odd fingerprint: compare it as a string
                 for i in np.flatnonzero(found & ~np.array(good, dtype=bool)).tolist():

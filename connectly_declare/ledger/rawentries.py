@@ -19,7 +19,27 @@ import numpy as np
 import numpy.typing as npt
 
 _QUOTE, _OPEN, _CLOSE, _COMMA, _PLUS, _ZERO = 34, 91, 93, 44, 43, 48
-_DIGIT_SPAN = np.arange(15)
+_POWERS = [10 ** np.arange(size - 1, -1, -1, dtype=np.int64) for size in range(16)]
+
+
+def e164_digits(windows: npt.NDArray[np.uint8], start: npt.NDArray[Any],
+                length: npt.NDArray[Any]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """The digits of the strings at `start` (`length` bytes, each followed by a byte that
+    is not a digit; `windows`: a sliding window view of at least 17 bytes over them) as
+    numbers, and which strings are "+" and 1-15 ASCII digits without a leading zero (unless
+    the number is 0)."""
+    digits = length - 1
+    window = windows[start]
+    values = window[:, 1:17] - np.uint8(_ZERO)  # a non-digit wraps past 9
+    first_other = (values > 9).argmax(axis=1)  # where the digits stop
+    good = (length >= 2) & (length <= 16) & (window[:, 0] == _PLUS) \
+        & (first_other == digits) & ~((digits > 1) & (values[:, 0] == 0))
+    number = np.zeros(len(start), dtype=np.int64)
+    sizes = np.bincount(digits[good], minlength=16)
+    for size in np.flatnonzero(sizes).tolist():  # a few lengths: one product each
+        rows = np.flatnonzero(good & (digits == size))
+        number[rows] = values[rows, :size].astype(np.int64) @ _POWERS[size]
+    return number, good
 
 
 def entries_segment(line: bytes) -> bytes | None:
@@ -57,16 +77,7 @@ def decode(segments: list[bytes], count: int
             or not bool((within | across).all()) or int(across.sum()) != len(segments) - 1:
         return None
     windows = np.lib.stride_tricks.sliding_window_view(arr, 32)
-    # clients: "+" and 1-15 digits, no leading zero unless the number is 0
-    length = q1 - q0 - 1
-    digits = length - 1
-    valid = _DIGIT_SPAN[None, :] < digits[:, None]
-    values = windows[q0 + 2][:, :15] - np.uint8(_ZERO)  # a non-digit wraps past 9
-    good = (length >= 2) & (length <= 16) & (arr[q0 + 1] == _PLUS) \
-        & ~((digits > 1) & (values[:, 0] == 0)) & ((values <= 9) | ~valid).all(axis=1)
-    number = np.zeros(count, dtype=np.int64)
-    for j in range(15):
-        number = np.where(valid[:, j], number * 10 + values[:, j], number)
+    number, good = e164_digits(windows, q0 + 1, q1 - q0 - 1)  # a quote follows each
     # fingerprints: 32 lowercase hex digits
     hexes = windows[q2 + 1]
     is_digit = (hexes >= 48) & (hexes <= 57)
@@ -77,4 +88,4 @@ def decode(segments: list[bytes], count: int
     return np.where(good, number, -1), fp, good
 
 
-__all__ = ["decode", "entries_segment"]
+__all__ = ["decode", "e164_digits", "entries_segment"]
