@@ -64,21 +64,24 @@ def workspace(root: Path, rows: int) -> None:
 
 
 def measure(ws: Path, env: dict[str, str], *args: str,
-            pythonpath: Path | None = None) -> tuple[float, int]:
-    """(seconds, peak RSS in bytes) of `connectly-declare -C ws ARGS` in its own process."""
+            pythonpath: Path | None = None) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, peak RSS in bytes) of `connectly-declare -C ws ARGS` in
+    its own process (CPU: user + system; on a shared machine the wall clock also counts
+    the neighbours)."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("DECLARE_")}
     environ.update(env, CONNECTLY_API_KEY="bench-key", DECLARE_SIM_RATE_LIMIT="0")
     if pythonpath is not None:
         environ["PYTHONPATH"] = str(pythonpath)
     rss_file = ws / ".rss"
     start = time.perf_counter()
-    result = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(rss_file), sys.executable,
+    result = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", str(rss_file), sys.executable,
                              "-m", "connectly_declare", "-C", str(ws), *args],
                             capture_output=True, text=True, env=environ, cwd=ws, check=False)
     seconds = time.perf_counter() - start
     if result.returncode not in (0, 2):
         sys.exit(f"{' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    return seconds, int(rss_file.read_text().split()[-1]) * 1024
+    rss, user, system = rss_file.read_text().split()[-3:]
+    return seconds, float(user) + float(system), int(rss) * 1024
 
 
 def reset_sim_ledger(ws: Path) -> None:
@@ -115,11 +118,12 @@ def main() -> int:
         results: list[tuple[str, float, int]] = []
 
         def row(label: str, env: dict[str, str], *cli: str, path: Path | None = None) -> None:
-            seconds, rss = measure(ws, env, *cli, pythonpath=path)
-            results.append((label, seconds, rss))
-            print(f"  {label:<52} {seconds:7.1f} s {rss / 2**20:8.0f} MiB", flush=True)
+            seconds, cpu, rss = measure(ws, env, *cli, pythonpath=path)
+            results.append((label, cpu, rss))
+            print(f"  {label:<52} {seconds:7.1f} s {cpu:7.1f} s {rss / 2**20:8.0f} MiB",
+                  flush=True)
 
-        print(f"{args.rows:,} rows; each line: wall time, peak RSS")
+        print(f"{args.rows:,} rows; each line: wall time, CPU time (user+sys), peak RSS")
         row("plan (entries as objects) [baseline]", OBJECTS, "plan")
         row("plan (spool)", SPOOL, "plan")
         variants: list[tuple[str, dict[str, str], Path | None]] = [
@@ -135,15 +139,16 @@ def main() -> int:
             reset_sim_ledger(ws)
             row(f"apply PLAN --sim --auto-approve ({name})", env, "apply",
                 str(folder / f"{name}.plan.gz"), "--sim", "--auto-approve", path=path)
-        base = results[0][2]
-        print("\npeak RSS as a ratio to the baseline (plan, entries as objects):")
-        for label, _, rss in results:
-            print(f"  {label:<52} {rss / base:6.2f}x")
-        by_label = {label: rss for label, _, rss in results}
+        base_cpu, base = results[0][1], results[0][2]
+        print("\npeak RSS and CPU time as ratios to the baseline (plan, entries as objects):")
+        for label, cpu, rss in results:
+            print(f"  {label:<52} RSS {rss / base:5.2f}x  CPU {cpu / base_cpu:5.2f}x")
+        by_label = {label: (cpu, rss) for label, cpu, rss in results}
         for what in ("plan --sim --out", "apply PLAN --sim --auto-approve"):
-            before, after = by_label[f"{what} (objects)"], by_label[f"{what} (spool)"]
-            print(f"{what}: spool / objects = {after / before:.2f}x "
-                  f"({before / 2**20:.0f} -> {after / 2**20:.0f} MiB)")
+            (cpu0, before), (cpu1, after) = (by_label[f"{what} (objects)"],
+                                             by_label[f"{what} (spool)"])
+            print(f"{what}: spool / objects: peak RSS {after / before:.2f}x "
+                  f"({before / 2**20:.0f} -> {after / 2**20:.0f} MiB), CPU {cpu1 / cpu0:.2f}x")
         print(f"saved plans byte-identical (objects vs spool): {same}")
         print(f"saved plan size: {len(files['spool']) / 2**20:.0f} MiB (gzip)")
         return 0 if same else 1
