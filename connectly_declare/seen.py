@@ -6,9 +6,10 @@ So a `SeenSet` starts as a plain set of strings (small audiences never import nu
 and, past `threshold` values, moves to sorted runs of uint64 (8 bytes a number):
 
 - an E.164 string `+<digits>` is held as the integer of its digits; a string maps only
-  if it is exactly `"+" + str(n)` (ASCII, no leading zero, no space or underscore), so
-  two strings never share an integer. Anything else stays a string in a fallback set:
-  a false "seen" would silently drop a person, so nothing is ever hashed lossily.
+  if it is exactly `"+" + str(n)` with n < 10**19 (ASCII, no leading zero, no space or
+  underscore), so two strings never share an integer. Anything else stays a string in a
+  fallback set: a false "seen" would silently drop a person, so nothing is ever hashed
+  lossily.
 - values arrive in chunks; a chunk is sorted once and searched in bulk
   (`np.searchsorted`) against every run, and its new values become a run. Runs are
   merged like a binary counter (each run at least twice the next), so there are
@@ -21,7 +22,7 @@ wins": items are buffered a chunk at a time and yielded in their order), and
 
 from __future__ import annotations
 
-import functools
+import gc
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import TYPE_CHECKING, TypeVar
@@ -38,19 +39,20 @@ T = TypeVar("T")
 THRESHOLD = 100_000  # a plain set below this: ~9 MiB, and no numpy import
 # values decided at once past the threshold: the look-ahead of `first_occurrences`
 CHUNK = 16_384
-_MAX = 1 << 64
+WIDTH = 20  # "+" and at most 19 digits (E.164 has 15): every such number fits a uint64
+_LIMIT = 10 ** (WIDTH - 1)
 
 
 def as_number(value: str) -> int | None:
-    """The uint64 a value is held as, or None when it is not exactly `+<digits>`
-    (then it is held as itself)."""
+    """The uint64 a value is held as, or None when it is not exactly "+" + str(n) for
+    some n below 10**19 (then it is held as itself)."""
     if value[:1] != "+" or not value.isascii():
         return None
     try:
         number = int(value[1:])
     except ValueError:
         return None
-    if number < 0 or number >= _MAX or "+" + str(number) != value:
+    if number < 0 or number >= _LIMIT or "+" + str(number) != value:
         return None
     return number
 
@@ -118,23 +120,34 @@ class SeenSet:
         self._flush()
         chunk = self.chunk
         while True:
-            buffer: list[T] = []
-            failure: Exception | None = None
+            # A chunk's items live until the chunk is passed on; with the cyclic collector
+            # running they would reach its oldest generation and set off full collections
+            # (18 at a million audience rows, ~10% of producing the entries). So the
+            # collector pauses for one chunk, as gcpause.no_gc does around a plan, and
+            # resumes once the chunk is out or this generator is closed.
+            collecting = gc.isenabled()
+            gc.disable()
             try:
-                buffer.extend(islice(iterator, chunk))  # keeps what came before a failure
-            except Exception as exc:  # raised again once `buffer` is out
-                failure = exc
-            if buffer:
-                first = self._decide(list(map(key, buffer)))
-                for item, new in zip(buffer, first, strict=True):
-                    if new:
-                        yield item
-                    else:
-                        repeated(item)
-            if failure is not None:
-                raise failure
-            if len(buffer) < chunk:
-                return
+                buffer: list[T] = []
+                failure: Exception | None = None
+                try:
+                    buffer.extend(islice(iterator, chunk))  # keeps what came before a failure
+                except Exception as exc:  # raised again once `buffer` is out
+                    failure = exc
+                if buffer:
+                    first = self._decide(list(map(key, buffer)))
+                    for item, new in zip(buffer, first, strict=True):
+                        if new:
+                            yield item
+                        else:
+                            repeated(item)
+                if failure is not None:
+                    raise failure
+                if len(buffer) < chunk:
+                    return
+            finally:
+                if collecting:
+                    gc.enable()
 
     # -- queries --------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -230,45 +243,43 @@ def _found(run: U64, probe: U64) -> Mask:
 def _numbers(values: list[str]) -> tuple[U64, Mask | None]:
     """Each value's uint64 (0 where it does not map) and which map (None: all of them).
 
-    The common case, a chunk of E.164 numbers, takes one `int()` per value and a few
-    array operations; any value that does not parse sends the chunk to `as_number`, one
-    value at a time. Both decide the same: ASCII, starts with '+', int() of the whole
-    value is n in [0, 2**64), and the length is 1 + the digits of n -- which leaves no
-    room for a space, an underscore or a leading zero, so the value is "+" + str(n)."""
+    A chunk of ASCII values is parsed from its bytes joined by newlines, with no Python
+    call per value: the values of each length become a matrix of characters, checked
+    ('+', digits, no leading zero) and summed column by column. The same values map,
+    to the same numbers, as through `as_number`, which takes a chunk holding non-ASCII
+    text or a newline inside a value, one value at a time."""
     import numpy as np
 
-    joined = "".join(values)
+    count = len(values)
+    joined = "\n".join(values)
     if joined.isascii():
-        try:
-            numbers = np.fromiter(map(int, values), dtype=np.uint64, count=len(values))
-        except (ValueError, OverflowError):
-            pass
-        else:
-            lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
-            starts = np.cumsum(lengths) - lengths
-            data = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
-            plus = np.zeros(len(values), dtype=np.bool_)
-            nonempty = lengths > 0
-            plus[nonempty] = data[starts[nonempty]] == ord("+")
-            digits = np.searchsorted(_powers(), numbers, side="right") + 1  # 1 for 0
-            ok = plus & (lengths == digits + 1)
-            if ok.all():
-                return numbers, None
-            numbers[~ok] = 0
-            return numbers, ok
+        data = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+        breaks = np.flatnonzero(data == ord("\n"))
+        if len(breaks) == count - 1:  # no value holds a newline
+            starts = np.concatenate(([0], breaks + 1))
+            lengths = np.concatenate((breaks, [len(data)])) - starts
+            numbers = np.zeros(count, dtype=np.uint64)
+            ok = np.zeros(count, dtype=np.bool_)
+            for length in np.unique(lengths).tolist():
+                if not 2 <= length <= WIDTH:
+                    continue
+                rows = np.flatnonzero(lengths == length)
+                chars = data[starts[rows, None] + np.arange(length)]
+                digits = chars[:, 1:] - np.uint8(ord("0"))  # wraps below '0': > 9
+                good = (chars[:, 0] == ord("+")) & (digits <= 9).all(axis=1)
+                if length > 2:
+                    good &= digits[:, 0] != 0
+                value = np.zeros(len(rows), dtype=np.uint64)
+                for column in range(length - 1):
+                    value = value * np.uint64(10) + digits[:, column]
+                numbers[rows] = np.where(good, value, 0)
+                ok[rows] = good
+            return numbers, None if ok.all() else ok
     parsed = [as_number(value) for value in values]
     mapped = np.array([n is not None for n in parsed], dtype=np.bool_)
     numbers = np.fromiter((0 if n is None else n for n in parsed), dtype=np.uint64,
-                          count=len(values))
+                          count=count)
     return numbers, mapped
-
-
-@functools.cache
-def _powers() -> U64:
-    """10**1 .. 10**19: how many of them are <= n is the number of digits of n, less one."""
-    import numpy as np
-
-    return np.array([10**k for k in range(1, 20)], dtype=np.uint64)
 
 
 __all__ = ["CHUNK", "THRESHOLD", "SeenSet", "as_number"]

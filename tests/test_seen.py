@@ -87,6 +87,8 @@ def test_add_counts_repeats_as_a_set(values: list[str], threshold: int, chunk: i
 @settings(max_examples=300, deadline=None)
 @given(values=st.lists(st.one_of(look_alike, anything, e164,
                                  st.integers(0, 2**64 + 5).map(lambda n: f"+{n}"),
+                                 st.integers(10**19 - 3, 10**19 + 3).map(lambda n: f"+{n}"),
+                                 st.from_regex(r"\A\+[0-9\n]{0,5}\Z"),
                                  st.from_regex(r"\A[+ 0-9_]{0,22}\Z")), max_size=30))
 def test_bulk_mapping_is_the_exact_one(values: list[str]) -> None:
     """The chunk path (one int() per value, then arrays) decides as `as_number` does:
@@ -102,7 +104,8 @@ def test_bulk_mapping_is_the_exact_one(values: list[str]) -> None:
 
 
 @pytest.mark.parametrize(("value", "number"), [
-    ("+16505551234", 16505551234), ("+0", 0), ("+18446744073709551615", 2**64 - 1),
+    ("+16505551234", 16505551234), ("+0", 0), ("+9999999999999999999", 10**19 - 1),
+    ("+10000000000000000000", None), ("+18446744073709551615", None),
     ("+016505551234", None), ("+1 650", None), ("+1_650", None), ("+１２", None),
     ("16505551234", None), ("+", None), ("", None), ("+-1", None), ("++1", None),
     ("+18446744073709551616", None), (" +1", None), ("+1\n", None), ("+00", None),
@@ -168,3 +171,36 @@ def test_bench_seen_runs_and_prints_its_ratios() -> None:
     for line in ("seen-filter", "seen-add", "set-keys", "compact / plain time = ",
                  "compact / plain peak RSS = "):
         assert line in out.stdout
+
+
+def test_the_collector_pauses_only_within_a_chunk() -> None:
+    """Past the threshold the cyclic collector is paused while a chunk is out and resumed
+    after it: when the stream ends, fails, or is abandoned; never switched on if it was
+    off."""
+    import gc
+
+    def failing() -> Iterator[str]:
+        yield from ["+1", "+2"]
+        raise ValueError("bad row")
+
+    assert gc.isenabled()
+    seen = SeenSet(threshold=1, chunk=4)
+    stream = seen.first_occurrences([f"+{i}" for i in range(20)], str, lambda v: None)
+    assert next(stream) == "+0" and next(stream) == "+1"  # the second is a chunk's
+    assert not gc.isenabled()
+    stream.close()
+    assert gc.isenabled()
+    # the abandoned chunk (+1 .. +4) was decided, so it counts as seen with +0
+    assert list(seen.first_occurrences([f"+{i}" for i in range(30)], str,
+                                       lambda v: None)) == [f"+{i}" for i in range(5, 30)]
+    assert gc.isenabled()
+    with pytest.raises(ValueError, match="bad row"):
+        list(SeenSet(threshold=1).first_occurrences(failing(), str, lambda v: None))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        list(SeenSet(threshold=1, chunk=3).first_occurrences(["+1", "+2"] * 5, str,
+                                                             lambda v: None))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
