@@ -33,7 +33,7 @@ class SendoutLike(Protocol):
     @property
     def name(self) -> str: ...
     @property
-    def options(self) -> dict[str, str]: ...
+    def options(self) -> Mapping[str, str]: ...
     @property
     def allow_multiple(self) -> bool: ...
 
@@ -93,17 +93,18 @@ def new_batch_id() -> str:
 
 
 def make_batches(
-    sends: Iterable[tuple[SendoutLike, PlannedLike]],
+    sends: Iterable[tuple[SendoutLike, PlannedLike] | None],
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     in_doubt: Collection[str] = frozenset(),
     new_id: Callable[[], str] = new_batch_id,
-) -> Iterator[Batch]:
+) -> Iterator[Batch | None]:
     """Batches in plan order. `in_doubt` holds ledger keys whose last outcome is unknown;
     their entries go one per batch.
 
     Streams: holds at most one open batch per group, so memory follows the number of
-    groups, not the number of entries.
+    groups, not the number of entries. A None among `sends` (a plan made while it is
+    sent had nothing new yet: plan.stream) is passed on as a None batch.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
@@ -111,7 +112,11 @@ def make_batches(
     # Per-entry work is the hot path of a large apply: options are sorted once per sendout.
     # (The cache holds the sendout itself, so its id cannot be reused by another object.)
     options_of: dict[int, tuple[SendoutLike, tuple[tuple[str, str], ...]]] = {}
-    for sendout, planned in sends:
+    for item in sends:
+        if item is None:
+            yield None
+            continue
+        sendout, planned = item
         if planned.action not in SENDING_ACTIONS:
             continue
         entry = planned.entry

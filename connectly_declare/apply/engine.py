@@ -18,6 +18,9 @@ Stopping (`stop` set, e.g. by Ctrl-C): no new batch starts; those in flight get 
 seconds to finish and record their outcomes; any still running after that are cancelled
 and stay unknown in the ledger.
 
+The plan's sends may be made while they are sent (plan.stream): a None among them means
+"nothing yet", and the worker that drew it lets the others run before asking again.
+
 The caller holds the ledger lock and has checked the plan is fresh.
 """
 
@@ -45,6 +48,7 @@ from connectly_declare.ledger.base import Ledger, Outcome, Record
 from connectly_declare.workspace.config import DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENCY
 
 UNREACHABLE_LIMIT = 3
+_DONE = object()  # the end of a round's batches
 
 
 class Sender(Protocol):
@@ -225,7 +229,7 @@ class Engine:
 
     def __init__(
         self,
-        sends: Iterable[tuple[SendoutLike, PlannedLike]],
+        sends: Iterable[tuple[SendoutLike, PlannedLike] | None],
         ledger: Ledger,
         sender: Sender,
         *,
@@ -256,8 +260,11 @@ class Engine:
         self.stopped_by: str | None = None
         self._fatal: BaseException | None = None
 
-    def _count(self, batches: Iterator[Batch]) -> Iterator[Batch]:
+    def _count(self, batches: Iterator[Batch | None]) -> Iterator[Batch | None]:
         for batch in batches:
+            if batch is None:
+                yield None
+                continue
             tally = self._tallies.get(batch.sendout)
             if tally is None:
                 tally = self._tallies[batch.sendout] = _Tally(batch.sendout, batch.campaign)
@@ -268,6 +275,11 @@ class Engine:
         """Make sure every planned entry is counted, even those never sent (stopped early)."""
         for _ in self._batches:
             pass
+
+    @property
+    def stopping(self) -> bool:
+        """Whether no new batch may start (stopped, by a signal or a reason)."""
+        return self._stop.is_set()
 
     def stop(self, reason: str | None = None) -> None:
         if reason and self.stopped_by is None:
@@ -317,7 +329,7 @@ class Engine:
         stopping.cancel()
         sleeping.cancel()
 
-    async def _round(self, batches: Iterator[Batch]) -> None:
+    async def _round(self, batches: Iterator[Batch | None]) -> None:
         workers = [asyncio.create_task(self._worker(batches))
                    for _ in range(self.settings.concurrency)]
         stopping = asyncio.create_task(self._stop.wait())
@@ -339,11 +351,14 @@ class Engine:
             if not task.cancelled() and task.exception() is not None and self._fatal is None:
                 self._fatal = task.exception()
 
-    async def _worker(self, batches: Iterator[Batch]) -> None:
+    async def _worker(self, batches: Iterator[Batch | None]) -> None:
         while not self._stop.is_set():
-            batch = next(batches, None)
-            if batch is None:
+            batch = next(batches, _DONE)
+            if batch is _DONE:
                 return
+            if not isinstance(batch, Batch):  # None: the plan has nothing new yet
+                await asyncio.sleep(0)
+                continue
             try:
                 await self._send(batch)
             except _Stopped:

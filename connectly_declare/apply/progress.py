@@ -11,9 +11,10 @@ from tqdm import tqdm
 
 
 class Progress:
-    """Counts entries done out of `total`; `close()` ends the bar / prints a last line."""
+    """Counts entries done out of `total` (None: not known yet, as when the plan is made
+    while it is sent); `close()` ends the bar / prints a last line."""
 
-    def __init__(self, total: int, stream: TextIO, *, tty: bool | None = None,
+    def __init__(self, total: int | None, stream: TextIO, *, tty: bool | None = None,
                  every: float = 5.0, clock: Callable[[], float] = time.monotonic,
                  label: str = "sending") -> None:
         self.total = total
@@ -42,6 +43,10 @@ class Progress:
     def _line(self, now: float) -> None:
         elapsed = max(now - self._start, 1e-9)
         rate = self.done / elapsed
+        if self.total is None:
+            print(f"{self._label}: {self.done} entries, {rate:.0f} entries/s",
+                  file=self._stream, flush=True)
+            return
         left = self.total - self.done
         eta = f"{left / rate:.0f} s" if rate > 0 else "?"
         percent = 100.0 * self.done / self.total if self.total else 100.0

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -170,18 +170,36 @@ def send_plan(plan: Plan, ledger: Ledger, dest: Destination, base_url: str, *,
               handle_signals: bool = True,
               fixed_now: Callable[[], datetime] | None = None) -> ApplyResult:
     """Send every planned entry (the caller holds the lock); return the summary."""
+    return send_entries(_sends_of(plan), ledger, dest, base_url, in_doubt=in_doubt,
+                        batch_size=batch_size, err=err, settings=settings, total=total,
+                        handle_signals=handle_signals, fixed_now=fixed_now)
+
+
+def _sends_of(plan: Plan) -> Iterator[tuple[SendoutLike, PlannedLike]]:
+    yield from plan.iter_sends()  # read once the engine starts
+
+
+def send_entries(sends: Iterable[tuple[SendoutLike, PlannedLike] | None], ledger: Ledger,
+                 dest: Destination, base_url: str, *, in_doubt: frozenset[str],
+                 batch_size: int, err: TextIO, settings: EngineSettings | None = None,
+                 total: int | None, handle_signals: bool = True,
+                 fixed_now: Callable[[], datetime] | None = None,
+                 on_engine: Callable[[Engine], None] | None = None) -> ApplyResult:
+    """Send `sends` (a plan's, or a plan's being made: plan.stream; the caller holds the
+    lock); return the summary. `on_engine` is told the engine before it runs."""
     engine_settings = settings or EngineSettings(batch_size=batch_size,
                                                  concurrency=dest.config.concurrency)
 
     async def go() -> ApplyResult:
         progress = Progress(total, err)
         client = ConnectlyClient(client_settings(dest, base_url))
-        sends: Iterator[tuple[SendoutLike, PlannedLike]] = plan.iter_sends()
         # DECLARE_TEST_NOW: the ledger's times follow the tests' clock too
         timed: dict[str, Any] = {} if fixed_now is None else {
             "now": lambda: fixed_now().isoformat(timespec="milliseconds")}
         engine = Engine(sends, ledger, client, settings=engine_settings, in_doubt=in_doubt,
                         progress=progress, **timed)
+        if on_engine is not None:
+            on_engine(engine)
         handler = _Signals(engine, err, engine_settings.grace_seconds)
         guard = handler.installed(asyncio.get_running_loop()) if handle_signals else nullcontext()
         try:
@@ -335,17 +353,20 @@ def plan_locked(request: ApplyRequest, source: ApplySource, ledger: Ledger,
                                 source.environment, sim=request.sim)) from exc
         return source.saved
     assert source.workspace is not None
-    options = PlanOptions(targets=request.targets, max_recipients=request.max_recipients,
-                          allow_past_schedule=request.allow_past_schedule,
-                          recover_in_doubt=request.recover_in_doubt,
-                          batch_size=batch_size_for(request, source.config, None),
-                          retry_failed=request.retry_failed,
-                          retry_failed_sendouts=request.retry_failed_sendouts,
+    return build_plan(source.workspace, ledger, plan_options(request, source),
+                      environ=environ, now=now)
 
-                          quiet_hours=request.quiet_hours,
-                          frequency_caps=tuple(c.as_tuple()
-                                               for c in source.config.frequency_cap))
-    return build_plan(source.workspace, ledger, options, environ=environ, now=now)
+
+def plan_options(request: ApplyRequest, source: ApplySource) -> PlanOptions:
+    """The options of a fresh plan, from the request and declare.yaml."""
+    return PlanOptions(targets=request.targets, max_recipients=request.max_recipients,
+                       allow_past_schedule=request.allow_past_schedule,
+                       recover_in_doubt=request.recover_in_doubt,
+                       batch_size=batch_size_for(request, source.config, None),
+                       retry_failed=request.retry_failed,
+                       retry_failed_sendouts=request.retry_failed_sendouts,
+                       quiet_hours=request.quiet_hours,
+                       frequency_caps=tuple(c.as_tuple() for c in source.config.frequency_cap))
 
 
 def approved(request: ApplyRequest, confirm: Confirm | None, out: TextIO, plan: Plan,
@@ -365,7 +386,7 @@ def approved(request: ApplyRequest, confirm: Confirm | None, out: TextIO, plan: 
     return False
 
 
-def sim_catalog(dest: Destination, source: ApplySource, plan: Plan) -> Catalog | None:
+def sim_catalog(dest: Destination, source: ApplySource, plan: Plan | None) -> Catalog | None:
     """The in-process simulator's catalog (None: not a --sim run): from the manifests,
     else from the saved plan alone."""
     if not dest.sim or dest.base_url:  # real, or a simulator running apart
@@ -375,6 +396,7 @@ def sim_catalog(dest: Destination, source: ApplySource, plan: Plan) -> Catalog |
 
         return catalog_from_workspace(source.workspace, dest.api_key.reveal(),
                                       dest.business_id)
+    assert plan is not None  # a saved plan's run
     return sim_catalog_from_plan(plan, dest.business_id, dest.api_key)
 
 
@@ -416,23 +438,54 @@ def run_apply(request: ApplyRequest, *, out: TextIO, err: TextIO,
     announce_wait(ledger, request.lock_timeout, err)
     with ledger.lock("apply", timeout=request.lock_timeout):
         state = ledger.read()
-        plan = plan_locked(request, source, ledger, state, environ=environ, now=now())
-        # where it goes, as resolved now (a saved plan's own side and endpoint were
-        # checked to be these; an older one did not record them)
-        plan = replace(plan, sim=dest.sim, endpoint=dest.endpoint,
-                       ledger=ledger_place(source.root, dest.resolved))
-        print((show_plan or _default_show(request))(plan), file=out)
-        if not plan.has_changes:
-            print(nothing_to_send(plan), file=out)
-            return 0
-        if not approved(request, confirm, out, plan, dest):
-            return 1
-        batch_size = batch_size_for(request, source.config, source.saved)
-        with _endpoint(dest, sim_catalog(dest, source, plan)) as base_url:
-            result = send_plan(plan, ledger, dest, base_url, in_doubt=in_doubt_keys(state),
-                               batch_size=batch_size, err=err, total=_total(plan),
-                               settings=engine_settings and replace(
-                                   engine_settings, batch_size=batch_size), fixed_now=fixed)
+        from connectly_declare.commands.apply_stream import apply_streamed
+
+        # --auto-approve with a fresh plan: sent while it is made (commands.apply_stream)
+        show = show_plan or _default_show(request)
+        sent = apply_streamed(request, source, ledger, state, dest, environ=environ,
+                              now=now(), fixed=fixed, out=out, err=err, show_plan=show,
+                              engine_settings=engine_settings)
+        if sent is None:
+            sent = plan_then_send(request, source, ledger, state, dest, environ=environ,
+                                  now=now(), fixed=fixed, out=out, err=err, show_plan=show,
+                                  confirm=confirm, engine_settings=engine_settings)
+        if isinstance(sent, int):
+            return sent
+    result, plan = sent
+    return finish_apply(result, source, dest, out, err, environ, plan)
+
+
+def plan_then_send(request: ApplyRequest, source: ApplySource, ledger: Ledger,
+                   state: LedgerState, dest: Destination, *, environ: Mapping[str, str],
+                   now: datetime, fixed: Callable[[], datetime] | None, out: TextIO,
+                   err: TextIO, show_plan: Callable[[Plan], str], confirm: Confirm | None,
+                   engine_settings: EngineSettings | None
+                   ) -> tuple[ApplyResult, Plan | None] | int:
+    """The whole plan (saved, or made now) shown and approved, then sent; or the exit
+    code when nothing is sent."""
+    plan = plan_locked(request, source, ledger, state, environ=environ, now=now)
+    # where it goes, as resolved now (a saved plan's own side and endpoint were
+    # checked to be these; an older one did not record them)
+    plan = replace(plan, sim=dest.sim, endpoint=dest.endpoint,
+                   ledger=ledger_place(source.root, dest.resolved))
+    print(show_plan(plan), file=out)
+    if not plan.has_changes:
+        print(nothing_to_send(plan), file=out)
+        return 0
+    if not approved(request, confirm, out, plan, dest):
+        return 1
+    batch_size = batch_size_for(request, source.config, source.saved)
+    with _endpoint(dest, sim_catalog(dest, source, plan)) as base_url:
+        result = send_plan(plan, ledger, dest, base_url, in_doubt=in_doubt_keys(state),
+                           batch_size=batch_size, err=err, total=_total(plan),
+                           settings=engine_settings and replace(
+                               engine_settings, batch_size=batch_size), fixed_now=fixed)
+    return result, plan
+
+
+def finish_apply(result: ApplyResult, source: ApplySource, dest: Destination, out: TextIO,
+                 err: TextIO, environ: Mapping[str, str], plan: Plan | None) -> int:
+    """After sending, with the lock released: the summary and the exit code."""
     if isinstance(dest.resolved.state, LocalState) and not dest.sim:
         from connectly_declare.commands.ledger_in_ci import warn_untracked_ledger
         from connectly_declare.ledger import local_ledger_path
@@ -454,12 +507,16 @@ __all__ = [
     "check_side",
     "client_settings",
     "confirmation",
+    "finish_apply",
     "in_doubt_keys",
     "load_source",
     "plan_locked",
+    "plan_options",
     "plan_text",
+    "plan_then_send",
     "print_summary",
     "run_apply",
+    "send_entries",
     "send_plan",
     "sim_catalog",
     "sim_catalog_from_plan",

@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
+from contextlib import nullcontext
 from datetime import datetime
 from functools import partial
 from operator import attrgetter, itemgetter
@@ -62,6 +63,7 @@ from connectly_declare.plan.recovery import Recovery
 from connectly_declare.plan.rollout import retimer, stage
 from connectly_declare.plan.sendout_diff import SendoutDiff, noun
 from connectly_declare.plan.spool import Spool
+from connectly_declare.plan.stream import Streamed, drain, feed
 from connectly_declare.policy.caps import CapCheck, epoch, iso, ledger_history
 from connectly_declare.policy.summary import timing_summary
 from connectly_declare.seen import SeenSet
@@ -172,6 +174,25 @@ def make_plan(
 ) -> Plan:
     """Diff every desired sendout against the folded ledger. Pure: the same inputs give
     an equal Plan. Raises PlanRefused naming every guard that failed."""
+    steps = iter_plan(desired, state, options, now=now, workspace_digest=workspace_digest,
+                      environment=environment, business_id=business_id)
+    return drain(steps)
+
+
+def iter_plan(
+    desired: Iterable[Desired],
+    state: LedgerState,
+    options: PlanOptions,
+    *,
+    now: datetime,
+    workspace_digest: str = "",
+    environment: str | None = None,
+    business_id: str | None = None,
+    stream: bool = False,
+) -> Generator[Streamed, None, Plan]:
+    """:func:`make_plan` as a generator returning the Plan. With `stream`, it yields each
+    entry to send as soon as it is known (plan.stream; the Plan then holds counts and
+    samples, not the entries): only for plans `plan.stream.why_not_stream` allows."""
     chosen = _select(desired, options.targets)
     claimed: dict[str, str] = {}
     seen: set[str] = set()
@@ -181,7 +202,8 @@ def make_plan(
     recovery = Recovery(state, options.recover_in_doubt)
     disabled: set[str] = set()
     stats: dict[str, Mapping[str, int]] = {}
-    with no_gc():  # millions of small acyclic objects; see gcpause
+    # millions of small acyclic objects; see gcpause (a stream runs under steady_gc)
+    with nullcontext() if stream else no_gc():
         for item in chosen:
             spec = item.spec
             overlap = not spec.allow_multiple and allow_one[spec.campaign] > 1
@@ -195,7 +217,7 @@ def make_plan(
             if spec.rollout:
                 _stage(planner, item, state, now)
             else:
-                planner.consume(item.entries)
+                yield from feed(planner, item.entries, stream)
             got = item.audience_stats
             stats[item.spec.name] = got() if callable(got) else got
         orphans = _orphans(state, seen, planners, disabled, options.targets)
@@ -320,41 +342,49 @@ def build_plan(ws: Workspace, ledger: Ledger, options: PlanOptions, *,
     """Plan a loaded workspace against `ledger`: entries are produced lazily per sendout
     (connectly_declare.entries.stream) and streamed through :func:`make_plan`. Reads the ledger
     without locking."""
+    state = ledger.read()
+    return make_plan(desired_sendouts(ws, options, environ=environ, now=now), state, options,
+                     now=now, **plan_labels(ws, ledger, state))
+
+
+def plan_labels(ws: Workspace, ledger: Ledger, state: LedgerState) -> dict[str, Any]:
+    """What a plan of `ws` against `ledger` records of where it is for."""
+    # the ledger was opened for the run's environment and business (ledger.open_ledger)
+    return {"workspace_digest": ws.digest, "environment": ledger.environment,
+            "business_id": ledger.business_id or state.business_id}
+
+
+def desired_sendouts(ws: Workspace, options: PlanOptions, *,
+                     environ: Mapping[str, str] = os.environ,
+                     now: datetime) -> Iterator[DesiredSendout]:
+    """Every sendout of `ws` with its entries, produced lazily (see :func:`build_plan`)."""
     from connectly_declare.audience.resolve import AudienceStats
     from connectly_declare.entries.stream import iter_entries
     from connectly_declare.policy.timing import sendout_timing
 
-    state = ledger.read()
     targets = set(options.targets)
-
-    def desired() -> Iterator[DesiredSendout]:
-        for name in sorted(ws.sendouts):
-            sendout = ws.sendouts[name]
-            campaign = ws.campaigns.get(sendout.campaign)
-            timed = sendout_timing(sendout, ws.config.quiet_hours, options.quiet_hours,
-                                   now) is not None
-            spec = SendoutSpec.of(sendout, ws.location("Sendout", name),
-                                  campaign.variables_for(sendout.version) if campaign else None,
-                                  timed=timed)
-            if not sendout.enabled or (targets and name not in targets):
-                yield DesiredSendout(spec)  # no entries are produced for it
-                continue
-            stats = AudienceStats()
-            entries = iter_entries(ws, sendout, environ=environ, stats=stats, now=now,
-                                   quiet_mode=options.quiet_hours)
-            yield DesiredSendout(spec, entries, partial(_stats_dict, stats),
-                                 retimer(sendout, ws.config.quiet_hours,
-                                         options.quiet_hours, now)
-                                 if spec.rollout and sendout.schedule is not None else None)
-
-    # the ledger was opened for the run's environment and business (ledger.open_ledger)
-    return make_plan(desired(), state, options, now=now, workspace_digest=ws.digest,
-                     environment=ledger.environment,
-                     business_id=ledger.business_id or state.business_id)
+    for name in sorted(ws.sendouts):
+        sendout = ws.sendouts[name]
+        campaign = ws.campaigns.get(sendout.campaign)
+        timed = sendout_timing(sendout, ws.config.quiet_hours, options.quiet_hours,
+                               now) is not None
+        spec = SendoutSpec.of(sendout, ws.location("Sendout", name),
+                              campaign.variables_for(sendout.version) if campaign else None,
+                              timed=timed)
+        if not sendout.enabled or (targets and name not in targets):
+            yield DesiredSendout(spec)  # no entries are produced for it
+            continue
+        stats = AudienceStats()
+        entries = iter_entries(ws, sendout, environ=environ, stats=stats, now=now,
+                               quiet_mode=options.quiet_hours)
+        yield DesiredSendout(spec, entries, partial(_stats_dict, stats),
+                             retimer(sendout, ws.config.quiet_hours,
+                                     options.quiet_hours, now)
+                             if spec.rollout and sendout.schedule is not None else None)
 
 
 def _stats_dict(stats: object) -> dict[str, int]:
     return {name: int(getattr(stats, name)) for name in STAT_FIELDS}
 
 
-__all__ = ["STAT_FIELDS", "build_plan", "make_plan"]
+__all__ = ["STAT_FIELDS", "build_plan", "desired_sendouts", "iter_plan", "make_plan", "plan_labels"]
