@@ -36,7 +36,12 @@ from connectly_declare.commands.apply import (
 )
 from connectly_declare.commands.destination import Destination, ledger_place
 from connectly_declare.ledger.base import Ledger, LedgerState
-from connectly_declare.plan.make import desired_sendouts, iter_plan, plan_labels
+from connectly_declare.plan.make import (
+    desired_sendouts,
+    iter_plan,
+    plan_labels,
+    sendout_specs,
+)
 from connectly_declare.plan.model import Plan
 from connectly_declare.plan.stream import Streamed, why_not_stream
 
@@ -91,11 +96,10 @@ def apply_streamed(request: ApplyRequest, source: ApplySource, ledger: Ledger,
     if not request.auto_approve or workspace is None or request.show_recipients:
         return None
     options = plan_options(request, source)
-    desired = list(desired_sendouts(workspace, options, environ=environ, now=now))
-    if why_not_stream([d.spec for d in desired], options, now) is not None:
-        return None  # made whole first from the same (still unread) entries
-    steps = iter_plan(desired, state, options, now=now, stream=True,
-                      **plan_labels(workspace, ledger, state))
+    if why_not_stream(sendout_specs(workspace, options, now), options, now) is not None:
+        return None  # the caller makes the whole plan first
+    steps = iter_plan(desired_sendouts(workspace, options, environ=environ, now=now), state,
+                      options, now=now, stream=True, **plan_labels(workspace, ledger, state))
     print("Planning and sending at once (--auto-approve, a fresh plan): each batch is sent "
           "as soon as it is planned; the plan's summary follows.", file=out, flush=True)
     feed = PlanFeed(steps)

@@ -354,23 +354,34 @@ def plan_labels(ws: Workspace, ledger: Ledger, state: LedgerState) -> dict[str, 
             "business_id": ledger.business_id or state.business_id}
 
 
+def _spec(ws: Workspace, name: str, options: PlanOptions, now: datetime) -> SendoutSpec:
+    from connectly_declare.policy.timing import sendout_timing
+
+    sendout = ws.sendouts[name]
+    campaign = ws.campaigns.get(sendout.campaign)
+    timed = sendout_timing(sendout, ws.config.quiet_hours, options.quiet_hours,
+                           now) is not None
+    return SendoutSpec.of(sendout, ws.location("Sendout", name),
+                          campaign.variables_for(sendout.version) if campaign else None,
+                          timed=timed)
+
+
+def sendout_specs(ws: Workspace, options: PlanOptions, now: datetime) -> list[SendoutSpec]:
+    """Every sendout's spec, without producing any entry (plan.stream's question)."""
+    return [_spec(ws, name, options, now) for name in sorted(ws.sendouts)]
+
+
 def desired_sendouts(ws: Workspace, options: PlanOptions, *,
                      environ: Mapping[str, str] = os.environ,
                      now: datetime) -> Iterator[DesiredSendout]:
     """Every sendout of `ws` with its entries, produced lazily (see :func:`build_plan`)."""
     from connectly_declare.audience.resolve import AudienceStats
     from connectly_declare.entries.stream import iter_entries
-    from connectly_declare.policy.timing import sendout_timing
 
     targets = set(options.targets)
     for name in sorted(ws.sendouts):
         sendout = ws.sendouts[name]
-        campaign = ws.campaigns.get(sendout.campaign)
-        timed = sendout_timing(sendout, ws.config.quiet_hours, options.quiet_hours,
-                               now) is not None
-        spec = SendoutSpec.of(sendout, ws.location("Sendout", name),
-                              campaign.variables_for(sendout.version) if campaign else None,
-                              timed=timed)
+        spec = _spec(ws, name, options, now)
         if not sendout.enabled or (targets and name not in targets):
             yield DesiredSendout(spec)  # no entries are produced for it
             continue
@@ -387,4 +398,5 @@ def _stats_dict(stats: object) -> dict[str, int]:
     return {name: int(getattr(stats, name)) for name in STAT_FIELDS}
 
 
-__all__ = ["STAT_FIELDS", "build_plan", "desired_sendouts", "iter_plan", "make_plan", "plan_labels"]
+__all__ = ["STAT_FIELDS", "build_plan", "desired_sendouts", "iter_plan", "make_plan",
+           "plan_labels", "sendout_specs"]

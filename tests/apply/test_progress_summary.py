@@ -31,6 +31,23 @@ def test_without_a_terminal_progress_is_a_line_every_few_seconds() -> None:
     assert "\r" not in stream.getvalue()  # no bar redraws in CI logs
 
 
+def test_while_the_plan_is_still_made_progress_counts_without_a_total() -> None:
+    now = [0.0]
+    stream = io.StringIO()
+    progress = Progress(None, stream, tty=False, every=5.0, clock=lambda: now[0])
+    for _ in range(6):
+        now[0] += 1.0
+        progress.advance(50)
+    progress.close()
+    assert stream.getvalue().splitlines() == ["sending: 250 entries, 50 entries/s",
+                                              "sending: 300 entries, 50 entries/s"]
+    bar = io.StringIO()
+    with_bar = Progress(None, bar, tty=True)
+    with_bar.advance(40)
+    with_bar.close()
+    assert "40" in bar.getvalue() and "%" not in bar.getvalue()
+
+
 def test_on_a_terminal_progress_is_a_bar() -> None:
     stream = io.StringIO()
     progress = Progress(100, stream, tty=True)
