@@ -20,10 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectly_declare.ledger.base import Header, Intent, LedgerState, Outcome, Record, Resolution
 from connectly_declare.ledger.fold import Folder, _status, accepted_note, error_text
+
+if TYPE_CHECKING:  # numpy is imported only for a large ledger
+    from connectly_declare.ledger.chainfold import EventInfo
 
 SMALL = 50_000  # entries: below this, a plain Folder and dict
 _CHUNK = 1 << 16
@@ -233,6 +236,21 @@ class _Bulk:
                               int(codes[i]) if encodable[i] else None))
         self._keep(codes, fp, event, position, ok)
 
+    def _event_info(self) -> list[EventInfo]:
+        from connectly_declare.ledger.chainfold import EventInfo
+        from connectly_declare.ledger.keyindex import STATUS_CODE
+
+        info = []
+        for _, intent, outcome, _ in self.events:
+            status = _status(intent, outcome)
+            accepted = status == "accepted"
+            error = accepted_note(outcome.error) if accepted else \
+                error_text(outcome.error, outcome.http_status)
+            info.append(EventInfo(intent.sendout, intent.version, intent.batch_id, intent.at,
+                                  outcome.at, outcome.sendout_id, error, STATUS_CODE[status],
+                                  intent.scope == ""))
+        return info
+
     def _code(self, campaign: str, client: str, scope: str) -> int | None:
         from connectly_declare.ledger.keyindex import CLIENT_BITS, digits
 
@@ -261,7 +279,8 @@ class _Bulk:
         return touched
 
     def state(self, serial: int | None) -> LedgerState:
-        from connectly_declare.ledger.keyindex import ACCEPTED_FP, CLIENT_MASK, STATUS_CODE, Group
+        from connectly_declare.ledger.chainfold import chain_mask, fold_chains
+        from connectly_declare.ledger.keyindex import ACCEPTED_FP, CLIENT_MASK, Group
 
         np = self.np
         self._release()
@@ -288,6 +307,13 @@ class _Bulk:
             del at
         else:
             replay = np.zeros(len(codes), dtype=bool)
+        # keys only intent+outcome pairs touched, several of them: walked, not replayed
+        info = self._event_info()
+        candidates = np.setdiff1d(twice, touched)
+        chain = np.zeros(len(codes), dtype=bool)
+        if len(candidates) and len({i.batch_id for i in info}) == len(info):
+            chain = chain_mask(codes, event, position, candidates)
+            replay &= ~chain
         # the replayed keys' entries, in their original order, per event
         chosen = np.flatnonzero(replay)
         hexes = fp[chosen].astype(">u8").tobytes().hex()
@@ -319,19 +345,14 @@ class _Bulk:
         folded = folder.state()
         # every other key: the state its one event gives (taken in key order: the index
         # needs no second sort; each column replaced as it goes, for peak memory)
+        if bool(chain.any()):
+            fold_chains(self.builder, codes[chain], fp[chain], event[chain], position[chain],
+                        info)
         del position
-        order = order[~replay[order]]
-        del replay
-        groups, flags = [], []
-        for _, intent, outcome, _ in self.events:
-            status = _status(intent, outcome)
-            accepted = status == "accepted"
-            error = accepted_note(outcome.error) if accepted else \
-                error_text(outcome.error, outcome.http_status)
-            groups.append(self.builder.group_id(Group(
-                intent.sendout, intent.version, intent.batch_id, intent.at, outcome.at,
-                outcome.sendout_id, error)))
-            flags.append(STATUS_CODE[status] | (ACCEPTED_FP if accepted else 0))
+        order = order[~(replay | chain)[order]]
+        del replay, chain
+        groups = [self.builder.group_id(Group(*i[:7])) for i in info]
+        flags = [i.status | (ACCEPTED_FP if i.status == 0 else 0) for i in info]
         codes = codes[order]
         fp = fp[order]
         event = event[order]
