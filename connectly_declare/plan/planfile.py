@@ -65,7 +65,7 @@ def _send_rows(to_send: PlannedEntries) -> Iterator[list[Any]]:
     if not isinstance(to_send, Spool):
         yield from map(_entry_row, to_send)
         return
-    for (action, reason, client, variables, scheduled_at, fp, source, _zone, _timing), \
+    for action, reason, (client, variables, scheduled_at, fp, source, _zone, _timing), \
             constants in to_send.rows():
         yield [action, client, fp, variables if type(variables) is dict else dict(variables),
                scheduled_at, constants[3], source, reason]
