@@ -22,6 +22,7 @@ plan's refusal, and nothing of the chunk is sent.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from datetime import datetime
 from itertools import islice
@@ -88,7 +89,13 @@ def feed(planner: SendoutDiff, entries: Iterable[Entry], stream: bool) -> Iterat
     spec = planner.spec
     pending = iter(entries)
     size = CHUNK
+    collecting = gc.isenabled()  # a stream runs under gcpause.steady_gc, collecting
     while chunk := list(islice(pending, size)):
+        # The audience's dedup (seen.SeenSet.first_occurrences) pauses the collector while
+        # its read-ahead is out; suspended there, it would keep it paused for the whole
+        # send, and the requests' cyclic garbage would pile up. Resumed here.
+        if collecting and not gc.isenabled():
+            gc.enable()
         # each chunk's entries to send, held as objects (never spilled: at most `size`),
         # handed on and dropped: the plan's to_send ends empty
         planner.to_send = found = Spool(memory=size)

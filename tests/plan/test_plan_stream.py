@@ -4,17 +4,19 @@ is handed on; plans that could trip a guard of the whole plan are not streamed."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connectly_declare.entry import Entry
 from connectly_declare.ledger.base import Header, Intent, IntentEntry, Outcome, Record
 from connectly_declare.ledger.fold import fold
 from connectly_declare.plan import stream
 from connectly_declare.plan.make import iter_plan, make_plan
-from connectly_declare.plan.model import PlanOptions, PlanRefused, SendoutSpec
+from connectly_declare.plan.model import DesiredSendout, PlanOptions, PlanRefused, SendoutSpec
 from connectly_declare.plan.stream import why_not_stream
 
 from .conftest import AT, NOW, desired, entry, spec
@@ -117,3 +119,28 @@ def test_only_plans_whose_whole_plan_guards_cannot_fail_stream(
         specs: list[SendoutSpec], options: PlanOptions, why: str | None) -> None:
     found = why_not_stream(specs, options, NOW)
     assert (found is None) if why is None else (found is not None and why in found)
+
+
+def test_the_collector_runs_between_chunks_whatever_the_audience_paused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """seen.SeenSet pauses the collector while its read-ahead is out: suspended there, it
+    must not keep the collector paused while the stream's requests are sent."""
+    import gc
+
+    monkeypatch.setattr(stream, "CHUNK", 2)
+
+    def read_ahead() -> Iterator[Entry]:
+        gc.disable()  # as first_occurrences does for a chunk
+        try:
+            yield from (entry(c) for c in CLIENTS[:6])
+        finally:
+            gc.enable()
+
+    assert gc.isenabled()
+    steps = iter_plan([DesiredSendout(spec(), read_ahead())], fold([]), PlanOptions(),
+                      now=NOW, stream=True)
+    states = []
+    for item in steps:
+        if item is not None:
+            states.append(gc.isenabled())
+    assert states == [True] * 6
