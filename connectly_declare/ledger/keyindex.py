@@ -188,6 +188,19 @@ class KeyIndex(Mapping[str, KeyState]):
     def __len__(self) -> int:
         return len(self.codes) + len(self.extra)
 
+    def __eq__(self, other: object) -> bool:
+        """Equal as mappings; two indexes built alike (same pairs, groups and side
+        fields: e.g. the same records folded twice) are compared array by array."""
+        if isinstance(other, KeyIndex) and self.pairs == other.pairs \
+                and self.groups == other.groups and self.side == other.side \
+                and self.extra == other.extra:
+            return all(np.array_equal(a, b) for a, b in (
+                (self.codes, other.codes), (self.flags, other.flags), (self.fp, other.fp),
+                (self.group, other.group)))
+        return Mapping.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
     def __iter__(self) -> Iterator[str]:
         pairs = self.pairs
         for code in self.codes.tolist():

@@ -115,6 +115,7 @@ def test_bulk_fold_equals_folder(records: list[Record], raw: bool) -> None:
     assert isinstance(got.keys, KeyIndex)
     assert as_dict(got.keys) == as_dict(expected.keys)
     assert len(got.keys) == len(expected.keys)
+    assert got.keys == expected.keys and got.keys == bulk(records, raw=not raw).keys
     assert sorted(got.keys) == sorted(expected.keys)
     for key, state in expected.keys.items():
         assert key in got.keys
