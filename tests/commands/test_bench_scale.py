@@ -106,6 +106,9 @@ def test_targets_are_checked_where_their_sizes_ran() -> None:
     assert "10M plan --out <= 11x the 1M time: 12.00x MISSED" in text
     assert "96.2% of the floor ok" in text
     assert "peak RSS <= 1 GiB: 0.90 GiB ok" in text
+    rows[0].runs[0].cpu, rows[3].runs[0].cpu = 2.0, 21.0  # wall is the target, CPU shown
+    assert "10M plan <= 11x the 1M time: 10.80x (CPU seconds 10.50x) ok" \
+        in "\n".join(b.targets(rows)[0])
     lines, ok = b.targets(rows[:1])
     assert ok and sum("not measured" in line for line in lines) == 5
 
