@@ -21,6 +21,7 @@ from connectly_declare.sim.app import DroppedConnection
 # Requests held by the timeout fault end when their client hangs up; this bounds how long
 # a shutdown waits for one whose client is still there.
 SHUTDOWN_GRACE_S = 2.0
+KEEP_ALIVE_S = 30  # idle keep-alive connections, seconds (see _config)
 
 
 class _QuietDrops(logging.Filter):
@@ -72,9 +73,12 @@ def url_of(sock: socket.socket) -> str:
 
 def _config(app: ASGIApp, log_level: str, access_log: bool) -> uvicorn.Config:
     logging.getLogger("uvicorn.error").addFilter(_QUIET_DROPS)
+    # Idle keep-alive connections are kept longer than a client keeps them (httpx: 5 s,
+    # uvicorn's default too): with equal timeouts the server may close a connection just
+    # as the client sends on it, and that request is dropped unanswered (in doubt).
     return uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="off",
                           timeout_graceful_shutdown=int(SHUTDOWN_GRACE_S), http="auto",
-                          loop="auto")
+                          loop="auto", timeout_keep_alive=KEEP_ALIVE_S)
 
 
 @contextlib.contextmanager
