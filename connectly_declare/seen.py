@@ -86,6 +86,25 @@ class SeenSet:
             self._decide(pending)
             pending.clear()
 
+    def update(self, values: list[str]) -> None:
+        """:meth:`add` each of `values`, in order (one call for a chunk of them)."""
+        small = self._small
+        if small is not None and len(small) + len(values) < self.threshold:
+            self.added += len(values)  # stays a plain set, as adding one by one would
+            small.update(values)
+            return
+        if small is None:  # runs: decided in bulk once a chunk's worth is pending
+            self.added += len(values)
+            pending = self._pending
+            pending.extend(values)
+            if len(pending) >= self.chunk:
+                self._decide(pending)
+                pending.clear()
+            return
+        add = self.add  # crossing the threshold: where `add` would
+        for value in values:
+            add(value)
+
     @property
     def repeats(self) -> int:
         """How many values given to :meth:`add` had been given before (for a set only

@@ -204,3 +204,24 @@ def test_the_collector_pauses_only_within_a_chunk() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["+1650555000", "+1650555001", "+44207", "x", "+0",
+                                          "+16505550002", "+33612345678", "+1"]),
+                         max_size=12), max_size=8),
+       st.integers(min_value=1, max_value=6), st.integers(min_value=1, max_value=5))
+def test_update_by_lists_counts_as_adding_one_by_one(
+        batches: list[list[str]], threshold: int, chunk: int) -> None:
+    """The plan hands a chunk's sending clients over as one list: the repeats, the size
+    and the membership are those of adding them one by one, below and past the threshold."""
+    one, many = SeenSet(threshold, chunk), SeenSet(threshold, chunk)
+    everything = set()
+    for batch in batches:
+        for value in batch:
+            one.add(value)
+        many.update(batch)
+        everything.update(batch)
+        assert (many.repeats, len(many), many.added) == (one.repeats, len(one), one.added)
+    assert many.repeats == sum(map(len, batches)) - len(everything)
+    assert all(value in many for value in everything) and "+1999" not in many

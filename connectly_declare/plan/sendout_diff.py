@@ -10,7 +10,7 @@ from itertools import islice
 from typing import Any
 
 from connectly_declare import words
-from connectly_declare.entry import KEY_SEPARATOR, Entry
+from connectly_declare.entry import E164, KEY_SEPARATOR, Entry
 from connectly_declare.errors import Problem
 from connectly_declare.ledger.base import KeyState, LedgerState
 from connectly_declare.ledger.keyview import ABSENT, CHANGED, SAME, classify
@@ -29,7 +29,7 @@ from connectly_declare.plan.model import (
 from connectly_declare.plan.recovery import Recovery
 from connectly_declare.plan.rollout import WaveStatus
 from connectly_declare.plan.spool import Spool
-from connectly_declare.plan.validity import entry_checker
+from connectly_declare.plan.validity import entry_checker, required_variables
 from connectly_declare.policy.timing import HELD
 from connectly_declare.seen import SeenSet
 
@@ -78,6 +78,8 @@ class SendoutDiff:
         self.capped: list[PlannedEntry] = []  # set by the frequency caps (plan.make)
         self._past_cache: dict[str, bool] = {}
         self.check = entry_checker(spec.variables)
+        self._required = required_variables(spec.variables)  # as `check` tests them
+        self._valid_when: set[str] = set()  # scheduledAt values `check` found valid
         self.failed_reasons: Counter[str] = Counter()  # why, for the notes
         self.inferred = 0  # accepted keys whose acceptance apply inferred
         self.inferred_samples: list[PlannedEntry] = []
@@ -142,7 +144,10 @@ class SendoutDiff:
         """Diff every entry. One tight loop over locals for the common cases (send, and an
         own key accepted before: noop / resend / drift); anything else goes to `_other`.
         It runs once per recipient, and at a million recipients attribute lookups and
-        calls are most of the cost."""
+        calls are most of the cost: so a chunk's entries to send and their clients are
+        gathered in plain lists and handed to the spool and the duplicate check once per
+        chunk, and the validity check is called only for an entry the inline test of the
+        same three conditions does not pass (to name its reason)."""
         keys_get = self.keys.get
         spec = self.spec
         prefix, suffix, name = self._prefix, self._suffix, spec.name
@@ -153,81 +158,107 @@ class SendoutDiff:
         counts = dict.fromkeys(("send", "noop", changed), 0)
         matched_own = 0
         samples, want = self.samples, self.options.samples
-        to_send, add_sending = self.to_send, self.sending_keys.add
+        to_send, sending_keys = self.to_send, self.sending_keys
         check_past = not self.options.allow_past_schedule
         in_past = self._past_cache.get  # one lookup per entry (a few schedules per sendout)
         other = self._other
         check = self.check
+        # plan.validity's three conditions, inline: E.164 client, exactly the version's
+        # variables, a valid scheduledAt (those found valid by `check`, cached)
+        fullmatch, required, valid_when = E164.fullmatch, self._required, self._valid_when
         timed = spec.timed  # quiet hours may hold entries back
-        for entry, verdict in self._classified(entries):
-            if (entry.sendout != name or entry.campaign != campaign
-                    or entry.version != version or entry.allow_multiple is not multiple):
-                self.mismatched += 1
-                continue
-            if not fast or (timed and entry.timing & HELD):
-                key = prefix + entry.client + suffix  # entry.key, inlined
-                other(entry, key, keys_get(key) if verdict else None)
-                continue
-            if verdict == ABSENT:
-                action: Action = "send"
-                reason = ""
-            elif verdict == SAME:  # own, accepted, same content, no error: no KeyState read
-                matched_own += 1
-                action, reason = "noop", ""
-            elif verdict == CHANGED:
-                matched_own += 1
-                action, reason = changed, changed_reason
-            else:
-                key = prefix + entry.client + suffix
-                known = keys_get(key)
-                assert known is not None
-                if known.sendout != name:
-                    other(entry, key, known)
+        for chunk, verdicts in self._classified(entries):
+            sends: list[PlannedEntry] = []  # in order; handed to the spool per chunk
+            send = sends.append
+            clients: list[str] = []  # of `sends`, for the duplicate check
+            sending = clients.append
+            for entry, verdict in zip(chunk, verdicts, strict=True):
+                if (entry.sendout != name or entry.campaign != campaign
+                        or entry.version != version or entry.allow_multiple is not multiple):
+                    self.mismatched += 1
                     continue
-                matched_own += 1
-                if known.status != "accepted":
-                    other(entry, key, known)
+                if not fast or (timed and entry.timing & HELD):
+                    key = prefix + entry.client + suffix  # entry.key, inlined
+                    if sends:  # `other` appends to the spool itself: keep the order
+                        to_send.extend(sends)
+                        sends.clear()
+                    other(entry, key, keys_get(key) if verdict else None)
                     continue
-                if known.fingerprint == entry.fingerprint:
+                if verdict == ABSENT:
+                    action: Action = "send"
+                    reason = ""
+                elif verdict == SAME:  # own, accepted, same content, no error: no KeyState
+                    matched_own += 1
                     action, reason = "noop", ""
-                    if known.error is not None:  # accepted by inference: say so
-                        self._inferred(entry, known)
-                        continue
-                else:
+                elif verdict == CHANGED:
+                    matched_own += 1
                     action, reason = changed, changed_reason
-            if action == "send" or action == "resend":
-                problem = check(entry)
-                if problem is not None:
-                    self._invalid(entry, problem)
+                else:
+                    key = prefix + entry.client + suffix
+                    known = keys_get(key)
+                    assert known is not None
+                    if known.sendout != name:
+                        if sends:
+                            to_send.extend(sends)
+                            sends.clear()
+                        other(entry, key, known)
+                        continue
+                    matched_own += 1
+                    if known.status != "accepted":
+                        if sends:
+                            to_send.extend(sends)
+                            sends.clear()
+                        other(entry, key, known)
+                        continue
+                    if known.fingerprint == entry.fingerprint:
+                        action, reason = "noop", ""
+                        if known.error is not None:  # accepted by inference: say so
+                            self._inferred(entry, known)
+                            continue
+                    else:
+                        action, reason = changed, changed_reason
+                if action == "send" or action == "resend":
+                    client, scheduled_at = entry.client, entry.scheduled_at
+                    if (fullmatch(client) is None
+                            or (required is not None and entry.variables.keys() != required)
+                            or (scheduled_at is not None and scheduled_at not in valid_when)):
+                        problem = check(entry)
+                        if problem is not None:
+                            self._invalid(entry, problem)
+                            continue
+                        if scheduled_at is not None:  # check found it valid
+                            valid_when.add(scheduled_at)
+                    counts[action] += 1
+                    sending(client)  # twice in one sendout: counted in `problems`
+                    if check_past and scheduled_at is not None \
+                            and in_past(scheduled_at) is not False:
+                        self._check_past(scheduled_at)
+                    planned = PlannedEntry(action, entry, reason)
+                    send(planned)
+                    if len(samples[action]) < want:
+                        samples[action].append(planned)
                     continue
-            counts[action] += 1
-            if action == "send" or action == "resend":
-                add_sending(entry.client)  # twice in one sendout: counted in `problems`
-                scheduled_at = entry.scheduled_at
-                if check_past and scheduled_at is not None \
-                        and in_past(scheduled_at) is not False:
-                    self._check_past(scheduled_at)
-                planned = PlannedEntry(action, entry, reason)
-                to_send.append(planned)
+                counts[action] += 1
                 if len(samples[action]) < want:
-                    samples[action].append(planned)
-            elif len(samples[action]) < want:
-                samples[action].append(PlannedEntry(action, entry, reason))
+                    samples[action].append(PlannedEntry(action, entry, reason))
+            if sends:
+                to_send.extend(sends)
+            if clients:
+                sending_keys.update(clients)
         for action, count in counts.items():
             self.counts[action] += count
         self.matched_own += matched_own
 
-    def _classified(self, entries: Iterable[Entry]) -> Iterator[tuple[Entry, int]]:
-        """Each entry with its key's verdict (ledger.keyview.classify), looked up a chunk
-        at a time: in a compact index one np.searchsorted per chunk, no KeyState built for
-        the common keys."""
+    def _classified(self, entries: Iterable[Entry]) -> Iterator[tuple[list[Entry], list[int]]]:
+        """Chunks of entries, each with its keys' verdicts (ledger.keyview.classify), looked
+        up a chunk at a time: in a compact index one np.searchsorted per chunk, no KeyState
+        built for the common keys."""
         spec, keys = self.spec, self.keys
         scope = spec.name if spec.allow_multiple else ""
         stream = iter(entries)
         while chunk := list(islice(stream, _CHUNK)):
-            yield from zip(chunk, classify(keys, spec.campaign, scope, spec.name,
-                                           [e.client for e in chunk],
-                                           [e.fingerprint for e in chunk]), strict=True)
+            yield chunk, classify(keys, spec.campaign, scope, spec.name,
+                                  [e.client for e in chunk], [e.fingerprint for e in chunk])
 
     def _inferred(self, entry: Entry, known: KeyState) -> None:
         self.counts["noop"] += 1

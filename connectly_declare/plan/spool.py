@@ -153,8 +153,19 @@ class Spool:
             self._spill()
 
     def extend(self, entries: Iterable[PlannedEntry]) -> None:
-        for planned in entries:
-            self.append(planned)
+        if not isinstance(entries, list):  # any iterable, one at a time (never held whole)
+            for planned in entries:
+                self.append(planned)
+            return
+        # A list (a chunk of a plan's sends): in slices that spill exactly where appending
+        # them one by one would, so the spool holds and writes the same chunks.
+        items, start, count = self._items, 0, len(entries)
+        while start < count:
+            room = self._limit + 1 - len(items)  # >= 1: items never outgrow the limit
+            items.extend(entries[start:start + room])
+            start += room
+            if len(items) > self._limit:
+                self._spill()
 
     def _spill(self) -> None:
         """Write every entry still held as an object to disk, in chunks."""

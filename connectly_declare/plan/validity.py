@@ -20,13 +20,18 @@ from connectly_declare.entry import E164, Entry, valid_timestamp
 INVALID_LOCALLY = "invalid, never sent"
 
 
+def required_variables(variables: Collection[str] | None) -> frozenset[str] | None:
+    """The variable names every entry must carry exactly (None: not known)."""
+    return frozenset(variables) if variables is not None else None
+
+
 def entry_checker(variables: Collection[str] | None) -> Callable[[Entry], str | None]:
     """A function giving the first reason the server would refuse an entry, or None.
 
     `variables` are the exact variable names of the campaign version the entries are sent
     to (None: not known, e.g. an old saved plan; then only client and schedule are
     checked). Made once per sendout: it runs for every entry to send."""
-    required = frozenset(variables) if variables is not None else None
+    required = required_variables(variables)
     fullmatch = E164.fullmatch
     schedules: dict[str, bool] = {}
 
@@ -52,4 +57,4 @@ def entry_checker(variables: Collection[str] | None) -> Callable[[Entry], str | 
     return problem
 
 
-__all__ = ["E164", "INVALID_LOCALLY", "entry_checker", "valid_timestamp"]
+__all__ = ["E164", "INVALID_LOCALLY", "entry_checker", "required_variables", "valid_timestamp"]

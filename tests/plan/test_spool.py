@@ -133,3 +133,22 @@ def test_the_plain_constructor_path_rebuilds_the_same(monkeypatch: pytest.Monkey
     items = [planned(n, zone="Asia/Jakarta", timing=n) for n in range(5)]
     monkeypatch.setattr(module, "_FAST", False)
     assert [full(p) for p in Spool(items, memory=0, chunk=2)] == [full(p) for p in items]
+
+
+@pytest.mark.parametrize(("memory", "chunk", "sizes"), [
+    (0, 1, [1, 3, 7]), (5, 3, [2, 2, 2, 9, 1]), (4, 4, [13, 0, 4, 5]), (20, 7, [50])])
+def test_extending_by_lists_spills_where_appending_one_by_one_does(
+        memory: int, chunk: int, sizes: list[int]) -> None:
+    """The plan hands each chunk's sends over as a list: the spool must hold, write and
+    give back exactly what appending them one at a time would."""
+    items = [planned(n, name=f"n{n}") for n in range(sum(sizes))]
+    one, many = Spool(memory=memory, chunk=chunk), Spool(memory=memory, chunk=chunk)
+    start = 0
+    for size in sizes:
+        for item in items[start:start + size]:
+            one.append(item)
+        many.extend(items[start:start + size])
+        start += size
+        assert (many.on_disk, len(many)) == (one.on_disk, len(one))
+    assert [full(p) for p in many] == [full(p) for p in one] == [full(p) for p in items]
+    assert list(many.rows()) == list(one.rows())
