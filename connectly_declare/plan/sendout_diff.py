@@ -44,6 +44,7 @@ FAILED_HINT = ("not sent again until its content changes, `connectly-declare app
 _SHAPE = attrgetter("sendout", "campaign", "version")
 _MULTIPLE = attrgetter("allow_multiple")
 _CLIENT = attrgetter("client")
+_FINGERPRINT = attrgetter("fingerprint")
 _VARIABLES = attrgetter("variables")
 _WHEN = attrgetter("scheduled_at")
 _KEYS = methodcaller("keys")
@@ -327,7 +328,7 @@ class SendoutDiff:
         stream = iter(entries)
         while chunk := list(islice(stream, _CHUNK)):
             yield chunk, classify(keys, spec.campaign, scope, spec.name,
-                                  [e.client for e in chunk], [e.fingerprint for e in chunk])
+                                  list(map(_CLIENT, chunk)), list(map(_FINGERPRINT, chunk)))
 
     def _inferred(self, entry: Entry, known: KeyState) -> None:
         self.counts["noop"] += 1
