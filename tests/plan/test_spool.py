@@ -152,3 +152,22 @@ def test_extending_by_lists_spills_where_appending_one_by_one_does(
         assert (many.on_disk, len(many)) == (one.on_disk, len(one))
     assert [full(p) for p in many] == [full(p) for p in one] == [full(p) for p in items]
     assert list(many.rows()) == list(one.rows())
+
+
+def test_reading_chunks_back_pauses_the_collector_only_inside_the_spool() -> None:
+    """Rebuilding a chunk makes thousands of small objects at once: with the collector
+    running that set off a collection every 700 of them (and full ones); it pauses while
+    a chunk is read, and runs again while the caller holds the entries."""
+    import gc
+
+    items = [planned(n) for n in range(30_000)]
+    spool = Spool(items, memory=0, chunk=4_096)
+    assert spool.on_disk > 25_000
+    assert gc.isenabled()
+    for walk in (lambda: iter(spool), spool.rows):
+        before = sum(generation["collections"] for generation in gc.get_stats())
+        enabled = [gc.isenabled() for _ in walk()]
+        after = sum(generation["collections"] for generation in gc.get_stats())
+        assert len(enabled) == 30_000 and all(enabled)
+        assert after - before < 30  # about 2 x 30,000 / 700 without the pause
+    assert [full(p) for p in spool] == [full(p) for p in items]
