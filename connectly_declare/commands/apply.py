@@ -40,6 +40,7 @@ from connectly_declare.commands.destination import (
     plan_command,
     resolve_destination,
 )
+from connectly_declare.commands.simhost import apart_for_entries
 from connectly_declare.endpoint import is_loopback
 from connectly_declare.errors import DeclareError, StalePlan
 from connectly_declare.gcpause import steady_gc
@@ -248,17 +249,25 @@ def sim_catalog_from_plan(plan: Plan, business: str, key: Secret) -> Catalog:
 
 
 @contextmanager
-def _endpoint(dest: Destination, catalog: Catalog | None) -> Iterator[str]:
-    """The base URL to send to: the real one, a simulator running apart, or an in-process
-    simulator on loopback."""
-    if catalog is None:  # not an in-process --sim run
+def _endpoint(dest: Destination, catalog: Catalog | None,
+              apart: Callable[[], bool] = lambda: False) -> Iterator[str]:
+    """The base URL to send to: the real one, a simulator running apart, or one started
+    for this apply on loopback: in a thread, or from a child process when `apart()` says
+    the run is large (commands.simhost)."""
+    if catalog is None:  # not a --sim run that starts its own simulator
         yield dest.base_url
         return
     from connectly_declare.sim import create_app, serve_in_thread
 
-    app = create_app(catalog) if dest.sim_rate_limit is None else \
-        create_app(catalog, rate_limit=dest.sim_rate_limit or None)  # DECLARE_SIM_RATE_LIMIT
-    with serve_in_thread(app, "127.0.0.1", 0) as url:
+    # DECLARE_SIM_RATE_LIMIT (0: off); unset, the simulator's default
+    rate_limit = 200.0 if dest.sim_rate_limit is None else dest.sim_rate_limit or None
+    if apart():
+        from connectly_declare.sim.child import simulator_process
+
+        with simulator_process(catalog, rate_limit) as url:
+            yield url
+        return
+    with serve_in_thread(create_app(catalog, rate_limit=rate_limit), "127.0.0.1", 0) as url:
         yield url
 
 
@@ -475,9 +484,11 @@ def plan_then_send(request: ApplyRequest, source: ApplySource, ledger: Ledger,
     if not approved(request, confirm, out, plan, dest):
         return 1
     batch_size = batch_size_for(request, source.config, source.saved)
-    with _endpoint(dest, sim_catalog(dest, source, plan)) as base_url:
+    total = _total(plan)
+    with _endpoint(dest, sim_catalog(dest, source, plan),
+                   lambda: apart_for_entries(environ, total)) as base_url:
         result = send_plan(plan, ledger, dest, base_url, in_doubt=in_doubt_keys(state),
-                           batch_size=batch_size, err=err, total=_total(plan),
+                           batch_size=batch_size, err=err, total=total,
                            settings=engine_settings and replace(
                                engine_settings, batch_size=batch_size), fixed_now=fixed)
     return result, plan

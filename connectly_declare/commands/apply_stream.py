@@ -35,6 +35,7 @@ from connectly_declare.commands.apply import (
     sim_catalog,
 )
 from connectly_declare.commands.destination import Destination, ledger_place
+from connectly_declare.commands.simhost import apart_for_workspace
 from connectly_declare.ledger.base import Ledger, LedgerState
 from connectly_declare.plan.make import (
     desired_sendouts,
@@ -104,7 +105,8 @@ def apply_streamed(request: ApplyRequest, source: ApplySource, ledger: Ledger,
           "as soon as it is planned; the plan's summary follows.", file=out, flush=True)
     feed = PlanFeed(steps)
     batch_size = batch_size_for(request, source.config, None)
-    with _endpoint(dest, sim_catalog(dest, source, None)) as base_url:
+    with _endpoint(dest, sim_catalog(dest, source, None),
+                   lambda: apart_for_workspace(environ, workspace)) as base_url:
         result = send_entries(feed, ledger, dest, base_url, in_doubt=in_doubt_keys(state),
                               batch_size=batch_size, err=err, total=None,
                               settings=engine_settings and replace(
