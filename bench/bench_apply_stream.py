@@ -7,8 +7,11 @@ Builds, in a temporary folder, a workspace of ``--recipients`` distinct valid nu
 
     python -m connectly_declare -C WORKSPACE apply --sim --auto-approve
 
-as a child process (the in-process simulator, rate limit on at 200 requests/s: everything
-in one heap, as a user runs it), with an empty simulator ledger each time. The floor is
+as a child process (with the simulator `apply --sim` starts, rate limit on at 200
+requests/s, as a user runs it: at this size from a process of its own, commands.simhost;
+`DECLARE_SIM_PROCESS=never` in the environment keeps it in-process), with an empty
+simulator ledger each time. CPU and peak RSS are the CLI's including the simulator's
+process it waited for (CPU summed; peak RSS the larger of the two, not their sum). The floor is
 ``recipients / (200 x batch)`` seconds (the API's limit: 50 s for 1,000,000 in batches of
 100); the run's share of it is floor / wall time (target >= 95%, i.e. <= 52.6 s at 1M).
 Peak RSS is the child's own (`os.wait4`; target <= 1 GiB).
