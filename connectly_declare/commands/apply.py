@@ -352,7 +352,7 @@ def announce_sim(dest: Destination, root: Path, out: TextIO) -> None:
 def plan_locked(request: ApplyRequest, source: ApplySource, ledger: Ledger,
                 state: LedgerState, *, environ: Mapping[str, str], now: datetime) -> Plan:
     """The plan to send, with the lock held: the saved one if still fresh, else a new
-    one (`state`, read under the lock, is still the ledger build_plan reads)."""
+    one against `state`, read under the lock (the ledger is folded once)."""
     if source.saved is not None:
         try:
             check_fresh(source.saved, state)
@@ -363,7 +363,7 @@ def plan_locked(request: ApplyRequest, source: ApplySource, ledger: Ledger,
         return source.saved
     assert source.workspace is not None
     return build_plan(source.workspace, ledger, plan_options(request, source),
-                      environ=environ, now=now)
+                      environ=environ, now=now, state=state)
 
 
 def plan_options(request: ApplyRequest, source: ApplySource) -> PlanOptions:

@@ -338,11 +338,14 @@ STAT_FIELDS = ("read", "yielded", "invalid_skipped", "duplicates_dropped", "excl
 
 
 def build_plan(ws: Workspace, ledger: Ledger, options: PlanOptions, *,
-               environ: Mapping[str, str] = os.environ, now: datetime) -> Plan:
+               environ: Mapping[str, str] = os.environ, now: datetime,
+               state: LedgerState | None = None) -> Plan:
     """Plan a loaded workspace against `ledger`: entries are produced lazily per sendout
     (connectly_declare.entries.stream) and streamed through :func:`make_plan`. Reads the ledger
-    without locking."""
-    state = ledger.read()
+    without locking, unless the caller gives the `state` it already read (apply, under the
+    lock: a large ledger is folded once, not twice)."""
+    if state is None:
+        state = ledger.read()
     return make_plan(desired_sendouts(ws, options, environ=environ, now=now), state, options,
                      now=now, **plan_labels(ws, ledger, state))
 
