@@ -55,9 +55,24 @@ class Recipients:
         # merged once the set holds an eighth of the array (at least MERGE_AT): each
         # number is copied a bounded number of times on average
         if len(recent) >= max(MERGE_AT, self._runs.size // 8):
-            fresh = np.fromiter(recent, np.uint64, len(recent))
-            self._runs = np.union1d(self._runs, fresh)
+            self._runs = merged(self._runs, np.fromiter(recent, np.uint64, len(recent)))
             recent.clear()
+
+
+def merged(runs: np.ndarray[Any, np.dtype[np.uint64]],
+           fresh: np.ndarray[Any, np.dtype[np.uint64]]) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    """`runs` (sorted, unique) with the distinct `fresh` numbers it lacks, still sorted.
+
+    Only `fresh` is sorted; `runs` is copied once around the insertions. `np.union1d` would
+    re-sort all of it, a pause of a tenth of a second at a million deliveries, during which
+    every request waits and the rate the simulator answers at falls below the API's."""
+    fresh = np.unique(fresh)
+    if runs.size:
+        at = np.searchsorted(runs, fresh)
+        present = runs[np.minimum(at, runs.size - 1)] == fresh
+        fresh, at = fresh[~present], at[~present]
+        return np.insert(runs, at, fresh)
+    return fresh
 
 
 def pack(items: Sequence[Item]) -> bytes:
@@ -69,4 +84,4 @@ def unpack(blob: bytes) -> list[Item]:
     return [(c, v, s) for c, v, s in json.loads(zlib.decompress(blob))]
 
 
-__all__ = ["MERGE_AT", "Item", "Recipients", "client_number", "pack", "unpack"]
+__all__ = ["MERGE_AT", "Item", "Recipients", "client_number", "merged", "pack", "unpack"]

@@ -7,7 +7,10 @@ import json
 import random
 import tracemalloc
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connectly_declare.sim import Catalog, Simulator, delivered
 from connectly_declare.sim.delivered import Recipients, client_number, pack, unpack
@@ -29,6 +32,15 @@ def test_recipients_answer_as_a_set_across_merges(monkeypatch: pytest.MonkeyPatc
     assert book._runs.size > 0  # the array was used, not only the set
     probe = list(range(10**6 - 5, 10**6 + 505))
     assert book.known(probe) == [n in model for n in probe]
+
+
+@given(st.lists(st.integers(0, 2**63), max_size=60), st.lists(st.integers(0, 2**63), max_size=60))
+def test_a_merge_is_the_sorted_union(runs: list[int], fresh: list[int]) -> None:
+    # merged() inserts into the sorted array instead of re-sorting it; it must be union1d
+    before = np.unique(np.array(runs, np.uint64))
+    after = delivered.merged(before, np.array(fresh + runs[:3], np.uint64))
+    assert after.dtype == np.uint64
+    assert after.tolist() == sorted(set(runs) | set(fresh))
 
 
 def test_client_numbers_are_distinct_for_distinct_e164_clients() -> None:
