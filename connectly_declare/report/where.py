@@ -12,7 +12,7 @@ def endpoint_text(plan: Plan) -> str:
     """Where `plan` sends, for people: the host, and whether it is the simulator."""
     if plan.sim:
         return (f"the simulator at {host_of(plan.endpoint)}" if plan.endpoint
-                else "the simulator (in-process, on loopback)")
+                else "the simulator apply starts (on loopback)")
     if plan.endpoint is None:
         return "(endpoint not recorded)"
     if is_loopback(plan.endpoint):

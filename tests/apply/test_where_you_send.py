@@ -67,7 +67,7 @@ def test_header_question_and_summary_say_where(tmp_path: Path) -> None:
         assert (data["sim"], data["endpoint"], data["ledger"]) == (
             True, None, ".declare/sim-ledger.staging.jsonl")
         done = run_cli(ws, "--env", "staging", "plan", "--sim")
-        assert "Sends to the simulator (in-process, on loopback)" in done.stdout.splitlines()[1]
+        assert "Sends to the simulator apply starts (on loopback)" in done.stdout.splitlines()[1]
 
         code, out, err = answer_on_a_terminal(ws, ["--env", "staging", "apply"], key, "yes")
         assert code == 0, out + err
