@@ -37,6 +37,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 MAX_OUTPUT_CHARS = 65_536  # a WhatsApp variable is at most a few thousand characters
 MAX_SECONDS = 2.0  # a real template renders in microseconds
 MAX_INT_DIGITS = 4_300  # CPython's own int<->str conversion limit
+REARM_SECONDS = 0.1  # after the time budget, the alarm repeats this often until disarmed
 
 
 class TemplateBudgetExceeded(Exception):
@@ -258,7 +259,10 @@ def time_budget(seconds: float = MAX_SECONDS) -> Iterator[None]:
     old_handler: Any = None
     if use_alarm:
         old_handler = signal.signal(signal.SIGALRM, _on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
+        # and again every tenth of a second after that, until disarmed: an alarm that
+        # lands in a finalizer or a gc callback has its exception printed and dropped
+        # ("Exception ignored in ..."), and the render would run on unbounded
+        signal.setitimer(signal.ITIMER_REAL, seconds, REARM_SECONDS)
     try:
         yield
     finally:

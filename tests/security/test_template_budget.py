@@ -123,3 +123,24 @@ def test_time_budget_outside_the_main_thread_is_checked_at_calls() -> None:
     thread.start()
     thread.join()
     assert isinstance(caught[0], TemplateBudgetExceeded)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_an_alarm_swallowed_by_a_finalizer_is_repeated() -> None:
+    # The first SIGALRM lands while a finalizer runs: Python prints its exception as
+    # "ignored" and drops it. The budget must still stop the loop that follows (one
+    # that makes no call the budget could check at), by the alarm firing again.
+    import time
+
+    class Slow:
+        def __del__(self) -> None:
+            until = time.monotonic() + 0.15
+            while time.monotonic() < until:  # the alarm fires in here
+                pass
+
+    started = time.monotonic()
+    with pytest.raises(TemplateBudgetExceeded), time_budget(0.05):
+        Slow()  # dropped at once: its __del__ runs past the deadline
+        while time.monotonic() - started < 3.0:  # no template call: only an alarm stops it
+            pass
+    assert time.monotonic() - started < 1.0
