@@ -23,6 +23,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from connectly_declare.ledger.base import Header, Intent, LedgerState, Outcome, Record, Resolution
+from connectly_declare.ledger.codec import LazyPairs
 from connectly_declare.ledger.fold import Folder, _status, accepted_note, error_text
 
 if TYPE_CHECKING:  # numpy is imported only for a large ledger
@@ -35,7 +36,13 @@ _BAD_PAIR = "an entry must be a [client, fingerprint] pair of strings"
 Pairs = Sequence[Sequence[str]]
 
 
+def _plain(pairs: Pairs) -> Pairs:
+    """The pairs as the list they are, a LazyPairs parsed (ValueError if it does not)."""
+    return pairs.load() if isinstance(pairs, LazyPairs) else pairs
+
+
 def _check(pairs: Pairs) -> tuple[list[str], list[str]]:
+    pairs = _plain(pairs)
     if pairs.__class__ is not list or (pairs and (
             set(map(type, pairs)) != {list} or set(map(len, pairs)) != {2})):
         raise TypeError(_BAD_PAIR)
@@ -68,7 +75,7 @@ class BulkFolder:
         if self._bulk is not None:
             self._bulk.add(record, pairs, raw)
             return
-        self._buffer.append((record, pairs))
+        self._buffer.append((record, None if pairs is None else _plain(pairs)))
         if pairs is not None:
             self._entries += len(pairs)
         if self._entries >= self.threshold:
@@ -125,7 +132,7 @@ class _Bulk:
             self._event(held, record)
             return
         if held is not None:
-            self.others.append(held[:3])
+            self.others.append((held[0], held[1], _plain(held[2])))
         if isinstance(record, Header):
             if self.header is None:
                 self.header = record
@@ -134,7 +141,8 @@ class _Bulk:
 
     def _release(self) -> None:
         if self._held is not None:
-            self.others.append(self._held[:3])
+            seq, record, pairs, _ = self._held
+            self.others.append((seq, record, _plain(pairs)))  # replayed: read whole
             self._held = None
 
     def _event(self, held: tuple[int, Intent, Pairs, bytes | None], outcome: Outcome) -> None:

@@ -9,9 +9,9 @@ request and read on every plan, and pairs halve its size against objects.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from connectly_declare.ledger.base import (
     FORMAT_VERSION,
@@ -150,6 +150,69 @@ def intent_from_json(obj: dict[str, Any], *,
     )):
         raise ValueError("field 'entries' must be a list of [client, fingerprint] pairs")
     return replace(intent, options=cast(dict[str, str], options)), pairs
+
+
+class LazyPairs(Sequence[Any]):
+    """An intent's ``[client, fingerprint]`` pairs, parsed from its line's bytes only when
+    something reads them. The fold decodes most entries arrays straight from the bytes
+    (ledger.rawentries) and never needs these lists: parsing every array twice was a fifth
+    of reading a large ledger. A segment that does not parse, or not to `count` items,
+    raises ValueError when read, as the whole line's parse would have."""
+
+    __slots__ = ("_count", "_pairs", "segment")
+
+    def __init__(self, segment: bytes, count: int) -> None:
+        self.segment = segment  # the entries array, as JSON
+        self._count = count
+        self._pairs: list[Any] | None = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def load(self) -> list[Any]:
+        if self._pairs is None:
+            pairs = json.loads(self.segment)
+            if not isinstance(pairs, list) or len(pairs) != self._count:
+                raise ValueError("field 'entries' must be a list of [client, fingerprint] pairs")
+            self._pairs = pairs
+        return self._pairs
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        return self.load()[index]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.load())
+
+
+_ENTRIES_KEY = b',"entries":['
+_INTENT_START = b'{"type":"intent",'
+
+
+def split_intent(raw: bytes) -> tuple[bytes, LazyPairs] | None:
+    """An intent line as this codec writes it (``"entries"`` last, its strings without
+    escapes), cut in two: the line with ``[]`` for its entries array, and the array's
+    pairs, read lazily. None for any other line (parsed whole, as before).
+
+    The cut is exact: ``,"entries":[`` cannot occur inside a JSON string (its quote would
+    be escaped) and the array holds no backslash, so its quotes delimit its strings, four
+    per pair; it ends at the line's final ``]}``."""
+    if not raw.startswith(_INTENT_START):
+        return None
+    start = raw.rfind(_ENTRIES_KEY)
+    stripped = raw.rstrip(b"\r\n")
+    if start < 0 or not stripped.endswith(b"]}"):
+        return None
+    segment = stripped[start + len(_ENTRIES_KEY) - 1:-1]
+    quotes = segment.count(b'"')
+    if b"\\" in segment or quotes % 4:
+        return None
+    return raw[:start] + b',"entries":[]}', LazyPairs(segment, quotes // 4)
 
 
 def from_json(obj: Any) -> Record:

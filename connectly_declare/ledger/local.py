@@ -67,7 +67,7 @@ class _Scan:
                 record = replace(record, entries=tuple(IntentEntry(c, f) for c, f in pairs))
             yield record
 
-    def items(self) -> Iterator[tuple[Record, list[Any] | None]]:
+    def items(self) -> Iterator[tuple[Record, Sequence[Any] | None]]:
         """(record, None), or (intent without entries, its [client, fingerprint] pairs)."""
         pending: tuple[int, str] | None = None  # a damaged line waiting for its explanation
         seen_header = False
@@ -79,8 +79,11 @@ class _Scan:
                 if complete:
                     self.serial = number
                 try:
-                    obj: Any = json.loads(raw)
-                    codec.refuse_lone_surrogates(raw, obj)
+                    # the fast read leaves an intent's entries array as bytes until the
+                    # fold asks (most never are: ledger.rawentries decodes them in bulk)
+                    cut = None if self.check_pairs else codec.split_intent(raw)
+                    obj: Any = json.loads(raw if cut is None else cut[0])
+                    codec.refuse_lone_surrogates(raw if cut is None else cut[0], obj)
                     if isinstance(obj, dict) and obj.get("type") == TORN:
                         if pending is None or obj.get("line") != pending[0]:
                             raise self._corrupt(number, "a torn-line marker without its torn line")
@@ -91,10 +94,12 @@ class _Scan:
                         pending = None
                         continue
                     record: Record
-                    pairs = None
+                    pairs: Sequence[Any] | None = None
                     if isinstance(obj, dict) and obj.get("type") == "intent":
                         record, pairs = codec.intent_from_json(
                             obj, check_pairs=self.check_pairs)
+                        if cut is not None:
+                            pairs = cut[1]
                     else:
                         record = codec.from_json(obj)
                 except codec.NewerFormat as err:
