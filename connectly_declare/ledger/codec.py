@@ -310,5 +310,5 @@ def decode(line: str | bytes) -> Record:
     return from_json(obj)
 
 
-__all__ = ["NewerFormat", "decode", "encode", "from_json", "intent_from_json",
-           "refuse_lone_surrogates", "to_json"]
+__all__ = ["LazyPairs", "NewerFormat", "decode", "encode", "from_json", "intent_from_json",
+           "refuse_lone_surrogates", "split_intent", "to_json"]
