@@ -111,7 +111,8 @@ def test_two_applies_at_once_through_the_proxy(tmp_path: object, bouncer: str,
     ws = Path(str(tmp_path)) / "ws"
     settings = {"state": {"backend": "postgres", "dsn_env": "E2E_PG_DSN", "schema": pg_schema,
                           "lock": "lease", "lease_seconds": 5},
-                "batch_size": 50, "requests_per_second": 150, "concurrency": 8}
+                # slow enough (40 requests: 1.3 s) that the two surely overlap
+                "batch_size": 50, "requests_per_second": 30, "concurrency": 8}
     with sim_process(catalog(key), args=["--latency-ms", "5"]) as sim:
         clients = write_workspace(ws, base_url=sim.url, recipients=2_000, settings=settings)
         results = two_applies_at_once(ws, key, {"E2E_PG_DSN": bouncer}, "0")
