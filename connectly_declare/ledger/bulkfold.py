@@ -23,7 +23,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from connectly_declare.ledger.base import Header, Intent, LedgerState, Outcome, Record, Resolution
-from connectly_declare.ledger.codec import LazyPairs
+from connectly_declare.ledger.codec import LazyPairs, entries_segment
 from connectly_declare.ledger.fold import Folder, _status, accepted_note, error_text
 
 if TYPE_CHECKING:  # numpy is imported only for a large ledger
@@ -146,15 +146,15 @@ class _Bulk:
             self._held = None
 
     def _event(self, held: tuple[int, Intent, Pairs, bytes | None], outcome: Outcome) -> None:
-        from connectly_declare.ledger.rawentries import entries_segment
-
         seq, intent, pairs, raw = held
         pair = self.builder.pair_id(intent.campaign, intent.scope)
         number = len(self.events)
         self.events.append((seq, intent, outcome, -1 if pair is None else pair))
         start, size = self._position, len(pairs)
         self._position += size
-        segment = entries_segment(raw) if raw is not None else None
+        # the local read cut the array out already (codec.split_intent); else cut it here
+        segment = pairs.segment if isinstance(pairs, LazyPairs) else \
+            entries_segment(raw) if raw is not None else None
         if segment is not None:
             self._segments.append(segment)
             self._raw_events.append((number, size, start, pairs))

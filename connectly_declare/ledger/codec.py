@@ -194,6 +194,24 @@ _ENTRIES_KEY = b',"entries":['
 _INTENT_START = b'{"type":"intent",'
 
 
+def _entries_cut(line: bytes) -> tuple[int, bytes] | None:
+    """Where an intent line's ``,"entries":[`` starts and its entries array's bytes (up
+    to the line's last ``]}``), when the array holds no backslash; else None."""
+    start = line.rfind(_ENTRIES_KEY)
+    end = line.rfind(b"]}")
+    if start < 0 or end < start:
+        return None
+    segment = line[start + len(_ENTRIES_KEY) - 1:end + 1]
+    return None if b"\\" in segment else (start, segment)
+
+
+def entries_segment(line: bytes) -> bytes | None:
+    """The bytes of the entries array of an intent line as the codec writes it, or None
+    (what ledger.rawentries decodes)."""
+    cut = _entries_cut(line)
+    return None if cut is None else cut[1]
+
+
 def split_intent(raw: bytes) -> tuple[bytes, LazyPairs] | None:
     """An intent line as this codec writes it (``"entries"`` last, its strings without
     escapes), cut in two: the line with ``[]`` for its entries array, and the array's
@@ -202,15 +220,14 @@ def split_intent(raw: bytes) -> tuple[bytes, LazyPairs] | None:
     The cut is exact: ``,"entries":[`` cannot occur inside a JSON string (its quote would
     be escaped) and the array holds no backslash, so its quotes delimit its strings, four
     per pair; it ends at the line's final ``]}``."""
-    if not raw.startswith(_INTENT_START):
+    if not raw.startswith(_INTENT_START) or not raw.rstrip(b"\r\n").endswith(b"]}"):
         return None
-    start = raw.rfind(_ENTRIES_KEY)
-    stripped = raw.rstrip(b"\r\n")
-    if start < 0 or not stripped.endswith(b"]}"):
+    cut = _entries_cut(raw)
+    if cut is None:
         return None
-    segment = stripped[start + len(_ENTRIES_KEY) - 1:-1]
+    start, segment = cut
     quotes = segment.count(b'"')
-    if b"\\" in segment or quotes % 4:
+    if quotes % 4:
         return None
     return raw[:start] + b',"entries":[]}', LazyPairs(segment, quotes // 4)
 
@@ -310,5 +327,5 @@ def decode(line: str | bytes) -> Record:
     return from_json(obj)
 
 
-__all__ = ["LazyPairs", "NewerFormat", "decode", "encode", "from_json", "intent_from_json",
-           "refuse_lone_surrogates", "split_intent", "to_json"]
+__all__ = ["LazyPairs", "NewerFormat", "decode", "encode", "entries_segment", "from_json",
+           "intent_from_json", "refuse_lone_surrogates", "split_intent", "to_json"]

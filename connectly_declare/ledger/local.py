@@ -82,8 +82,9 @@ class _Scan:
                     # the fast read leaves an intent's entries array as bytes until the
                     # fold asks (most never are: ledger.rawentries decodes them in bulk)
                     cut = None if self.check_pairs else codec.split_intent(raw)
-                    obj: Any = json.loads(raw if cut is None else cut[0])
-                    codec.refuse_lone_surrogates(raw if cut is None else cut[0], obj)
+                    text = raw if cut is None else cut[0]
+                    obj: Any = json.loads(text)
+                    codec.refuse_lone_surrogates(text, obj)
                     if isinstance(obj, dict) and obj.get("type") == TORN:
                         if pending is None or obj.get("line") != pending[0]:
                             raise self._corrupt(number, "a torn-line marker without its torn line")

@@ -42,16 +42,6 @@ def e164_digits(windows: npt.NDArray[np.uint8], start: npt.NDArray[Any],
     return number, good
 
 
-def entries_segment(line: bytes) -> bytes | None:
-    """The bytes of the entries array of an intent line as the codec writes it, or None."""
-    start = line.rfind(b',"entries":[')
-    end = line.rfind(b"]}")
-    if start < 0 or end < start:
-        return None
-    segment = line[start + 11:end + 1]
-    return None if b"\\" in segment else segment
-
-
 def decode(segments: list[bytes], count: int
            ) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any], npt.NDArray[np.bool_]] | None:
     """(client digits, fingerprints as (n, 2) big-endian uint64, which entries decoded) of
@@ -88,4 +78,4 @@ def decode(segments: list[bytes], count: int
     return np.where(good, number, -1), fp, good
 
 
-__all__ = ["decode", "e164_digits", "entries_segment"]
+__all__ = ["decode", "e164_digits"]
