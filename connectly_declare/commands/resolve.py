@@ -28,6 +28,7 @@ from connectly_declare.ledger.base import (
     ResolvedAs,
     current_owner,
 )
+from connectly_declare.ledger.keyview import sorted_states
 from connectly_declare.ledger.verdicts import is_permanent
 from connectly_declare.report import escape
 
@@ -63,8 +64,11 @@ class Selection:
     def keys(self, state: LedgerState) -> Iterator[KeyState]:
         statuses = self._statuses()
         failed = FAILED in statuses
-        for key in sorted(state.keys):
-            known = state.keys[key]
+        # only the statuses asked for are made into KeyStates (a rejected key may be
+        # `failed`); the rest of the filter reads each one
+        real = None if not statuses else statuses | ({"rejected"} if failed else set())
+        for known in sorted_states(state.keys, real):
+            key = known.key
             if statuses and known.status not in statuses and not (
                     failed and known.status == "rejected" and is_permanent(known.error)):
                 continue

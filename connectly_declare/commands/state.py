@@ -24,6 +24,7 @@ from connectly_declare.ledger.base import (
     ResolvedAs,
     current_owner,
 )
+from connectly_declare.ledger.keyview import sorted_states, states_of_client
 from connectly_declare.report import escape
 from connectly_declare.workspace.config import WorkspaceConfig
 from connectly_declare.workspace.load import load_config_only
@@ -99,13 +100,11 @@ def resolution_text(state: KeyState) -> str:
 
 def select(state: LedgerState, *, sendout: str | None = None,
            status: str | None = None) -> Iterator[KeyState]:
-    for key in sorted(state.keys):
-        known = state.keys[key]
-        if sendout is not None and known.sendout != sendout:
-            continue
-        if status is not None and known.status != status:
-            continue
-        yield known
+    """The keys' states in key order, filtered (a large ledger's walked a chunk at a
+    time: ledger.keyview.sorted_states)."""
+    for known in sorted_states(state.keys, None if status is None else (status,)):
+        if sendout is None or known.sendout == sendout:
+            yield known
 
 
 def state_list(ctx: StateContext, out: TextIO, *, sendout: str | None, status: str | None,
@@ -122,13 +121,9 @@ def state_list(ctx: StateContext, out: TextIO, *, sendout: str | None, status: s
     return 0
 
 
-def _keys_of(state: LedgerState, client: str) -> list[KeyState]:
-    return [state.keys[k] for k in sorted(state.keys) if split_key(k)[1] == client]
-
-
 def state_show(ctx: StateContext, out: TextIO, client: str, *, show_recipients: bool) -> int:
     e164 = normalize_client(client, ctx.config.default_region)
-    keys = _keys_of(ctx.ledger.read(), e164)
+    keys = states_of_client(ctx.ledger.read().keys, e164)
     shown = e164 if show_recipients else mask_phone(e164)
     if not keys:
         out.write(f"{shown}: not in the {ctx.ledger.describe()} (nothing was ever sent to "
@@ -167,7 +162,7 @@ def state_resolve(ctx: StateContext, out: TextIO, client: str, *, campaign: str,
     e164 = normalize_client(client, ctx.config.default_region)
     with ctx.ledger.lock(f"state resolve {mask_phone(e164)}", lock_timeout):
         state = ctx.ledger.read()  # under the lock: nobody appends between read and write
-        keys = [k for k in _keys_of(state, e164) if split_key(k.key)[0] == campaign
+        keys = [k for k in states_of_client(state.keys, e164) if split_key(k.key)[0] == campaign
                 and (sendout is None or sendout in (k.sendout, split_key(k.key)[2]))]
         if not keys:
             raise LedgerError(f"{mask_phone(e164)} has no ledger entry for campaign "

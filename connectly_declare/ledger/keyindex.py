@@ -29,9 +29,11 @@ KeyState, then ``build``); :mod:`ledger.bulkfold` folds records into one.
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -52,6 +54,8 @@ STATUS_MASK = 3
 ACCEPTED_FP = 4
 SIDE = 8
 _FP = re.compile(r"[0-9a-f]{32}")
+_POW10 = np.array([10**k for k in range(16)], dtype=np.uint64)  # 1 .. 10**15
+_WALK = 4_096  # keys made into strings at a time by the sorted walk
 
 U64 = npt.NDArray[np.uint64]
 
@@ -131,6 +135,16 @@ def fingerprint_bytes(fps: Sequence[str]) -> tuple[npt.NDArray[Any], list[bool] 
     good = [_FP.fullmatch(fp) is not None for fp in fps]
     raw = bytes.fromhex("".join(fp if ok else "0" * 32 for fp, ok in zip(fps, good, strict=True)))
     return np.frombuffer(raw, dtype=">u8").reshape(-1, 2), good
+
+
+def text_order(numbers: U64) -> npt.NDArray[np.intp]:
+    """The order in which the clients ``"+<number>"`` of these numbers (0 to 10**15 - 1)
+    sort as strings: digit by digit, a number that is a prefix of another first ("+12" <
+    "+120" < "+13"). As one uint64 each: the digits padded to 15 with zeros, times 16,
+    plus how many digits there are."""
+    size = np.maximum(np.searchsorted(_POW10, numbers, side="right"), 1)  # digits, 1-15
+    padded = numbers * _POW10[15 - size]
+    return np.argsort(padded * np.uint64(16) + size.astype(np.uint64), kind="stable")
 
 
 class KeyIndex(Mapping[str, KeyState]):
@@ -228,6 +242,56 @@ class KeyIndex(Mapping[str, KeyState]):
     def items(self) -> Iterator[tuple[str, KeyState]]:  # type: ignore[override]
         for state in self.values():
             yield state.key, state
+
+    def sorted_states(self, statuses: Collection[str] | None = None) -> Iterator[KeyState]:
+        """Every key's KeyState in the order of ``sorted(index)`` (the keys as strings),
+        only those whose status is in `statuses` if given: what `state list`, `state
+        export` and bulk `state resolve` walk. Never all the keys as strings at once: per
+        (campaign, scope) pair the rows are ordered as their clients sort as text
+        (:func:`text_order`, 8 bytes a key), and the pairs' streams and the keys outside
+        the arrays are merged by their strings (a pair's keys share prefix and suffix, and
+        the separator sorts before every digit)."""
+        wanted = None if statuses is None else set(statuses)
+        mask = None
+        if wanted is not None:
+            codes = [STATUS_CODE[s] for s in wanted if s in STATUS_CODE]
+            mask = np.isin(self.flags & STATUS_MASK, np.array(codes, dtype=np.uint8))
+        starts = [int(np.searchsorted(self.codes, np.uint64(p << CLIENT_BITS)))
+                  for p in range(len(self.pairs))] + [len(self.codes)]
+        streams: list[Iterator[tuple[str, int]]] = [
+            self._pair_walk(p, starts[p], starts[p + 1], mask) for p in range(len(self.pairs))
+            if starts[p] < starts[p + 1]]
+        extra = sorted(k for k, s in self.extra.items() if wanted is None or s.status in wanted)
+        if extra:
+            streams.append((key, -1) for key in extra)
+        walk = streams[0] if len(streams) == 1 else heapq.merge(*streams)
+        for key, row in walk:
+            yield self.extra[key] if row < 0 else self.state(row)
+
+    def _pair_walk(self, pair: int, start: int, end: int,
+                   mask: npt.NDArray[np.bool_] | None) -> Iterator[tuple[str, int]]:
+        """(key, row) of a pair's rows (`start` to `end`, those `mask` keeps), in the
+        order of their keys as strings."""
+        rows = np.arange(start, end) if mask is None else start + np.flatnonzero(mask[start:end])
+        rows = rows[text_order(self.codes[rows] & np.uint64(CLIENT_MASK))]
+        campaign, scope = self.pairs[pair]
+        prefix, suffix = f"{campaign}{KEY_SEPARATOR}+", f"{KEY_SEPARATOR}{scope}"
+        for at in range(0, len(rows), _WALK):
+            part = rows[at:at + _WALK]
+            numbers = (self.codes[part] & np.uint64(CLIENT_MASK)).tolist()
+            for number, row in zip(numbers, part.tolist(), strict=True):
+                yield f"{prefix}{number}{suffix}", row
+
+    def states_of_client(self, client: str) -> list[KeyState]:
+        """The KeyStates of every key of `client` (any campaign, any scope), in key
+        order: one pass over the codes, no key made into a string but these."""
+        found: list[KeyState] = []
+        number = digits(client)
+        if number >= 0 and len(self.codes):
+            rows = np.flatnonzero((self.codes & np.uint64(CLIENT_MASK)) == np.uint64(number))
+            found = [self.state(row) for row in rows.tolist()]
+        found += [s for k, s in self.extra.items() if k.split(KEY_SEPARATOR)[1:2] == [client]]
+        return sorted(found, key=attrgetter("key"))
 
     # -- bulk --
     def _sendout_ids(self) -> npt.NDArray[np.uint32]:
@@ -436,4 +500,4 @@ def index_of(states: Iterable[KeyState]) -> KeyIndex:
 
 
 __all__ = ["ABSENT", "CHANGED", "OTHER", "SAME", "Group", "IndexBuilder", "KeyIndex",
-           "Side", "client_digits", "digits", "fingerprint_bytes", "index_of"]
+           "Side", "client_digits", "digits", "fingerprint_bytes", "index_of", "text_order"]

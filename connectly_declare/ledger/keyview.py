@@ -9,7 +9,7 @@ plain loop (and numpy is never imported for it).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from connectly_declare.entry import KEY_SEPARATOR
@@ -28,6 +28,10 @@ class BulkKeys(Protocol):
     def keys_with_status(self, statuses: Iterable[str]) -> list[str]: ...
 
     def sendout_campaign_counts(self, sendouts: Iterable[str]) -> Counter[tuple[str, str]]: ...
+
+    def sorted_states(self, statuses: Collection[str] | None = None) -> Iterator[KeyState]: ...
+
+    def states_of_client(self, client: str) -> list[KeyState]: ...
 
 
 def _bulk(keys: Mapping[str, KeyState]) -> BulkKeys | None:
@@ -90,5 +94,29 @@ def sendout_campaign_counts(keys: Mapping[str, KeyState],
                    if s.sendout in wanted)
 
 
+def sorted_states(keys: Mapping[str, KeyState],
+                  statuses: Collection[str] | None = None) -> Iterator[KeyState]:
+    """Every key's state in key order (``sorted(keys)``), only those whose status is in
+    `statuses` if given. A KeyIndex walks it in bounded memory: ten million keys are never
+    one sorted list of strings."""
+    bulk = _bulk(keys)
+    if bulk is not None:
+        yield from bulk.sorted_states(statuses)
+        return
+    for key in sorted(keys):
+        known = keys[key]
+        if statuses is None or known.status in statuses:
+            yield known
+
+
+def states_of_client(keys: Mapping[str, KeyState], client: str) -> list[KeyState]:
+    """The states of every key of `client` (E.164), in key order."""
+    bulk = _bulk(keys)
+    if bulk is not None:
+        return bulk.states_of_client(client)
+    return [keys[k] for k in sorted(keys) if k.split(KEY_SEPARATOR)[1:2] == [client]]
+
+
 __all__ = ["ABSENT", "CHANGED", "OTHER", "SAME", "BulkKeys", "classify", "keys_with_status",
-           "sendout_campaign_counts", "sendout_counts", "verdict"]
+           "sendout_campaign_counts", "sendout_counts", "sorted_states", "states_of_client",
+           "verdict"]
