@@ -33,6 +33,7 @@ import heapq
 import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from functools import cached_property
 from operator import attrgetter
 from typing import Any, NamedTuple
 
@@ -292,6 +293,55 @@ class KeyIndex(Mapping[str, KeyState]):
             found = [self.state(row) for row in rows.tolist()]
         found += [s for k, s in self.extra.items() if k.split(KEY_SEPARATOR)[1:2] == [client]]
         return sorted(found, key=attrgetter("key"))
+
+    @cached_property
+    def _campaign_pairs(self) -> tuple[dict[str, list[int]], list[tuple[int, str]]]:
+        """campaign -> the ids of its (campaign, scope) pairs; and apart, (id, the scope's
+        part before its last separator) of the pairs whose scope holds the separator
+        (never from a workspace, which forbids control characters in names)."""
+        plain: dict[str, list[int]] = {}
+        odd: list[tuple[int, str]] = []
+        for pair, (campaign, scope) in enumerate(self.pairs):
+            if KEY_SEPARATOR in scope:
+                odd.append((pair, scope.rpartition(KEY_SEPARATOR)[0]))
+            else:
+                plain.setdefault(campaign, []).append(pair)
+        return plain, odd
+
+    def states_of_campaign_client(self, campaign: str, client: str) -> list[KeyState]:
+        """The KeyStates of every key of `campaign` to `client`, whatever the scope, in
+        key order: the keys ``k`` with ``k.rpartition(KEY_SEPARATOR)[0] == campaign +
+        KEY_SEPARATOR + client``. One `_row` lookup per (campaign, scope) pair of the
+        campaign, and the keys kept whole in `extra`: what recovery asks of an in-doubt
+        key (:mod:`plan.recovery`), instead of walking every key."""
+        prefix = campaign + KEY_SEPARATOR + client
+        plain, odd = self._campaign_pairs
+        # a key in the arrays is pair campaign SEP "+digits" SEP scope: its prefix is
+        # campaign SEP "+digits" when the scope holds no separator, else longer
+        head, _, tail = prefix.rpartition(KEY_SEPARATOR)
+        wanted = [(pair, tail) for pair in plain.get(head, ())]
+        for pair, scope_head in odd:
+            end = KEY_SEPARATOR + scope_head
+            if prefix.endswith(end):
+                rest, _, rest_tail = prefix[:-len(end)].rpartition(KEY_SEPARATOR)
+                if rest == self.pairs[pair][0]:
+                    wanted.append((pair, rest_tail))
+        found: list[KeyState] = []
+        for pair, who in wanted:
+            number = digits(who)
+            row = self._row(pair << CLIENT_BITS | number) if number >= 0 else -1
+            if row >= 0:
+                found.append(self.state(row))
+        found += self._extra_by_prefix.get(prefix, ())
+        return sorted(found, key=attrgetter("key"))
+
+    @cached_property
+    def _extra_by_prefix(self) -> dict[str, list[KeyState]]:
+        """The keys kept whole by ``key.rpartition(KEY_SEPARATOR)[0]``."""
+        found: dict[str, list[KeyState]] = {}
+        for key, state in self.extra.items():
+            found.setdefault(key.rpartition(KEY_SEPARATOR)[0], []).append(state)
+        return found
 
     # -- bulk --
     def _sendout_ids(self) -> npt.NDArray[np.uint32]:

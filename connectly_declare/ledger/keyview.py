@@ -33,10 +33,19 @@ class BulkKeys(Protocol):
 
     def states_of_client(self, client: str) -> list[KeyState]: ...
 
+    def states_of_campaign_client(self, campaign: str, client: str) -> list[KeyState]: ...
+
 
 def _bulk(keys: Mapping[str, KeyState]) -> BulkKeys | None:
     return None if isinstance(keys, dict) or not hasattr(keys, "classify") else \
         keys  # type: ignore[return-value]
+
+
+def is_compact(keys: Mapping[str, KeyState]) -> bool:
+    """Whether `keys` is a compact index that answers the bulk questions itself (a
+    KeyIndex); False for a plain dict, where a caller asking one question per key may
+    rather build its own index in one pass (:mod:`plan.recovery`)."""
+    return _bulk(keys) is not None
 
 
 def classify(keys: Mapping[str, KeyState], campaign: str, scope: str, sendout: str,
@@ -117,6 +126,20 @@ def states_of_client(keys: Mapping[str, KeyState], client: str) -> list[KeyState
     return [keys[k] for k in sorted(keys) if k.split(KEY_SEPARATOR)[1:2] == [client]]
 
 
-__all__ = ["ABSENT", "CHANGED", "OTHER", "SAME", "BulkKeys", "classify", "keys_with_status",
-           "sendout_campaign_counts", "sendout_counts", "sorted_states", "states_of_client",
-           "verdict"]
+def states_of_campaign_client(keys: Mapping[str, KeyState], campaign: str,
+                              client: str) -> list[KeyState]:
+    """The states of every key of `campaign` to `client`, whatever the scope (the keys
+    whose part before the last separator is campaign + separator + client), in key order.
+    A KeyIndex looks up one code per (campaign, scope) pair of the campaign; a dict is
+    walked whole, so a caller asking this of many clients of a dict should index it once
+    (:mod:`plan.recovery` does)."""
+    bulk = _bulk(keys)
+    if bulk is not None:
+        return bulk.states_of_campaign_client(campaign, client)
+    prefix = campaign + KEY_SEPARATOR + client
+    return [keys[k] for k in sorted(keys) if k.rpartition(KEY_SEPARATOR)[0] == prefix]
+
+
+__all__ = ["ABSENT", "CHANGED", "OTHER", "SAME", "BulkKeys", "classify", "is_compact",
+           "keys_with_status", "sendout_campaign_counts", "sendout_counts", "sorted_states",
+           "states_of_campaign_client", "states_of_client", "verdict"]
