@@ -20,6 +20,12 @@ Two more conditions keep the inference exact:
   nothing about the lost attempt: the ledger keeps the key in doubt (`ledger.fold`).
 
 Without the option, the plan still counts how many blocked keys could be recovered.
+
+Counting the possible deliveries: over a compact ledger (a KeyIndex, what a large ledger
+folds into) each in-doubt key looks up its own campaign and client, one code per (campaign,
+scope) pair (:func:`ledger.keyview.states_of_campaign_client`), so ten million keys are
+never walked nor made into strings; over a plain dict (a small ledger) the first in-doubt
+key builds a Counter of every key's campaign and client in one pass.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from connectly_declare.entry import KEY_SEPARATOR
+from connectly_declare.ledger import keyview
 from connectly_declare.ledger.base import ALREADY_RECEIVED, KeyState, LedgerState
 from connectly_declare.plan.model import Action, PlannedEntry
 from connectly_declare.plan.spool import Spool
@@ -61,10 +68,12 @@ class Recovery:
 
     def __init__(self, state: LedgerState, enabled: bool) -> None:
         self.keys = state.keys
+        self._compact = keyview.is_compact(state.keys)  # look up per key, never walk all
         self.enabled = enabled
         self.recoverable: Counter[str] = Counter()  # sendout -> recoverable blocked keys
         self.held_back: Counter[str] = Counter()  # sendout -> recoverable, not in this run
-        self._possible: Counter[str] | None = None  # campaign+client -> keys maybe delivered
+        # campaign+client -> keys maybe delivered (a plain dict only)
+        self._possible: Counter[str] | None = None
 
     def _index(self) -> Counter[str]:
         if self._possible is None:
@@ -75,12 +84,23 @@ class Recovery:
             self._possible = possible
         return self._possible
 
+    def possible(self, known: KeyState) -> int:
+        """How many keys of the ledger may have delivered the campaign of `known` to its
+        client, whatever the scope (`known` itself among them when it is in doubt)."""
+        prefix = known.key.rpartition(KEY_SEPARATOR)[0]
+        if not self._compact:
+            return self._index()[prefix]
+        campaign, _, client = prefix.partition(KEY_SEPARATOR)
+        return sum(map(_maybe_delivered,
+                       keyview.states_of_campaign_client(self.keys, campaign, client)))
+
     def safe(self, known: KeyState) -> bool:
         """Whether this in-doubt key's lost attempt is the only possible delivery of its
-        campaign to its client in the whole ledger."""
+        campaign to its client in the whole ledger (the key itself is in doubt, so it
+        counts as one)."""
         if known.status not in IN_DOUBT or known.accepted_fingerprint is not None:
             return False
-        return self._index()[known.key.rpartition(KEY_SEPARATOR)[0]] == 1
+        return self.possible(known) == 1
 
     def action(self, known: KeyState, sendout: str) -> Action:
         """`recover` or `blocked` for an in-doubt key of an allow_multiple sendout."""
