@@ -400,6 +400,21 @@ class KeyIndex(Mapping[str, KeyState]):
             found = self._simple[sendout] = (of_group == sid) & plain
         return found
 
+    def delivered_rows(self) -> tuple[U64, npt.NDArray[np.uint32]]:
+        """Client number and group (an index into ``groups``) of every key in the arrays
+        that was delivered: accepted, or holding an accepted fingerprint from an earlier
+        attempt (policy.caps counts these as a person's messages). The keys in ``extra``
+        are not among them: read those as KeyStates."""
+        flags = self.flags
+        delivered = ((flags & STATUS_MASK) == STATUS_CODE["accepted"]) \
+            | ((flags & ACCEPTED_FP) != 0)
+        kept = [code for code, side in self.side.items()
+                if side.accepted_fingerprint is not None]
+        if kept:
+            delivered[np.searchsorted(self.codes, np.array(kept, dtype=np.uint64))] = True
+        rows = np.flatnonzero(delivered)
+        return self.codes[rows] & np.uint64(CLIENT_MASK), self.group[rows]
+
     def classify(self, campaign: str, scope: str, sendout: str, clients: Sequence[str],
                  fps: Sequence[str]) -> list[int]:
         """Per entry (client, fingerprint) of `sendout`: ABSENT (no key), SAME (a key of

@@ -38,7 +38,8 @@ from collections.abc import Generator, Iterable, Iterator, Mapping
 from contextlib import nullcontext
 from datetime import datetime
 from functools import partial
-from operator import attrgetter, itemgetter
+from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from connectly_declare.entry import Entry, split_key
@@ -62,9 +63,9 @@ from connectly_declare.plan.model import (
 from connectly_declare.plan.recovery import Recovery
 from connectly_declare.plan.rollout import retimer, stage
 from connectly_declare.plan.sendout_diff import SendoutDiff, noun
-from connectly_declare.plan.spool import Spool
+from connectly_declare.plan.spool import Spool, client_chunks
 from connectly_declare.plan.stream import Streamed, drain, feed
-from connectly_declare.policy.caps import CapCheck, epoch, iso, ledger_history
+from connectly_declare.policy.caps import CapCheck, epoch, iso
 from connectly_declare.policy.summary import timing_summary
 from connectly_declare.seen import SeenSet
 
@@ -259,7 +260,6 @@ def iter_plan(
 
 
 _ENTRY = itemgetter(1)  # PlannedEntry.entry
-_CLIENT = attrgetter("entry.client")
 
 
 def _timing(planner: SendoutDiff, now: datetime) -> dict[str, Any]:
@@ -276,20 +276,20 @@ def _apply_caps(planners: dict[str, SendoutDiff], disabled: set[str], state: Led
     order = sorted((p for p in planners.values()
                     if p.spec.name not in disabled and not p.spec.exempt),
                    key=lambda p: (-p.spec.priority, p.spec.name))
-    planned: Counter[str] = Counter()
-    for planner in order:
-        planned.update(map(_CLIENT, planner.to_send))
+    # counted a chunk of clients at a time, and only the crowded clients' history read
+    # (plan.capcount: a plan or ledger of millions is never a Counter or walk of them)
+    from connectly_declare.plan.capcount import crowded, planned_clients
+
+    planned = planned_clients(chain.from_iterable(client_chunks(p.to_send) for p in order))
     if not planned:
         return
     exempt = {p.spec.name for p in planners.values() if p.spec.exempt}
     scheduled = {p.spec.name: epoch(p.spec.instant) for p in planners.values()
                  if p.spec.instant is not None}
-    history = ledger_history(state.keys, planned, exempt, scheduled)
     least = min(most for most, _, _ in options.frequency_caps)
     # Only a client with more messages in all than the smallest cap allows can pass one.
-    crowded = {c for c, n in planned.items() if n > least} | {
-        c for c, times in history.items() if planned[c] + len(times) > least}
-    if not crowded:
+    crowds, history = crowded(state.keys, planned, exempt, scheduled, least)
+    if not crowds:
         return
     check = CapCheck(options.frequency_caps, history)
     times: dict[str | None, float] = {None: now.timestamp()}
@@ -297,7 +297,7 @@ def _apply_caps(planners: dict[str, SendoutDiff], disabled: set[str], state: Led
         gone: set[int] = set()  # positions in to_send (a spool rebuilds its entries)
         for index, planned_entry in enumerate(planner.to_send):
             entry = planned_entry.entry
-            if entry.client not in crowded:
+            if entry.client not in crowds:
                 continue
             at = times.get(entry.scheduled_at)
             if at is None:

@@ -31,7 +31,7 @@ import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator
 from functools import partial
-from itertools import repeat
+from itertools import islice, repeat
 from operator import attrgetter, itemgetter
 from typing import IO, Any, cast
 
@@ -318,4 +318,28 @@ class Spool:
             self._file.close()
 
 
-__all__ = ["CHUNK", "CHUNK_ENV", "IN_MEMORY", "MEMORY_ENV", "Spool"]
+_CLIENT = attrgetter("entry.client")
+_FIRST = itemgetter(0)
+
+
+def client_chunks(entries: Iterable[PlannedEntry]) -> Iterator[list[str]]:
+    """The clients of `entries` (a Spool or any iterable of PlannedEntry), in order, a
+    chunk at a time; a Spool's are read from its chunks without rebuilding any entry."""
+    if not isinstance(entries, Spool):
+        stream = iter(entries)
+        while clients := list(map(_CLIENT, islice(stream, CHUNK))):
+            yield clients
+        return
+    if entries._file is not None:
+        chunks = entries._chunks(entries._count)
+        while True:
+            with no_gc():  # as in Spool._from_disk: only while a chunk is read
+                read = next(chunks, None)
+            if read is None:
+                break
+            yield list(map(_FIRST, read[2]))
+    if entries._items:
+        yield list(map(_CLIENT, entries._items))
+
+
+__all__ = ["CHUNK", "CHUNK_ENV", "IN_MEMORY", "MEMORY_ENV", "Spool", "client_chunks"]

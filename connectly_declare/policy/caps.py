@@ -16,7 +16,7 @@ Pure: plain data in, plain data out; the plan (connectly_declare.plan.make) appl
 from __future__ import annotations
 
 from bisect import bisect_right, insort
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Container, Mapping
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -51,7 +51,7 @@ def iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
-def ledger_history(keys: Mapping[str, KnownKey], clients: Collection[str],
+def ledger_history(keys: Mapping[str, KnownKey], clients: Container[str],
                    exempt: Collection[str],
                    scheduled: Mapping[str, float]) -> dict[str, list[float]]:
     """The sorted delivery times of each of `clients` in the ledger (see the module

@@ -1,0 +1,209 @@
+"""Which clients the frequency caps must place one by one, found in bulk.
+
+policy.caps places a plan's entries one by one, but only a client with more messages in
+all (this plan's entries to them, plus their deliveries in the ledger that count) than the
+smallest cap allows can pass a cap; every other client is left alone. Finding those
+*crowded* clients is the part that grows with the audience: a plan of ten million entries
+would otherwise be a Counter of ten million client strings, and a ten-million-key ledger a
+walk of ten million KeyStates with a list of times for every person. Here:
+
+- :class:`PlannedClients` counts the plan's clients in a plain Counter up to
+  :data:`SMALL` distinct clients, and past that as their numbers (an E.164 client's
+  digits as a uint64, ledger.keyindex) in arrays, counted at the end with one sort;
+- :func:`crowded` reads the ledger's deliveries from a compact
+  :class:`~ledger.keyindex.KeyIndex` in bulk (client numbers and batch groups as
+  arrays: a delivery's time and sendout are its group's), or key by key from a plain
+  dict (a small ledger), and returns the crowded clients with the history of those
+  clients only: all that :class:`policy.caps.CapCheck` reads of the whole history.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from connectly_declare.ledger.base import KeyState
+from connectly_declare.policy.caps import epoch, ledger_history
+
+if TYPE_CHECKING:  # numpy (with the index) is imported only for a large plan or ledger
+    from connectly_declare.ledger.keyindex import KeyIndex
+
+SMALL = 100_000  # distinct clients counted in a plain Counter before arrays take over
+
+
+class PlannedClients:
+    """How many of a plan's entries (of the sendouts the caps apply to) go to each
+    client. Add chunks of clients, then ask."""
+
+    def __init__(self, threshold: int = SMALL) -> None:
+        self.threshold = threshold
+        self._small: Counter[str] | None = Counter()
+        self._chunks: list[Any] = []  # uint64 client numbers, a chunk each (repeats kept)
+        self._odd: Counter[str] = Counter()  # clients that are not "+" and digits
+        self._numbers: Any = None  # sorted distinct numbers and their counts, once asked
+        self._counts: Any = None
+
+    def add(self, clients: list[str]) -> None:
+        small = self._small
+        if small is None:
+            self._encode(clients, None)
+            return
+        small.update(clients)
+        if len(small) > self.threshold:  # past the threshold: arrays from now on
+            self._small = None
+            self._encode(list(small), list(small.values()))
+
+    def _encode(self, clients: list[str], repeats: list[int] | None) -> None:
+        import numpy as np
+
+        from connectly_declare.ledger.keyindex import client_digits
+
+        numbers = client_digits(clients)
+        good = numbers >= 0
+        if not bool(good.all()):
+            for n, client in enumerate(clients):
+                if not good[n]:
+                    self._odd[client] += 1 if repeats is None else repeats[n]
+        kept = numbers[good].astype(np.uint64)
+        if repeats is not None:
+            kept = np.repeat(kept, np.array(repeats, dtype=np.int64)[good])
+        self._chunks.append(kept)
+
+    def _count(self) -> None:
+        """The distinct numbers and their counts (from the Counter, if it still is one)."""
+        if self._numbers is not None:
+            return
+        import numpy as np
+
+        from connectly_declare.ledger.keyindex import client_digits
+
+        if self._small is not None:
+            small = self._small
+            numbers = client_digits(list(small))
+            good = numbers >= 0
+            joined = np.repeat(numbers[good].astype(np.uint64),
+                               np.array(list(small.values()), dtype=np.int64)[good])
+        else:
+            chunks, self._chunks = self._chunks, []
+            joined = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.uint64)
+            del chunks
+        self._numbers, self._counts = np.unique(joined, return_counts=True)
+
+    def __bool__(self) -> bool:
+        if self._small is not None:
+            return bool(self._small)
+        self._count()
+        return bool(len(self._numbers)) or bool(self._odd)
+
+    def __contains__(self, client: object) -> bool:
+        return isinstance(client, str) and self.count(client) > 0
+
+    def count(self, client: str) -> int:
+        """How many entries go to `client`."""
+        if self._small is not None:
+            return self._small[client]
+        from connectly_declare.ledger.keyindex import digits
+
+        number = digits(client)
+        if number < 0:
+            return self._odd[client]
+        import numpy as np
+
+        return int(self.counts_of(np.array([number], dtype=np.uint64))[0])
+
+    def counts_of(self, numbers: Any) -> Any:
+        """How many entries go to the client of each of these numbers (uint64; 0: none)."""
+        import numpy as np
+
+        self._count()
+        found = np.zeros(len(numbers), dtype=np.int64)
+        if len(self._numbers) and len(numbers):
+            at = np.searchsorted(self._numbers, numbers).clip(0, len(self._numbers) - 1)
+            hit = self._numbers[at] == numbers
+            found[hit] = self._counts[at[hit]]
+        return found
+
+    def over(self, least: int) -> set[str]:
+        """The clients with more than `least` entries."""
+        if self._small is not None:
+            return {c for c, n in self._small.items() if n > least}
+        self._count()
+        many = self._numbers[self._counts > least].tolist()
+        return {"+" + str(n) for n in many} | {c for c, n in self._odd.items() if n > least}
+
+
+def planned_clients(chunks: Iterable[list[str]],
+                    threshold: int | None = None) -> PlannedClients:
+    """A :class:`PlannedClients` of these chunks of clients (`threshold`: :data:`SMALL`)."""
+    planned = PlannedClients(SMALL if threshold is None else threshold)
+    for clients in chunks:
+        planned.add(clients)
+    return planned
+
+
+def crowded(keys: Mapping[str, KeyState], planned: PlannedClients, exempt: Collection[str],
+            scheduled: Mapping[str, float],
+            least: int) -> tuple[set[str], dict[str, list[float]]]:
+    """The clients with more messages in all than `least` (this plan's entries to them
+    plus their deliveries in the ledger, as policy.caps.ledger_history counts those),
+    and the sorted delivery times of each of them that has any."""
+    if hasattr(keys, "delivered_rows"):  # a compact KeyIndex (ledger.keyindex)
+        return _crowded_index(keys, planned, exempt, scheduled, least)  # type: ignore[arg-type]
+    history = ledger_history(keys, planned, exempt, scheduled)
+    crowds = planned.over(least) | {
+        c for c, times in history.items() if planned.count(c) + len(times) > least}
+    return crowds, {c: times for c, times in history.items() if c in crowds}
+
+
+def _crowded_index(index: KeyIndex, planned: PlannedClients, exempt: Collection[str],
+                   scheduled: Mapping[str, float],
+                   least: int) -> tuple[set[str], dict[str, list[float]]]:
+    import numpy as np
+
+    from connectly_declare.ledger.keyindex import digits
+
+    # the keys the arrays cannot hold (a few KeyStates): read as from a dict
+    odd = ledger_history(index.extra, planned, exempt, scheduled)
+    numbers, groups = index.delivered_rows()
+    # per batch group: whether its deliveries count (sendout not exempt), and when
+    counted = np.array([g.sendout not in exempt for g in index.groups], dtype=bool)
+    at = np.zeros(len(index.groups), dtype=np.float64)
+    seconds: dict[str, float] = {}
+    for n, g in enumerate(index.groups):
+        if counted[n]:
+            when = seconds.get(g.last_at)
+            if when is None:
+                when = seconds[g.last_at] = epoch(g.last_at)
+            at[n] = max(when, scheduled.get(g.sendout, when)) if scheduled else when
+    if len(groups):
+        keep = counted[groups]
+        numbers, groups = numbers[keep], groups[keep]
+    mine = planned.counts_of(numbers)  # this plan's entries to each delivery's client
+    numbers, groups, mine = numbers[mine > 0], groups[mine > 0], mine[mine > 0]
+    distinct, first, delivered = np.unique(numbers, return_index=True, return_counts=True)
+    total = mine[first] + delivered
+    crowds = planned.over(least)
+    for client, times in odd.items():  # a client may have deliveries in both
+        number = digits(client)
+        i = int(np.searchsorted(distinct, np.uint64(max(number, 0))))
+        if number >= 0 and i < len(distinct) and int(distinct[i]) == number:
+            total[i] += len(times)
+        elif planned.count(client) + len(times) > least:
+            crowds.add(client)
+    crowded_numbers = distinct[total > least]
+    crowds |= {"+" + str(n) for n in crowded_numbers.tolist()}
+    # the history of the crowded clients only (the rest is never read)
+    history: dict[str, list[float]] = {}
+    rows = np.flatnonzero(np.isin(numbers, crowded_numbers))
+    for number, when in zip(numbers[rows].tolist(), at[groups[rows]].tolist(), strict=True):
+        history.setdefault("+" + str(number), []).append(when)
+    for client, times in odd.items():
+        if client in crowds:
+            history.setdefault(client, []).extend(times)
+    for times in history.values():
+        times.sort()
+    return crowds, history
+
+
+__all__ = ["SMALL", "PlannedClients", "crowded", "planned_clients"]
