@@ -265,8 +265,7 @@ _ENTRY = itemgetter(1)  # PlannedEntry.entry
 def _timing(planner: SendoutDiff, now: datetime) -> dict[str, Any]:
     if not planner.spec.enabled or (not planner.spec.timed and not planner.capped):
         return {}
-    return timing_summary(map(_ENTRY, planner.to_send), planner.held,
-                          map(_ENTRY, planner.capped), now)
+    return timing_summary(map(_ENTRY, planner.to_send), planner.held, planner.capped, now)
 
 
 def _apply_caps(planners: dict[str, SendoutDiff], disabled: set[str], state: LedgerState,
@@ -294,7 +293,9 @@ def _apply_caps(planners: dict[str, SendoutDiff], disabled: set[str], state: Led
     check = CapCheck(options.frequency_caps, history)
     times: dict[str | None, float] = {None: now.timestamp()}
     for planner in order:
-        gone: set[int] = set()  # positions in to_send (a spool rebuilds its entries)
+        # positions in to_send (a spool rebuilds its entries), one byte each
+        gone = bytearray(len(planner.to_send))
+        capped = 0
         for index, planned_entry in enumerate(planner.to_send):
             entry = planned_entry.entry
             if entry.client not in crowds:
@@ -306,31 +307,32 @@ def _apply_caps(planners: dict[str, SendoutDiff], disabled: set[str], state: Led
             if verdict is None:
                 continue
             (_, _, label), near, fits = verdict
-            planner.capped.append(PlannedEntry("capped", entry, (
+            planner.cap(PlannedEntry("capped", entry, (
                 f"frequency cap {label}: {near} other message{'s' if near != 1 else ''} "
                 f"within the window; would fit from {iso(fits)}")))
             planner.counts[planned_entry.action] -= 1
-            gone.add(index)
-        if gone:
+            gone[index] = 1
+            capped += 1
+        if capped:
             _move_capped(planner, gone, options.samples)
 
 
-def _move_capped(planner: SendoutDiff, gone: set[int], want: int) -> None:
+def _move_capped(planner: SendoutDiff, gone: bytearray, want: int) -> None:
     """Keep the entries not capped, in order; each sending action's samples become its
     first `want` kept entries (what they were, less the capped ones, topped up)."""
     keep = Spool()
     shown: dict[Action, list[PlannedEntry]] = {a: [] for a in SENDING_ACTIONS}
     for index, planned in enumerate(planner.to_send):
-        if index in gone:
+        if gone[index]:
             continue
         keep.append(planned)
         first = shown[planned.action]
         if len(first) < want:
             first.append(planned)
     planner.to_send = keep
-    planner.counts["capped"] = len(planner.capped)
+    planner.counts["capped"] = sum(planner.capped.values())
     planner.samples.update(shown)
-    planner.samples["capped"] = planner.capped[:want]
+    planner.samples["capped"] = planner.capped_samples[:want]
 
 
 STAT_FIELDS = ("read", "yielded", "invalid_skipped", "duplicates_dropped", "excluded",

@@ -32,6 +32,7 @@ from connectly_declare.plan.recovery import Recovery
 from connectly_declare.plan.rollout import WaveStatus
 from connectly_declare.plan.spool import Spool
 from connectly_declare.plan.validity import entry_checker, required_variables
+from connectly_declare.policy.summary import timing_shape
 from connectly_declare.policy.timing import HELD
 from connectly_declare.seen import SeenSet
 
@@ -89,8 +90,11 @@ class SendoutDiff:
         self.duplicates = 0
         self.mismatched = 0
         self.past: dict[str, int] = {}
-        self.held: list[Entry] = []  # quiet hours held them back (for the timing summary)
-        self.capped: list[PlannedEntry] = []  # set by the frequency caps (plan.make)
+        # entries quiet hours held back and frequency caps capped (plan.make): tallied for
+        # the timing summary, never listed (at scale that could be every entry)
+        self.held: Counter[tuple[str, int]] = Counter()
+        self.capped: Counter[tuple[str, int]] = Counter()
+        self.capped_samples: list[PlannedEntry] = []  # the first capped, for display
         self._past_cache: dict[str, bool] = {}
         self.check = entry_checker(spec.variables)
         self._required = required_variables(spec.variables)  # as `check` tests them
@@ -376,7 +380,7 @@ class SendoutDiff:
         held = action in SENDING_ACTIONS and entry.timing & HELD
         if held:
             action = "held"  # quiet hours with --quiet-hours=hold: planned again later
-            self.held.append(entry)
+            self.held[timing_shape(entry)] += 1
         self.counts[action] += 1
         sending = action in SENDING_ACTIONS
         if sending:
@@ -401,6 +405,14 @@ class SendoutDiff:
                 self.to_send.append(planned)
             if len(samples) < self.options.samples:
                 samples.append(planned)
+
+    def cap(self, planned: PlannedEntry) -> None:
+        """An entry to send that a frequency cap holds back (plan.make): tallied, and kept
+        as a sample while there are fewer than the plan shows. The caller takes it out of
+        `to_send` and its action's count."""
+        self.capped[timing_shape(planned.entry)] += 1
+        if len(self.capped_samples) < self.options.samples:
+            self.capped_samples.append(planned)
 
     def wait(self, entry: Entry, reason: str) -> None:
         """An entry held back by a closed rollout gate (plan.rollout): counted, not sent."""

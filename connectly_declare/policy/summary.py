@@ -5,7 +5,7 @@ held back, and where the zones came from. Plain data (JSON carries it as is)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
@@ -18,6 +18,10 @@ TOP_ZONES = 8
 
 
 _SHAPE = attrgetter("scheduled_at", "zone", "timing")
+# what the summary reads of an entry held or capped: its zone and timing bits; a sendout
+# keeps those entries as a tally of these, not as a list (ten million of them at scale)
+timing_shape = attrgetter("zone", "timing")
+Tally = Mapping[tuple[str, int], int]  # (zone, timing bits) -> how many entries
 
 
 def _hours(at: str | None, name: str, now: datetime) -> tuple[int, int]:
@@ -35,25 +39,16 @@ def _origin(origins: Counter[str], flags: int, count: int = 1) -> None:
         origins["fallback"] += count
 
 
-def timing_summary(sending: Iterable[Entry], held: Iterable[Entry], capped: Iterable[Entry],
+def timing_summary(sending: Iterable[Entry], held: Tally, capped: Tally,
                    now: datetime) -> dict[str, Any]:
     """The summary of one sendout (see the module docstring). Hours count the entries to
-    send; the other counts cover every entry sent, held or capped."""
+    send; the other counts cover every entry sent, held or capped (`held`, `capped`:
+    tallies of :data:`timing_shape`)."""
     local: Counter[int] = Counter()
     utc: Counter[int] = Counter()
     origins: Counter[str] = Counter()
     zones: Counter[str] = Counter()
     shifted = 0
-
-    def note(entry: Entry) -> None:
-        nonlocal shifted
-        flags = entry.timing
-        if flags & SHIFTED:
-            shifted += 1
-        _origin(origins, flags)
-        if entry.zone:
-            zones[entry.zone] += 1
-
     # Entries of one sendout share a few (time, zone, bits) values: count those in C, then
     # look at each distinct one once.
     for (at, name, flags), count in Counter(map(_SHAPE, sending)).items():
@@ -65,13 +60,14 @@ def timing_summary(sending: Iterable[Entry], held: Iterable[Entry], capped: Iter
         _origin(origins, flags, count)
         if name:
             zones[name] += count
-    held_count = capped_count = 0
-    for entry in held:
-        held_count += 1
-        note(entry)
-    for entry in capped:
-        capped_count += 1
-        note(entry)
+    for tally in (held, capped):
+        for (name, flags), count in tally.items():
+            if flags & SHIFTED:
+                shifted += count
+            _origin(origins, flags, count)
+            if name:
+                zones[name] += count
+    held_count, capped_count = sum(held.values()), sum(capped.values())
     top = sorted(zones.items(), key=lambda item: (-item[1], item[0]))[:TOP_ZONES]
     return {
         "local_hours": {f"{h:02d}": local[h] for h in sorted(local)},
@@ -83,4 +79,4 @@ def timing_summary(sending: Iterable[Entry], held: Iterable[Entry], capped: Iter
     }
 
 
-__all__ = ["timing_summary"]
+__all__ = ["Tally", "timing_shape", "timing_summary"]

@@ -162,3 +162,27 @@ def test_client_chunks_reads_a_spool_on_disk_and_in_memory(memory: int) -> None:
     assert (spool.on_disk > 0) == (memory < len(clients))
     assert list(chain.from_iterable(client_chunks(spool))) == clients
     assert list(chain.from_iterable(client_chunks(tuple(planned)))) == clients
+
+
+def test_held_and_capped_entries_are_summarised_from_their_tally() -> None:
+    # a sendout keeps entries quiet hours held back or caps capped as a tally of
+    # (zone, timing bits), not a list: the summary counts them as it counted the entries
+    from connectly_declare.policy.summary import timing_shape, timing_summary
+    from connectly_declare.policy.timing import SHIFTED, ZONE_FALLBACK, ZONE_FROM_NUMBER
+
+    def one(client: str, zone: str, timing: int) -> Entry:
+        return Entry("a", "a", None, client, {}, None, 1, False, _fp(client, 0), zone=zone,
+                     timing=timing)
+
+    sending = [one(CLIENTS[0], "Europe/Berlin", ZONE_FROM_NUMBER)]
+    held = [one(CLIENTS[2], "America/Sao_Paulo", ZONE_FROM_NUMBER | SHIFTED),
+            one(CLIENTS[3], "Asia/Jakarta", ZONE_FALLBACK)]
+    capped = [one(CLIENTS[4], "America/Sao_Paulo", ZONE_FROM_NUMBER)]
+    summary = timing_summary(sending, Counter(map(timing_shape, held)),
+                             Counter(map(timing_shape, capped)), NOW)
+    assert (summary["held"], summary["capped"], summary["shifted"]) == (2, 1, 1)
+    assert summary["zones"] == {"from_number": 3, "given": 0, "fallback": 1}
+    assert summary["zone_count"] == 3
+    assert summary["top_zones"] == [["America/Sao_Paulo", 2], ["Asia/Jakarta", 1],
+                                    ["Europe/Berlin", 1]]
+    assert summary["local_hours"] == {"13": 1}  # hours count the entries to send only
