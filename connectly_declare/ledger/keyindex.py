@@ -18,10 +18,19 @@ cannot be encoded (a client that is not ``+`` and 1-15 digits, a fingerprint tha
 
 The index is a ``Mapping[str, KeyState]``: reading a key builds a fresh KeyState (a copy:
 changing it changes nothing in the index). Code that touches every key of a large ledger
-should use the bulk methods instead: :meth:`KeyIndex.classify` (one sendout's entries,
-a chunk at a time, one ``np.searchsorted``), :meth:`KeyIndex.sendout_counts`,
-:meth:`KeyIndex.sendout_campaign_counts`. :mod:`ledger.keyview` gives the same three over
-any mapping (a plain dict for a small ledger, which never imports numpy).
+should use the bulk methods instead, which :mod:`ledger.keyview` also answers over any
+mapping (a plain dict for a small ledger, which never imports numpy):
+
+- :meth:`KeyIndex.classify`: one sendout's entries, a chunk at a time, one
+  ``np.searchsorted`` (the plan);
+- :meth:`KeyIndex.sendout_counts`, :meth:`KeyIndex.sendout_campaign_counts`,
+  :meth:`KeyIndex.keys_with_status`: counts and in-doubt keys (orphans, apply);
+- :meth:`KeyIndex.sorted_states` and :meth:`KeyIndex.states_of_client`: the keys in
+  ``sorted()`` order, streamed, and one client's keys (``state`` commands);
+- :meth:`KeyIndex.states_of_campaign_client`: one campaign's keys to one client, any
+  scope (recovery of in-doubt keys);
+- :meth:`KeyIndex.delivered_rows`: delivered keys' client numbers and batch groups
+  (frequency caps, plan.capcount; the index only).
 
 Build one with :class:`IndexBuilder` (``add_rows`` for columns, ``add_state`` for a
 KeyState, then ``build``); :mod:`ledger.bulkfold` folds records into one.
