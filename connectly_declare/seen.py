@@ -189,6 +189,39 @@ class SeenSet:
         probe = np.array([number], dtype=np.uint64)
         return any(bool(_found(run, probe)[0]) for run in self._runs)
 
+    def contains(self, values: list[str]) -> list[bool]:
+        """For each of `values`, whether the set holds it: :meth:`__contains__` of a chunk
+        at once (one search per run for the numbers)."""
+        small = self._small
+        if small is not None:
+            return list(map(small.__contains__, values))
+        self._flush()
+        import numpy as np
+
+        numbers, mapped = _numbers(values)
+        held = np.zeros(len(values), dtype=np.bool_)
+        for run in self._runs:
+            held |= _found(run, numbers)
+        if mapped is not None:  # a value that is not `+<digits>` is held as itself
+            held &= mapped
+            other = self._other
+            for index in np.flatnonzero(~mapped).tolist():
+                held[index] = values[index] in other
+        found: list[bool] = held.tolist()
+        return found
+
+    def parts(self) -> tuple[U64 | None, list[str]]:
+        """What the set holds, in bulk: the numbers of its `+<digits>` values as one
+        uint64 array (None while it is a plain set of strings) and the values held as
+        themselves. Each value is in exactly one of the two."""
+        if self._small is not None:
+            return None, list(self._small)
+        self._flush()
+        import numpy as np
+
+        numbers = np.concatenate(self._runs) if self._runs else np.zeros(0, dtype=np.uint64)
+        return numbers, list(self._other)
+
     @property
     def runs(self) -> int:
         """How many sorted runs hold the numbers (0 while the set is small)."""
@@ -249,7 +282,7 @@ class SeenSet:
 
 
 def _found(run: U64, probe: U64) -> Mask:
-    """For each (sorted) value of `probe`, whether it is in the sorted `run`."""
+    """For each value of `probe` (in any order), whether it is in the sorted `run`."""
     import numpy as np
 
     at = np.searchsorted(run, probe)

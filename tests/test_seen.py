@@ -225,3 +225,21 @@ def test_update_by_lists_counts_as_adding_one_by_one(
         assert (many.repeats, len(many), many.added) == (one.repeats, len(one), one.added)
     assert many.repeats == sum(map(len, batches)) - len(everything)
     assert all(value in many for value in everything) and "+1999" not in many
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(value, max_size=200), probes=st.lists(value, max_size=60),
+       threshold=st.integers(1, 80), chunk=st.integers(1, 30))
+def test_bulk_contains_and_parts_match_a_set(values: list[str], probes: list[str],
+                                             threshold: int, chunk: int) -> None:
+    """`contains` answers a chunk as `in` answers each value; `parts` gives back exactly
+    the values held, each once, numbers as the integers of their `+<digits>`."""
+    seen = SeenSet(threshold=threshold, chunk=chunk)
+    seen.update(values)
+    held = set(values)
+    assert seen.contains(probes + values) == [v in held for v in probes + values]
+    numbers, strings = seen.parts()
+    again = [] if numbers is None else [f"+{n}" for n in numbers.tolist()]
+    assert sorted(again + strings) == sorted(held)
+    assert not set(again) & set(strings)
+    assert all(as_number(v) is None for v in strings) or numbers is None
