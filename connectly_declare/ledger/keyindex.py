@@ -29,6 +29,8 @@ mapping (a plain dict for a small ledger, which never imports numpy):
   ``sorted()`` order, streamed, and one client's keys (``state`` commands);
 - :meth:`KeyIndex.states_of_campaign_client`: one campaign's keys to one client, any
   scope (recovery of in-doubt keys);
+- :meth:`KeyIndex.sendouts_of_clients`: the recorded sendouts of one campaign's keys to
+  many clients, given as numbers and strings (a shared campaign's orphans, plan.shared);
 - :meth:`KeyIndex.delivered_rows`: delivered keys' client numbers and batch groups
   (frequency caps, plan.capcount; the index only).
 
@@ -397,6 +399,42 @@ class KeyIndex(Mapping[str, KeyState]):
         for state in self.extra.values():
             if state.sendout in wanted:
                 counts[(state.sendout, state.key.split(KEY_SEPARATOR)[0])] += 1
+        return counts
+
+    def sendouts_of_clients(self, campaign: str, scope: str, numbers: U64 | None,
+                            clients: Sequence[str]) -> Counter[str]:
+        """How many keys (`campaign`, client, `scope`) each recorded sendout has among
+        these distinct clients, given as E.164 numbers (the uint64 of ``"+<n>"``, e.g. a
+        SeenSet's) and as strings: one search of the codes for all that the arrays can
+        hold, the keys kept whole looked up one by one for the others."""
+        counts: Counter[str] = Counter()
+        digits_of = client_digits(clients)
+        numbered = digits_of >= 0
+        rest = [c for c, ok in zip(clients, numbered.tolist(), strict=True) if not ok]
+        together = digits_of[numbered].astype(np.uint64)
+        if numbers is not None and len(numbers):
+            together = np.concatenate((numbers.astype(np.uint64, copy=False), together))
+        pair = self.pair_ids.get((campaign, scope))
+        if len(together):
+            found = np.zeros(len(together), dtype=np.bool_)
+            if pair is not None and len(self.codes):
+                fits = together < np.uint64(10**15)  # at most 15 digits: a code's client
+                codes = np.uint64(pair << CLIENT_BITS) | np.where(fits, together, np.uint64(0))
+                rows = _sorted_search(self.codes, codes).clip(0, len(self.codes) - 1)
+                found = fits & (self.codes[rows] == codes)
+                of_group = self._sendout_ids()
+                per = np.bincount(of_group[self.group[rows[found]]],
+                                  minlength=len(self._sendouts))
+                counts.update({s: int(n) for s, n in zip(self._sendouts, per.tolist(),
+                                                          strict=True) if n})
+            rest += [f"+{n}" for n in together[~found].tolist()]
+        if rest and self.extra:
+            prefix, suffix = campaign + KEY_SEPARATOR, KEY_SEPARATOR + scope
+            extra = self.extra
+            for client in rest:
+                known = extra.get(prefix + client + suffix)
+                if known is not None:
+                    counts[known.sendout] += 1
         return counts
 
     def _simple_groups(self, sendout: str) -> npt.NDArray[np.bool_]:

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from connectly_declare.entry import KEY_SEPARATOR
 from connectly_declare.ledger.base import KeyState
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    U64 = npt.NDArray[np.uint64]
 
 # classify's verdicts for one entry (ledger.keyindex uses the same numbers)
 ABSENT, SAME, CHANGED, OTHER = 0, 1, 2, 3
@@ -28,6 +34,9 @@ class BulkKeys(Protocol):
     def keys_with_status(self, statuses: Iterable[str]) -> list[str]: ...
 
     def sendout_campaign_counts(self, sendouts: Iterable[str]) -> Counter[tuple[str, str]]: ...
+
+    def sendouts_of_clients(self, campaign: str, scope: str, numbers: U64 | None,
+                            clients: Sequence[str]) -> Counter[str]: ...
 
     def sorted_states(self, statuses: Collection[str] | None = None) -> Iterator[KeyState]: ...
 
@@ -103,6 +112,22 @@ def sendout_campaign_counts(keys: Mapping[str, KeyState],
                    if s.sendout in wanted)
 
 
+def sendouts_of_clients(keys: Mapping[str, KeyState], campaign: str, scope: str,
+                        numbers: U64 | None, clients: Sequence[str]) -> Counter[str]:
+    """How many keys (`campaign`, client, `scope`) each recorded sendout has among these
+    distinct clients, given as E.164 numbers (the uint64 of ``"+<n>"``, e.g. a
+    :class:`~connectly_declare.seen.SeenSet`'s) and as strings. A KeyIndex searches its
+    codes once for all of them; a dict (small) is asked per client."""
+    bulk = _bulk(keys)
+    if bulk is not None:
+        return bulk.sendouts_of_clients(campaign, scope, numbers, clients)
+    prefix, suffix = campaign + KEY_SEPARATOR, KEY_SEPARATOR + scope
+    every = list(clients) + ([f"+{n}" for n in numbers.tolist()] if numbers is not None else [])
+    get = keys.get
+    return Counter(known.sendout for known in (get(prefix + c + suffix) for c in every)
+                   if known is not None)
+
+
 def sorted_states(keys: Mapping[str, KeyState],
                   statuses: Collection[str] | None = None) -> Iterator[KeyState]:
     """Every key's state in key order (``sorted(keys)``), only those whose status is in
@@ -141,5 +166,6 @@ def states_of_campaign_client(keys: Mapping[str, KeyState], campaign: str,
 
 
 __all__ = ["ABSENT", "CHANGED", "OTHER", "SAME", "BulkKeys", "classify", "is_compact",
-           "keys_with_status", "sendout_campaign_counts", "sendout_counts", "sorted_states",
-           "states_of_campaign_client", "states_of_client", "verdict"]
+           "keys_with_status", "sendout_campaign_counts", "sendout_counts",
+           "sendouts_of_clients", "sorted_states", "states_of_campaign_client",
+           "states_of_client", "verdict"]

@@ -18,7 +18,11 @@ from hypothesis import strategies as st
 from connectly_declare.entry import KEY_SEPARATOR, make_key, split_key
 from connectly_declare.ledger.base import KeyState
 from connectly_declare.ledger.keyindex import STATUSES, KeyIndex, index_of, text_order
-from connectly_declare.ledger.keyview import sorted_states, states_of_client
+from connectly_declare.ledger.keyview import (
+    sendouts_of_clients,
+    sorted_states,
+    states_of_client,
+)
 
 FP = "0123456789abcdef" * 2
 AT = "2026-11-01T00:00:00+00:00"
@@ -128,3 +132,30 @@ def test_state_commands_walk_a_compact_ledger_in_key_order(tmp_path: Path) -> No
     assert [line.split()[2] for line in shown.splitlines() if "accepted" in line] == [
         "'autumn'", "'spring'"]
     assert shown.count(client + " ") == 2 and KEY_SEPARATOR not in shown
+
+
+@settings(max_examples=300, deadline=None)
+@given(ledgers(), st.data())
+def test_sendouts_of_clients_count_as_the_dict_does(states: list[KeyState],
+                                                    data: st.DataObject) -> None:
+    """KeyIndex.sendouts_of_clients (one search of the codes, the keys kept whole looked
+    up apart) counts each recorded sendout's keys of (campaign, client, scope) as reading
+    the dict's keys one by one does, for clients given as numbers and as strings."""
+    plain = {s.key: s for s in states}
+    index = index_of(states)
+    campaign, _, scope = split_key(data.draw(st.sampled_from(sorted(plain))))
+    clients = data.draw(st.lists(st.one_of(
+        st.sampled_from([split_key(k)[1] for k in plain]), NUMBERS.map(lambda n: f"+{n}"),
+        ODD_CLIENTS, st.just("+1234567890123456")), unique=True, max_size=20))
+    expected: dict[str, int] = {}
+    for client in clients:
+        known = plain.get(make_key(campaign, client, scope))
+        if known is not None:
+            expected[known.sendout] = expected.get(known.sendout, 0) + 1
+    as_numbers = [c for c in clients if c[1:].isdigit() and c == f"+{int(c[1:])}"
+                  and int(c[1:]) < 2**64]
+    numbers = np.array([int(c[1:]) for c in as_numbers], dtype=np.uint64)
+    strings = [c for c in clients if c not in as_numbers]
+    for keys in (plain, index):
+        assert sendouts_of_clients(keys, campaign, scope, None, clients) == expected
+        assert sendouts_of_clients(keys, campaign, scope, numbers, strings) == expected
