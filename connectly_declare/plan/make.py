@@ -42,7 +42,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from connectly_declare.entry import Entry, split_key
+from connectly_declare.entry import Entry
 from connectly_declare.errors import Location, PlanError, Problem
 from connectly_declare.gcpause import no_gc
 from connectly_declare.ledger.base import Ledger, LedgerState
@@ -63,6 +63,7 @@ from connectly_declare.plan.model import (
 from connectly_declare.plan.recovery import Recovery
 from connectly_declare.plan.rollout import retimer, stage
 from connectly_declare.plan.sendout_diff import SendoutDiff, noun
+from connectly_declare.plan.shared import SharedCampaigns
 from connectly_declare.plan.spool import Spool, client_chunks
 from connectly_declare.plan.stream import Streamed, drain, feed
 from connectly_declare.policy.caps import CapCheck, epoch, iso
@@ -108,32 +109,39 @@ def _conflict_problems(planners: list[SendoutDiff]) -> list[Problem]:
     return problems
 
 
-def _orphans(state: LedgerState, seen: set[str], planners: dict[str, SendoutDiff],
+def _orphans(state: LedgerState, shared: SharedCampaigns, planners: dict[str, SendoutDiff],
              skip: set[str], targets: tuple[str, ...]) -> tuple[OrphanCount, ...]:
     """Ledger keys nothing planned declares, per (recorded sendout, campaign).
 
-    Counted, not searched: per sendout, its keys in the ledger minus those the planners
-    matched; only sendouts with orphans have their keys split to name the campaign."""
+    Counted, not searched: per (sendout, campaign), its keys in the ledger (counted in
+    bulk: a compact index is not walked key by key) minus those the planners matched. The
+    sendouts of a shared campaign may match one key twice, so theirs are counted from the
+    clients they matched, each once (plan.shared). Unless such a key was matched, only
+    sendouts with orphans have their keys split to name the campaign."""
     def relevant(sendout: str) -> bool:
         return sendout not in skip and (not targets or sendout in targets)
 
     totals = sendout_counts(state.keys)
     matched: Counter[tuple[str, str]] = Counter()  # (recorded sendout, campaign)
     for planner in planners.values():
+        if planner.shared is not None:
+            continue  # counted below, each key once
         campaign = planner.spec.campaign
         matched[(planner.spec.name, campaign)] += planner.matched_own
         for sendout, count in planner.matched_other.items():
             matched[(sendout, campaign)] += count
-    with_orphans = {s for s, n in totals.items() if relevant(s)
-                    and n > sum(c for (o, _), c in matched.items() if o == s)}
-    if not with_orphans and not seen:
-        return ()
-    counts: Counter[tuple[str, str]] = Counter()
-    if not seen:  # in bulk (a compact index is not walked key by key)
+    if shared.matched_any():
+        # every relevant sendout's keys, less the shared campaigns' matched keys: what
+        # walking the keys not matched did (and does for a sendout whose matches were
+        # counted twice by a noop repeated in its audience)
+        matched.update(shared.matched_counts(state.keys))
+        counts = sendout_campaign_counts(state.keys, {s for s in totals if relevant(s)})
+    else:
+        with_orphans = {s for s, n in totals.items() if relevant(s)
+                        and n > sum(c for (o, _), c in matched.items() if o == s)}
+        if not with_orphans:
+            return ()
         counts = sendout_campaign_counts(state.keys, with_orphans)
-    for key, known in state.keys.items() if seen else ():
-        if relevant(known.sendout) and key not in seen:
-            counts[(known.sendout, split_key(key)[0])] += 1
     counts.subtract(matched)
     orphans = tuple(OrphanCount(s, c, n) for (s, c), n in sorted(counts.items()) if n > 0)
     for orphan in orphans:
@@ -195,8 +203,7 @@ def iter_plan(
     entry to send as soon as it is known (plan.stream; the Plan then holds counts and
     samples, not the entries): only for plans `plan.stream.why_not_stream` allows."""
     chosen = _select(desired, options.targets)
-    claimed: dict[str, str] = {}
-    seen: set[str] = set()
+    shared = SharedCampaigns()  # campaigns of two or more allow_one sendouts
     allow_one = Counter(d.spec.campaign for d in chosen
                         if d.spec.enabled and not d.spec.allow_multiple)
     planners: dict[str, SendoutDiff] = {}
@@ -209,7 +216,7 @@ def iter_plan(
             spec = item.spec
             overlap = not spec.allow_multiple and allow_one[spec.campaign] > 1
             planner = SendoutDiff(spec, state, options, now,
-                                      (claimed, seen) if overlap else None, recovery)
+                                  shared.campaign(spec.campaign) if overlap else None, recovery)
             planners[item.spec.name] = planner
             if not item.spec.enabled:
                 disabled.add(item.spec.name)
@@ -221,7 +228,7 @@ def iter_plan(
                 yield from feed(planner, item.entries, stream)
             got = item.audience_stats
             stats[item.spec.name] = got() if callable(got) else got
-        orphans = _orphans(state, seen, planners, disabled, options.targets)
+        orphans = _orphans(state, shared, planners, disabled, options.targets)
         recovery.settle(planners.values())
         if options.frequency_caps:
             _apply_caps(planners, disabled, state, options, now)

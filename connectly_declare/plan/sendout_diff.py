@@ -30,6 +30,7 @@ from connectly_declare.plan.model import (
 )
 from connectly_declare.plan.recovery import Recovery
 from connectly_declare.plan.rollout import WaveStatus
+from connectly_declare.plan.shared import SharedCampaign
 from connectly_declare.plan.spool import Spool
 from connectly_declare.plan.validity import entry_checker, required_variables
 from connectly_declare.policy.summary import timing_shape
@@ -62,24 +63,27 @@ def noun(count: int, one: str = "client", many: str = "clients") -> str:
 class SendoutDiff:
     """Diffs one sendout's entries.
 
-    Bookkeeping is sized for a million recipients: only when another planned ``allow_one``
-    sendout has the same campaign (so the two could share keys) are keys tracked in the
-    shared `claimed` dict (conflicts) and `seen` set (orphans); otherwise a set of this
-    sendout's sending keys catches duplicates and matched ledger keys are only counted.
+    Bookkeeping is sized for ten million recipients: a compact set of this sendout's
+    sending clients catches duplicates and matched ledger keys are only counted; when
+    another planned ``allow_one`` sendout has the same campaign (so the two could share
+    keys), `shared` (plan.shared) also checks each chunk's sending clients against the
+    other sendouts' (conflicts) and notes the clients matched in the ledger (orphans,
+    each key once).
     """
 
     def __init__(self, spec: SendoutSpec, state: LedgerState, options: PlanOptions,
-                 now: datetime, shared: tuple[dict[str, str], set[str]] | None,
+                 now: datetime, shared: SharedCampaign | None,
                  recovery: Recovery | None = None) -> None:
         self.spec = spec
         self.recovery = recovery or Recovery(state, options.recover_in_doubt)
         self.keys = state.keys
         self.options = options
         self.now = now
-        self.claimed: dict[str, str] | None = shared[0] if shared is not None else None
-        self.seen: set[str] | None = shared[1] if shared is not None else None
-        # the clients of this sendout's sending keys (campaign and scope are this sendout's)
-        self.sending_keys = SeenSet()
+        self.shared = shared
+        # the clients of this sendout's sending keys (campaign and scope are this sendout's);
+        # in a shared campaign, those no other sendout claimed first
+        self.sending_keys = shared.join(spec.name) if shared is not None else SeenSet()
+        self._claiming: list[str] = []  # sending clients of the chunk being diffed
         self.matched_own = 0  # ledger keys matched whose recorded sendout is this one
         self.matched_other: Counter[str] = Counter()  # ... recorded under another sendout
         self.counts: dict[Action, int] = dict.fromkeys(ACTIONS, 0)
@@ -171,13 +175,12 @@ class SendoutDiff:
         spec = self.spec
         prefix, suffix, name = self._prefix, self._suffix, spec.name
         campaign, version, multiple = spec.campaign, spec.version, spec.allow_multiple
-        fast = self.seen is None  # no campaign shared with another allow_one sendout
         changed: Action = "resend" if self.spec.allow_multiple else "drift"
         changed_reason = RESEND_REASON if self.spec.allow_multiple else DRIFT_REASON
         counts = dict.fromkeys(("send", "noop", changed), 0)
         matched_own = 0
         samples, want = self.samples, self.options.samples
-        to_send, sending_keys = self.to_send, self.sending_keys
+        to_send = self.to_send
         check_past = not self.options.allow_past_schedule
         in_past = self._past_cache.get  # one lookup per entry (a few schedules per sendout)
         other = self._other
@@ -186,25 +189,28 @@ class SendoutDiff:
         # variables, a valid scheduledAt (those found valid by `check`, cached)
         fullmatch, required, valid_when = E164.fullmatch, self._required, self._valid_when
         timed = spec.timed  # quiet hours may hold entries back
-        bulk = fast and not timed
+        shared = self.shared  # a campaign shared with another allow_one sendout (or None)
+        # sending clients, for the duplicate (and conflict) check: `_other` adds to it too
+        clients = self._claiming
+        sending = clients.append
         for chunk, verdicts in self._classified(entries):
-            if bulk and self._bulk(chunk, verdicts):
+            if shared is not None:
+                self._matched(shared, chunk, verdicts)
+            if not timed and self._bulk(chunk, verdicts):
                 continue
             sends: list[PlannedEntry] = []  # in order; handed to the spool per chunk
             send = sends.append
-            clients: list[str] = []  # of `sends`, for the duplicate check
-            sending = clients.append
             for entry, verdict in zip(chunk, verdicts, strict=True):
                 if (entry.sendout != name or entry.campaign != campaign
                         or entry.version != version or entry.allow_multiple is not multiple):
                     self.mismatched += 1
                     continue
-                if not fast or (timed and entry.timing & HELD):
-                    key = prefix + entry.client + suffix  # entry.key, inlined
+                if timed and entry.timing & HELD:
                     if sends:  # `other` appends to the spool itself: keep the order
                         to_send.extend(sends)
                         sends.clear()
-                    other(entry, key, keys_get(key) if verdict else None)
+                    # entry.key, inlined
+                    other(entry, keys_get(prefix + entry.client + suffix) if verdict else None)
                     continue
                 if verdict == ABSENT:
                     action: Action = "send"
@@ -216,21 +222,20 @@ class SendoutDiff:
                     matched_own += 1
                     action, reason = changed, changed_reason
                 else:
-                    key = prefix + entry.client + suffix
-                    known = keys_get(key)
+                    known = keys_get(prefix + entry.client + suffix)
                     assert known is not None
                     if known.sendout != name:
                         if sends:
                             to_send.extend(sends)
                             sends.clear()
-                        other(entry, key, known)
+                        other(entry, known)
                         continue
                     matched_own += 1
                     if known.status != "accepted":
                         if sends:
                             to_send.extend(sends)
                             sends.clear()
-                        other(entry, key, known)
+                        other(entry, known)
                         continue
                     if known.fingerprint == entry.fingerprint:
                         action, reason = "noop", ""
@@ -266,7 +271,8 @@ class SendoutDiff:
             if sends:
                 to_send.extend(sends)
             if clients:
-                sending_keys.update(clients)
+                self._claim(clients)
+                clients.clear()
         for action, count in counts.items():
             self.counts[action] += count
         self.matched_own += matched_own
@@ -320,8 +326,32 @@ class SendoutDiff:
             self.to_send.extend(list(map(_new_planned, zip(
                 map(action_of.__getitem__, chosen), sends,
                 map(_REASON_OF.__getitem__, chosen), strict=True))))
-            self.sending_keys.update(clients)
+            self._claim(clients)
         return True
+
+    def _claim(self, clients: list[str]) -> None:
+        """Note a chunk's sending clients: a repeat is a duplicate (counted in `problems`);
+        in a shared campaign, one another sendout sends is a conflict instead."""
+        if self.shared is None:
+            self.sending_keys.update(clients)
+            return
+        self.conflicts.update(self.shared.claim(self.sending_keys, clients))
+
+    def _matched(self, shared: SharedCampaign, chunk: list[Entry], verdicts: list[int]) -> None:
+        """In a shared campaign: note the clients of this sendout's entries whose key the
+        ledger holds (plan.make counts orphans from them, each key once however many of
+        the campaign's sendouts matched it)."""
+        if not any(verdicts):  # all ABSENT
+            return
+        present = list(compress(chunk, verdicts))
+        spec = self.spec
+        shape, multiple = (spec.name, spec.campaign, spec.version), spec.allow_multiple
+        if not all(map(eq, map(_SHAPE, present), repeat(shape))) \
+                or not all(map(is_, map(_MULTIPLE, present), repeat(multiple))):
+            # an entry that does not match its sendout is never diffed (`mismatched`)
+            present = [e for e in present
+                       if _SHAPE(e) == shape and e.allow_multiple is multiple]
+        shared.matched.update(list(map(_CLIENT, present)))
 
     def _classified(self, entries: Iterable[Entry]) -> Iterator[tuple[list[Entry], list[int]]]:
         """Chunks of entries, each with its keys' verdicts (ledger.keyview.classify), looked
@@ -352,16 +382,14 @@ class SendoutDiff:
         if self._in_past(scheduled_at):
             self.past[scheduled_at] = self.past.get(scheduled_at, 0) + 1
 
-    def _other(self, entry: Entry, key: str, known: KeyState | None) -> None:
+    def _other(self, entry: Entry, known: KeyState | None) -> None:
         """Every entry but an own, unchanged, already accepted one."""
         spec = self.spec
         action: Action
         if known is None:
             action = "send"
         else:
-            if self.seen is not None:
-                self.seen.add(known.key)
-            elif known.sendout != spec.name:  # own keys were counted by `consume`
+            if known.sendout != spec.name:  # own keys were counted by `consume`
                 self.matched_other[known.sendout] += 1
             action = self._action(entry, known)
             if action in ("noop", "drift") and known.sendout != spec.name:
@@ -384,16 +412,9 @@ class SendoutDiff:
         self.counts[action] += 1
         sending = action in SENDING_ACTIONS
         if sending:
-            if self.claimed is None:
-                self.sending_keys.add(entry.client)  # a repeat is counted in `problems`
-            else:
-                owner = self.claimed.get(key)
-                if owner is None:
-                    self.claimed[key] = spec.name
-                elif owner == spec.name:
-                    self.duplicates += 1
-                else:
-                    self.conflicts[owner] += 1
+            # claimed with the rest of its chunk by `consume` (a repeat is counted in
+            # `problems`, a conflict in `conflicts`)
+            self._claiming.append(entry.client)
             if entry.scheduled_at is not None and not self.options.allow_past_schedule:
                 self._check_past(entry.scheduled_at)
         samples = self.samples[action]
