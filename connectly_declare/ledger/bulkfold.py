@@ -4,11 +4,16 @@
 ``add_intent``, ``state``) with the same result, key by key. The fold's rules are per key
 (a key's state depends only on the records that touch it), so:
 
-- an intent followed at once by its outcome (what apply writes) is kept as columns: one
-  uint64 code, 16 fingerprint bytes and an event number per entry, no object per key;
-- a key that more than one such pair touches, or a lone intent, or a resolution, or whose
-  client or fingerprint cannot be encoded, is *replayed*: the records touching those keys
-  (intents cut down to them) go through the existing Folder, in their original order;
+- an intent and its outcome (same batch) are kept as columns: one uint64 code, 16
+  fingerprint bytes and an event number per entry, no object per key. Apply has many
+  requests in flight, so an outcome comes after other batches' intents and outcomes:
+  they are paired by batch id however far apart, and a key's records are replayed in
+  file order whenever their order could matter;
+- a key that a lone intent, a resolution, or several pairs whose records interleave
+  touch, or whose client or fingerprint cannot be encoded, is *replayed*: the records
+  touching those keys (intents cut down to them) go through the existing Folder, in
+  their original order; a key only pairs touch one after the other is walked in bulk
+  (ledger.chainfold);
 - every other key's state follows from its one event (status, fingerprint, sendout,
   version, batch, times, sendoutId, error), in bulk.
 
@@ -106,9 +111,11 @@ class _Bulk:
         self.builder = IndexBuilder()
         self.count = 0
         self.header: Header | None = None
-        self.events: list[tuple[int, Intent, Outcome, int]] = []  # seq, intent, outcome, pair
+        # intent's seq, intent, outcome, (campaign, scope) pair, outcome's seq
+        self.events: list[tuple[int, Intent, Outcome, int, int]] = []
         self.others: list[tuple[int, Record, Pairs | None]] = []
-        self._held: tuple[int, Intent, Pairs, bytes | None] | None = None
+        # intents waiting for their outcome, by batch id (apply's requests in flight)
+        self._pending: dict[str, tuple[int, Intent, Pairs, bytes | None]] = {}
         self._clients: list[str] = []
         self._fps: list[str] = []
         self._chunk_events: list[tuple[int, int, int]] = []  # (event, entries, position)
@@ -123,16 +130,18 @@ class _Bulk:
     def add(self, record: Record, pairs: Pairs | None, raw: bytes | None = None) -> None:
         self.count += 1
         if pairs is not None and isinstance(record, Intent):
-            self._release()
-            self._held = (self.count, record, pairs, raw)
+            # a second intent of a batch still waiting: the Folder's outcome would go to
+            # the later one, and the earlier stays in doubt (replayed whole)
+            earlier = self._pending.pop(record.batch_id, None)
+            if earlier is not None:
+                self.others.append((earlier[0], earlier[1], _plain(earlier[2])))
+            self._pending[record.batch_id] = (self.count, record, pairs, raw)
             return
-        held, self._held = self._held, None
-        if isinstance(record, Outcome) and held is not None \
-                and held[1].batch_id == record.batch_id:
-            self._event(held, record)
-            return
-        if held is not None:
-            self.others.append((held[0], held[1], _plain(held[2])))
+        if isinstance(record, Outcome):
+            held = self._pending.pop(record.batch_id, None)
+            if held is not None:
+                self._event(held, record, self.count)
+                return
         if isinstance(record, Header):
             if self.header is None:
                 self.header = record
@@ -140,16 +149,17 @@ class _Bulk:
             self.others.append((self.count, record, None))
 
     def _release(self) -> None:
-        if self._held is not None:
-            seq, record, pairs, _ = self._held
-            self.others.append((seq, record, _plain(pairs)))  # replayed: read whole
-            self._held = None
+        """The intents without an outcome (in doubt): replayed, read whole."""
+        for seq, record, pairs, _ in self._pending.values():
+            self.others.append((seq, record, _plain(pairs)))
+        self._pending = {}
 
-    def _event(self, held: tuple[int, Intent, Pairs, bytes | None], outcome: Outcome) -> None:
+    def _event(self, held: tuple[int, Intent, Pairs, bytes | None], outcome: Outcome,
+               outcome_seq: int) -> None:
         seq, intent, pairs, raw = held
         pair = self.builder.pair_id(intent.campaign, intent.scope)
         number = len(self.events)
-        self.events.append((seq, intent, outcome, -1 if pair is None else pair))
+        self.events.append((seq, intent, outcome, -1 if pair is None else pair, outcome_seq))
         start, size = self._position, len(pairs)
         self._position += size
         # the local read cut the array out already (codec.split_intent); else cut it here
@@ -244,12 +254,28 @@ class _Bulk:
                               int(codes[i]) if encodable[i] else None))
         self._keep(codes, fp, event, position, ok)
 
+    def _interleaved(self, codes: Any, event: Any, candidates: Any) -> Any:
+        """The codes among `candidates` (sorted) of keys two of whose events overlap in the
+        file: one's intent before the other's outcome (requests in flight together). The
+        chain walk folds a key's events one whole pair after another, in outcome order;
+        for these keys the Folder replays the records as they lie."""
+        np = self.np
+        at = np.searchsorted(candidates, codes).clip(0, len(candidates) - 1)
+        rows = np.flatnonzero(candidates[at] == codes)
+        order = np.lexsort((event[rows], codes[rows]))
+        code, ev = codes[rows][order], event[rows][order].astype(np.int64)
+        starts = np.array([e[0] for e in self.events], dtype=np.int64)
+        ends = np.array([e[4] for e in self.events], dtype=np.int64)
+        same = code[1:] == code[:-1]
+        overlap = same & (starts[ev[1:]] < ends[ev[:-1]])
+        return np.unique(code[1:][overlap])
+
     def _event_info(self) -> list[EventInfo]:
         from connectly_declare.ledger.chainfold import EventInfo
         from connectly_declare.ledger.keyindex import STATUS_CODE
 
         info = []
-        for _, intent, outcome, _ in self.events:
+        for _, intent, outcome, _, _ in self.events:
             status = _status(intent, outcome)
             accepted = status == "accepted"
             error = accepted_note(outcome.error) if accepted else \
@@ -318,6 +344,8 @@ class _Bulk:
         # keys only intent+outcome pairs touched, several of them: walked, not replayed
         info = self._event_info()
         candidates = np.setdiff1d(twice, touched)
+        if len(candidates):  # a chain is walked pair after pair: only if that is the order
+            candidates = np.setdiff1d(candidates, self._interleaved(codes, event, candidates))
         chain = np.zeros(len(codes), dtype=bool)
         if len(candidates) and len({i.batch_id for i in info}) == len(info):
             chain = chain_mask(codes, event, position, candidates)
@@ -335,15 +363,19 @@ class _Bulk:
         per_event: dict[int, list[list[str]]] = {}
         for _, ev, client, f, _ in entries:
             per_event.setdefault(ev, []).append([client, f])
+        # the replayed keys' records in file order: an event's intent and outcome each at
+        # its own place (other batches' records may lie between them)
         timeline: list[tuple[int, int, int]] = [(self.events[ev][0], 0, ev) for ev in per_event]
+        timeline += [(self.events[ev][4], 2, ev) for ev in per_event]
         timeline += [(seq, 1, n) for n, (seq, _, _) in enumerate(self.others)]
         timeline.sort()
         folder = Folder()
         for _, kind, n in timeline:
             if kind == 0:
-                _, intent, outcome, _ = self.events[n]
-                folder.add_intent(intent, per_event[n])
-                folder.add(outcome)
+                folder.add_intent(self.events[n][1], per_event[n])
+                continue
+            if kind == 2:
+                folder.add(self.events[n][2])
                 continue
             _, record, pairs = self.others[n]
             if pairs is not None and isinstance(record, Intent):

@@ -218,3 +218,49 @@ def test_a_large_local_ledger_reads_into_the_index(tmp_path: object) -> None:
     assert len(state.keys) == len(expected.keys) == batches * per
     assert as_dict(state.keys) == as_dict(expected.keys)
     assert state.serial == len(records) + 1
+
+
+def _in_flight(rounds: int, window: int, multiple: bool) -> list[Record]:
+    """A ledger as apply writes it with `window` requests in flight: each batch's intent
+    `window` records before its outcome; `rounds` sends of the same clients (a resend
+    under allow_multiple, another content each round)."""
+    records: list[Record] = [Header(lineage="L", created_at=TIMES[0])]
+    scope = "spring" if multiple else ""
+    batches = [(r, b) for r in range(rounds) for b in range(40)]
+    open_: list[str] = []
+    for r, b in batches:
+        batch = f"r{r}b{b}"
+        clients = [f"+1650555{b:02d}{n:02d}" for n in range(5)]
+        fp = f"{r:032x}"
+        records.append(Intent(batch, TIMES[r % len(TIMES)], "spring", "spring", "v1", scope,
+                              {}, tuple(IntentEntry(c, fp) for c in clients)))
+        open_.append(batch)
+        if len(open_) > window:
+            records.append(Outcome(open_.pop(0), TIMES[r % len(TIMES)], "accepted",
+                                   sendout_id="s1"))
+    records += [Outcome(b, TIMES[0], "accepted", sendout_id="s1") for b in open_]
+    return records
+
+
+def test_a_ledger_written_with_requests_in_flight_folds_in_bulk() -> None:
+    # apply keeps up to 16 requests in flight, so an intent's outcome comes ~16 records
+    # later: paired by batch id, folded in bulk (never through the per-record Folder),
+    # and a resend round whose requests did not overlap the first's walked as a chain
+    import pytest
+
+    from connectly_declare.ledger import fold as fold_module
+
+    for rounds, multiple in ((1, False), (2, True), (3, True)):
+        records = _in_flight(rounds, 16, multiple)
+        expected = as_dict(fold(records).keys)
+        with pytest.MonkeyPatch.context() as patch:
+            def refuse(*_: object) -> None:
+                raise AssertionError("replayed through the Folder")
+
+            patch.setattr(fold_module.Folder, "add_intent", refuse)
+            got = bulk(records)
+        assert isinstance(got.keys, KeyIndex) and as_dict(got.keys) == expected
+        assert len(got.keys) == 200
+    # requests of two rounds in flight together for the same keys: replayed, same state
+    overlapping = _in_flight(2, 60, True)
+    assert as_dict(bulk(overlapping).keys) == as_dict(fold(overlapping).keys)
