@@ -375,7 +375,12 @@ class _Bulk:
                 folder.add_intent(self.events[n][1], per_event[n])
                 continue
             if kind == 2:
-                folder.add(self.events[n][2])
+                seq, _, outcome, _, outcome_seq = self.events[n]
+                if outcome_seq != seq + 1:
+                    # not the record after its intent in the file: the Folder folded the
+                    # intent on its own first (a key twice in one intent ends otherwise)
+                    folder.flush()
+                folder.add(outcome)
                 continue
             _, record, pairs = self.others[n]
             if pairs is not None and isinstance(record, Intent):

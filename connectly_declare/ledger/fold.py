@@ -116,6 +116,12 @@ class Folder:
         elif self.header is None:
             self.header = record
 
+    def flush(self) -> None:
+        """Fold the intent held back (if any) on its own, as any record but its outcome
+        coming next would: for a replay of chosen records (ledger.bulkfold) where records
+        between an intent and its outcome were left out."""
+        self._flush()
+
     def _flush(self) -> None:
         if self._held is not None:
             held, self._held = self._held, None
