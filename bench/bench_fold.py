@@ -1,10 +1,13 @@
 """Benchmark: folding a large local ledger (default 10,000,000 keys) into the compact index.
 
     .venv/bin/python bench/bench_fold.py [--keys 10000000] [--batch 100] [--resent 0.01]
-                                         [--scope ""|spring] [--old] [--keep FILE]
+                                         [--scope ""|spring] [--in-flight 16]
+                                         [--old] [--keep FILE]
 
 Writes the ledger file directly as the local backend's records (ledger/codec.py: a header,
-then per batch of ``--batch`` keys an intent line and its `accepted` outcome line; a
+then per batch of ``--batch`` keys an intent line and its `accepted` outcome line, in the
+order apply writes them with ``--in-flight`` requests at once (bench/apply_order.py: each
+outcome after the next batches' intents; ``1`` puts each outcome right after its intent); a
 ``--resent`` fraction of the keys is sent a second time in later batches, with another
 fingerprint, so the fold's replay path is exercised too). Then, in a child process of its
 own (so its peak RSS is the fold's), `LocalLedger.read` folds it; prints keys, CPU and wall
@@ -23,13 +26,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from apply_order import IN_FLIGHT, in_flight_order
 
 AT = "2026-11-01T00:00:00+00:00"
 
 
-def write_ledger(path: Path, keys: int, batch: int, resent: float, scope: str) -> int:
+def write_ledger(path: Path, keys: int, batch: int, resent: float, scope: str,
+                 in_flight: int = IN_FLIGHT) -> int:
     """The ledger file, line by line; returns the number of entries written."""
     entries = 0
     step = int(1 / resent) if resent > 0 else 0
@@ -38,28 +46,33 @@ def write_ledger(path: Path, keys: int, batch: int, resent: float, scope: str) -
                               "created_at": AT, "environment": None, "business_id": None},
                              separators=(",", ":")) + "\n")
 
-        def emit(number: int, clients: list[int], fp: str, sendout: str) -> None:
+        def emit(number: int, clients: list[int], fp: str, sendout: str) -> tuple[str, str]:
             nonlocal entries
             batch_id = f"{sendout}-{number}"
-            out.write(json.dumps({
+            intent = json.dumps({
                 "type": "intent", "batch_id": batch_id, "at": AT, "sendout": sendout,
                 "campaign": "spring sale", "version": "v1", "scope": scope,
                 "options": {"if_duplicate_check_unspecified":
                             "allow_multiple" if scope else "allow_one"},
                 "entries": [[f"+1{c:010d}", f"{c:016x}{fp}"] for c in clients]},
-                separators=(",", ":")) + "\n")
-            out.write(json.dumps({
+                separators=(",", ":")) + "\n"
+            outcome = json.dumps({
                 "type": "outcome", "batch_id": batch_id, "at": AT, "status": "accepted",
                 "accepted_count": len(clients), "rejected_count": 0, "sendout_id": "sid-1",
-                "http_status": None, "error": None}, separators=(",", ":")) + "\n")
+                "http_status": None, "error": None}, separators=(",", ":")) + "\n"
             entries += len(clients)
+            return intent, outcome
 
-        for number, start in enumerate(range(0, keys, batch)):
-            emit(number, list(range(start, min(start + batch, keys))), "0" * 16, "spring")
-        if step:
-            again = list(range(0, keys, step))
-            for number, start in enumerate(range(0, len(again), batch)):
-                emit(number, again[start:start + batch], "1" * 16, "spring-again")
+        def pairs() -> Iterator[tuple[str, str]]:
+            for number, start in enumerate(range(0, keys, batch)):
+                yield emit(number, list(range(start, min(start + batch, keys))), "0" * 16,
+                           "spring")
+            if step:
+                again = list(range(0, keys, step))
+                for number, start in enumerate(range(0, len(again), batch)):
+                    yield emit(number, again[start:start + batch], "1" * 16, "spring-again")
+
+        out.writelines(in_flight_order(pairs(), in_flight))
     return entries
 
 
@@ -111,6 +124,9 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--resent", type=float, default=0.01)
     parser.add_argument("--scope", default="")
+    parser.add_argument("--in-flight", type=int, default=IN_FLIGHT,
+                        help="requests in flight when the ledger was written (1: each outcome "
+                        "right after its intent)")
     parser.add_argument("--old", action="store_true", help="also fold with the plain Folder")
     parser.add_argument("--keep", type=Path, help="write (or reuse) the ledger file here")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
@@ -122,8 +138,10 @@ def main() -> int:
         path = args.keep or Path(tmp) / "ledger.jsonl"
         if not path.exists():
             started = time.perf_counter()
-            entries = write_ledger(path, args.keys, args.batch, args.resent, args.scope)
-            print(f"setup: {args.keys:,} keys, {entries:,} entries in batches of {args.batch} "
+            entries = write_ledger(path, args.keys, args.batch, args.resent, args.scope,
+                                   args.in_flight)
+            print(f"setup: {args.keys:,} keys, {entries:,} entries in batches of {args.batch}, "
+                  f"{args.in_flight} in flight "
                   f"({path.stat().st_size / 2**20:,.0f} MiB, written in "
                   f"{time.perf_counter() - started:.0f} s)", flush=True)
         new = run_child(path, False)

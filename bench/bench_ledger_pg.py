@@ -8,7 +8,8 @@
    (``--unthrottled-recipients``), where the ledger's cost is not hidden behind the API's
    pace; printed for information. Runs alternate local/postgres (``--rounds``, default 2)
    and the best of each is compared, which is what a shared, busy machine allows.
-2. Fold: a 1,000,000-key ledger (10,000 intents of 100 entries and their outcomes) is
+2. Fold: a 1,000,000-key ledger (10,000 intents of 100 entries and their outcomes, in the
+   order apply writes them with 16 requests in flight: bench/apply_order.py) is
    written to both backends, then `read()` (stream + decode + fold) is timed on each.
 
 PostgreSQL: the server of DECLARE_TEST_PG_DSN, else a throwaway one (tests/support/pg.py).
@@ -36,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from apply_order import in_flight_order  # noqa: E402
 from bench_apply import BUSINESS, CAMPAIGN, LIMIT, plan  # noqa: E402
 
 from connectly_declare.apply.client import ClientSettings, ConnectlyClient, Secret  # noqa: E402
@@ -109,14 +111,18 @@ def pair(url: str, key: str, dsn: str, tmp: Path, recipients: int, offset: int,
 def ledger_records(keys: int, per_intent: int = 100) -> Iterator[Record]:
     yield Header(lineage="bench-lineage", created_at="2026-01-01T00:00:00Z",
                  business_id=BUSINESS)
+    yield from in_flight_order(pairs(keys, per_intent))
+
+
+def pairs(keys: int, per_intent: int) -> Iterator[tuple[Record, Record]]:
     for b in range(keys // per_intent):
         batch = f"batch-{b:06d}"
         entries = tuple(IntentEntry(f"+1{b * per_intent + i:010d}", f"{b:016x}{i:016x}")
                         for i in range(per_intent))
-        yield Intent(batch, "2026-01-01T00:00:00Z", "bench", CAMPAIGN, "v1", "",
-                     {"if_duplicate_check_unspecified": "allow_one"}, entries)
-        yield Outcome(batch, "2026-01-01T00:00:01Z", "accepted", accepted_count=per_intent,
-                      sendout_id=f"so-{b}", http_status=200)
+        yield (Intent(batch, "2026-01-01T00:00:00Z", "bench", CAMPAIGN, "v1", "",
+                      {"if_duplicate_check_unspecified": "allow_one"}, entries),
+               Outcome(batch, "2026-01-01T00:00:01Z", "accepted", accepted_count=per_intent,
+                       sendout_id=f"so-{b}", http_status=200))
 
 
 def fold_pair(dsn: str, tmp: Path, keys: int) -> None:

@@ -2,8 +2,10 @@
 the database (ledger/pg_diff.py) against the diff done in memory, each as a ratio to a
 baseline measured in the same run.
 
-The ledger is filled directly with COPY (intents of 100 entries, each followed by its
-outcome, as apply writes them; 1 batch in 50 ends `unknown`), not by applying, and the
+The ledger is filled directly with COPY (intents of 100 entries and their outcomes, in
+the order apply writes them with 16 requests in flight, bench/apply_order.py: each
+outcome after the next batches' intents; 1 batch in 50 ends `unknown`), not by applying,
+and the
 same records are written to a local JSON Lines ledger. Every measurement runs in a child
 process of its own, so its peak RSS (ru_maxrss) is its own:
 
@@ -53,6 +55,9 @@ from psycopg import sql
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from apply_order import in_flight_order  # noqa: E402
 
 from connectly_declare.entry import make_key  # noqa: E402
 from connectly_declare.ledger import codec  # noqa: E402
@@ -75,18 +80,23 @@ def payloads(keys: int) -> Iterator[tuple[str, str]]:
     """(type, payload) of every record of a `keys`-key ledger, header first."""
     yield "header", codec.encode(Header(lineage="bench-scale", created_at="2026-01-01T00:00:00Z",
                                         business_id=BUSINESS))
+    yield from in_flight_order(pairs(keys))
+
+
+def pairs(keys: int) -> Iterator[tuple[tuple[str, str], tuple[str, str]]]:
+    """Each batch's (intent, outcome) records as (type, payload)."""
     options = {"if_duplicate_check_unspecified": "allow_one"}
     for b in range(keys // PER_INTENT):
         batch = f"batch-{b:08d}"
         start = b * PER_INTENT
         entries = tuple(IntentEntry(client(start + i), f"{start + i:032x}")
                         for i in range(PER_INTENT))
-        yield "intent", codec.encode(Intent(batch, "2026-01-01T00:00:00Z", "bench", CAMPAIGN,
-                                            "v1", "", options, entries))
         status = "unknown" if b % 50 == 49 else "accepted"
-        yield "outcome", codec.encode(Outcome(batch, "2026-01-01T00:00:01Z", status,  # type: ignore[arg-type]
-                                              accepted_count=PER_INTENT,
-                                              sendout_id=f"so-{b}", http_status=200))
+        yield (("intent", codec.encode(Intent(batch, "2026-01-01T00:00:00Z", "bench", CAMPAIGN,
+                                              "v1", "", options, entries))),
+               ("outcome", codec.encode(Outcome(batch, "2026-01-01T00:00:01Z", status,  # type: ignore[arg-type]
+                                                accepted_count=PER_INTENT,
+                                                sendout_id=f"so-{b}", http_status=200))))
 
 
 def audience(keys: int, overlap: float) -> Iterator[tuple[str, str]]:

@@ -1,12 +1,14 @@
 """Benchmark: planning ~1,000,000 recipients against a 1,000,000-key ledger.
 
     .venv/bin/python bench/bench_plan.py [--rows 1000000] [--ledger-keys 1000000]
-                                         [--mode allow_multiple|allow_one]
+                                         [--mode allow_multiple|allow_one] [--in-flight 16]
 
 Uses the audience benchmark's generator (bench/bench_entries.py: a CSV of ``--rows`` rows,
 5% repeated numbers, a 10,000-row opt-out list, 3 variables of which 2 use recipient
 fields). Builds a local ledger holding an accepted key for every entry, half of them with
-a changed fingerprint, padded with keys of a retired sendout up to ``--ledger-keys``.
+a changed fingerprint, padded with keys of a retired sendout up to ``--ledger-keys``,
+its records in the order apply writes them with ``--in-flight`` requests at once
+(bench/apply_order.py; ``1``: each outcome right after its intent).
 Then, each in its own child process (so peak RSS is its own), it measures:
 
   (a) the floor: producing every entry alone (`iter_sendout_entries`, counted);
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from apply_order import IN_FLIGHT, in_flight_order
 from bench_entries import SCHEDULE, VARIABLES, VARS, generate
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
@@ -66,7 +69,7 @@ def entries(folder: Path, mode: str) -> Any:
                                       lambda *_: Location("bench.yaml", 1, 1), environ={})
 
 
-def build_ledger(folder: Path, mode: str, keys: int) -> int:
+def build_ledger(folder: Path, mode: str, keys: int, in_flight: int = IN_FLIGHT) -> int:
     """A ledger with every entry accepted (odd ones with another fingerprint), padded."""
     from connectly_declare.ledger.base import Header, Intent, IntentEntry, Outcome, Record
     from connectly_declare.ledger.local import LocalLedger
@@ -77,20 +80,22 @@ def build_ledger(folder: Path, mode: str, keys: int) -> int:
     pairs: list[tuple[str, str]] = [
         (e.client, CHANGED if n % 2 else e.fingerprint) for n, e in enumerate(stream)]
     scope = "spring" if mode == "allow_multiple" else ""
-    records: list[Record] = []
+    batches: list[tuple[Record, Record]] = []
 
-    def batches(sendout: str, campaign: str, items: list[tuple[str, str]], scope: str) -> None:
+    def add(sendout: str, campaign: str, items: list[tuple[str, str]], scope: str) -> None:
         for start in range(0, len(items), 100):
             batch = f"{sendout}-{start}"
-            records.append(Intent(batch, at, sendout, campaign, None, scope, {},
-                                  tuple(IntentEntry(c, f) for c, f in items[start:start + 100])))
-            records.append(Outcome(batch, at, "accepted", 100, 0, "sid-1"))
+            batches.append((
+                Intent(batch, at, sendout, campaign, None, scope, {},
+                       tuple(IntentEntry(c, f) for c, f in items[start:start + 100])),
+                Outcome(batch, at, "accepted", 100, 0, "sid-1")))
 
-    batches("spring", "spring sale", pairs, scope)
+    add("spring", "spring sale", pairs, scope)
     padding = [(f"+1999{n:07d}", CHANGED) for n in range(max(keys - len(pairs), 0))]
-    batches("retired", "winter sale", padding, "")
+    add("retired", "winter sale", padding, "")
     with ledger.lock("bench"):
-        ledger.append([Header(lineage="bench", created_at=at), *records])
+        ledger.append([Header(lineage="bench", created_at=at),
+                       *in_flight_order(batches, in_flight)])
     return len(pairs) + len(padding)
 
 
@@ -102,7 +107,8 @@ def child(kind: str, folder: Path, mode: str) -> dict[str, float]:
     if kind == "build":  # in a child too, so no measured child inherits its peak RSS
         generate(folder, int(os.environ["BENCH_ROWS"]))
         started = time.perf_counter()
-        keys = build_ledger(folder, mode, int(os.environ["BENCH_KEYS"]))
+        keys = build_ledger(folder, mode, int(os.environ["BENCH_KEYS"]),
+                            int(os.environ["BENCH_IN_FLIGHT"]))
         return {"keys": keys, "seconds": time.perf_counter() - started,
                 "size": (folder / "ledger.jsonl").stat().st_size}
     start, wall = time.process_time(), time.perf_counter()
@@ -141,6 +147,9 @@ def main() -> int:
     parser.add_argument("--ledger-keys", type=int, default=1_000_000)
     parser.add_argument("--mode", choices=["allow_multiple", "allow_one"],
                         default="allow_multiple")
+    parser.add_argument("--in-flight", type=int, default=IN_FLIGHT,
+                        help="requests in flight when the ledger was written (1: each outcome "
+                        "right after its intent)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of (a) and (c), alternating; the best of each is compared "
                         "(this machine is shared: the best run is the least disturbed)")
@@ -154,9 +163,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         built = run_child("build", folder, args.mode, BENCH_ROWS=args.rows,
-                          BENCH_KEYS=args.ledger_keys)
+                          BENCH_KEYS=args.ledger_keys, BENCH_IN_FLIGHT=args.in_flight)
         print(f"setup: {args.rows:,} CSV rows, ledger of {built['keys']:,.0f} accepted keys "
-              f"({built['size'] / 2**20:.0f} MiB, built in {built['seconds']:.1f} s), "
+              f"({built['size'] / 2**20:.0f} MiB, built in {built['seconds']:.1f} s, "
+              f"{args.in_flight} in flight), "
               f"mode {args.mode}")
         fold = run_child("fold", folder, args.mode)
         floors, plans = [], []
