@@ -118,11 +118,8 @@ class Folder:
 
     def flush(self) -> None:
         """Fold the intent held back (if any) on its own, as any record but its outcome
-        coming next would: for a replay of chosen records (ledger.bulkfold) where records
-        between an intent and its outcome were left out."""
-        self._flush()
-
-    def _flush(self) -> None:
+        coming next would (also for a replay of chosen records, ledger.bulkfold, where
+        records between an intent and its outcome were left out)."""
         if self._held is not None:
             held, self._held = self._held, None
             self._intent(*held)
@@ -137,7 +134,7 @@ class Folder:
         The intent is held back one record: apply writes each outcome right after its
         intent, and folding the pair at once creates each new key in its final state.
         """
-        self._flush()
+        self.flush()
         self.count += 1
         self._held = (intent, pairs)
 
@@ -278,7 +275,7 @@ class Folder:
         return True
 
     def state(self, *, serial: int | None = None) -> LedgerState:
-        self._flush()
+        self.flush()
         header = self.header
         return LedgerState(
             lineage=header.lineage if header else None,

@@ -56,6 +56,8 @@ _FIELDS = attrgetter("client", "variables", "scheduled_at", "fingerprint", "sour
                      "zone", "timing")
 _CONSTANTS = attrgetter("sendout", "campaign", "version", "round", "allow_multiple")
 _ACTION, _ENTRY, _REASON = itemgetter(0), itemgetter(1), itemgetter(2)
+_CLIENT = attrgetter("entry.client")  # of a PlannedEntry
+_FIRST = itemgetter(0)  # of a row's fields: its client
 _HEAD = struct.Struct("<BQ")  # chunk header: encoding (0 marshal, 1 pickle), length
 _MARSHAL, _PICKLE = 0, 1
 
@@ -282,6 +284,20 @@ class Spool:
         for action, entry, reason in list(self._items):
             yield action, reason, _FIELDS(entry), _CONSTANTS(entry)
 
+    def client_chunks(self) -> Iterator[list[str]]:
+        """The entries' clients, in order, a chunk at a time: read from the chunks on disk
+        without rebuilding any entry (what plan.capcount counts)."""
+        if self._file is not None:
+            chunks = self._chunks(self._count)
+            while True:
+                with no_gc():  # as in _from_disk: only while a chunk is read
+                    read = next(chunks, None)
+                if read is None:
+                    break
+                yield list(map(_FIRST, read[2]))
+        if self._items:
+            yield list(map(_CLIENT, self._items))
+
     def __getitem__(self, index: int) -> PlannedEntry:
         """The entry at `index` (walks the spool: for tests and samples, not loops)."""
         size = len(self)
@@ -318,28 +334,15 @@ class Spool:
             self._file.close()
 
 
-_CLIENT = attrgetter("entry.client")
-_FIRST = itemgetter(0)
-
-
 def client_chunks(entries: Iterable[PlannedEntry]) -> Iterator[list[str]]:
     """The clients of `entries` (a Spool or any iterable of PlannedEntry), in order, a
     chunk at a time; a Spool's are read from its chunks without rebuilding any entry."""
-    if not isinstance(entries, Spool):
-        stream = iter(entries)
-        while clients := list(map(_CLIENT, islice(stream, CHUNK))):
-            yield clients
+    if isinstance(entries, Spool):
+        yield from entries.client_chunks()
         return
-    if entries._file is not None:
-        chunks = entries._chunks(entries._count)
-        while True:
-            with no_gc():  # as in Spool._from_disk: only while a chunk is read
-                read = next(chunks, None)
-            if read is None:
-                break
-            yield list(map(_FIRST, read[2]))
-    if entries._items:
-        yield list(map(_CLIENT, entries._items))
+    stream = iter(entries)
+    while clients := list(map(_CLIENT, islice(stream, CHUNK))):
+        yield clients
 
 
 __all__ = ["CHUNK", "CHUNK_ENV", "IN_MEMORY", "MEMORY_ENV", "Spool", "client_chunks"]
