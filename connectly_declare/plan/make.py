@@ -39,8 +39,7 @@ from contextlib import nullcontext
 from datetime import datetime
 from functools import partial
 from itertools import chain
-from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from connectly_declare.entry import Entry
 from connectly_declare.errors import Location, PlanError, Problem
@@ -64,10 +63,10 @@ from connectly_declare.plan.recovery import Recovery
 from connectly_declare.plan.rollout import retimer, stage
 from connectly_declare.plan.sendout_diff import SendoutDiff, noun
 from connectly_declare.plan.shared import SharedCampaigns
-from connectly_declare.plan.spool import Spool, client_chunks
+from connectly_declare.plan.spool import client_chunks, entry_of_row
 from connectly_declare.plan.stream import Streamed, drain, feed
 from connectly_declare.policy.caps import CapCheck, epoch, iso
-from connectly_declare.policy.summary import timing_summary
+from connectly_declare.policy.summary import SENDING_SHAPE, timing_summary
 from connectly_declare.seen import SeenSet
 
 if TYPE_CHECKING:
@@ -266,13 +265,11 @@ def iter_plan(
     )
 
 
-_ENTRY = itemgetter(1)  # PlannedEntry.entry
-
-
 def _timing(planner: SendoutDiff, now: datetime) -> dict[str, Any]:
     if not planner.spec.enabled or (not planner.spec.timed and not planner.capped):
         return {}
-    return timing_summary(map(_ENTRY, planner.to_send), planner.held, planner.capped, now)
+    return timing_summary(chain.from_iterable(planner.to_send.field_chunks(*SENDING_SHAPE)),
+                          planner.held, planner.capped, now)
 
 
 def _apply_caps(planners: dict[str, SendoutDiff], disabled: set[str], state: LedgerState,
@@ -300,24 +297,26 @@ def _apply_caps(planners: dict[str, SendoutDiff], disabled: set[str], state: Led
     check = CapCheck(options.frequency_caps, history)
     times: dict[str | None, float] = {None: now.timestamp()}
     for planner in order:
-        # positions in to_send (a spool rebuilds its entries), one byte each
+        # positions in to_send, one byte each; a spool's rows are read without rebuilding
+        # their entries (only a capped one is rebuilt)
         gone = bytearray(len(planner.to_send))
         capped = 0
-        for index, planned_entry in enumerate(planner.to_send):
-            entry = planned_entry.entry
-            if entry.client not in crowds:
+        for index, (action, _, fields, constants) in enumerate(planner.to_send.rows()):
+            client = fields[0]
+            if client not in crowds:
                 continue
-            at = times.get(entry.scheduled_at)
+            scheduled_at = fields[2]
+            at = times.get(scheduled_at)
             if at is None:
-                at = times[entry.scheduled_at] = epoch(entry.scheduled_at or "")
-            verdict = check.place(entry.client, at)
+                at = times[scheduled_at] = epoch(scheduled_at or "")
+            verdict = check.place(client, at)
             if verdict is None:
                 continue
             (_, _, label), near, fits = verdict
-            planner.cap(PlannedEntry("capped", entry, (
+            planner.cap(PlannedEntry("capped", entry_of_row(fields, constants), (
                 f"frequency cap {label}: {near} other message{'s' if near != 1 else ''} "
                 f"within the window; would fit from {iso(fits)}")))
-            planner.counts[planned_entry.action] -= 1
+            planner.counts[cast(Action, action)] -= 1
             gone[index] = 1
             capped += 1
         if capped:
@@ -325,17 +324,19 @@ def _apply_caps(planners: dict[str, SendoutDiff], disabled: set[str], state: Led
 
 
 def _move_capped(planner: SendoutDiff, gone: bytearray, want: int) -> None:
-    """Keep the entries not capped, in order; each sending action's samples become its
-    first `want` kept entries (what they were, less the capped ones, topped up)."""
-    keep = Spool()
+    """Keep the entries not capped, in order (rows copied, no entry rebuilt); each sending
+    action's samples become its first `want` kept entries (what they were, less the
+    capped ones, topped up)."""
+    keep = planner.to_send.without(gone)
     shown: dict[Action, list[PlannedEntry]] = {a: [] for a in SENDING_ACTIONS}
-    for index, planned in enumerate(planner.to_send):
-        if gone[index]:
-            continue
-        keep.append(planned)
-        first = shown[planned.action]
-        if len(first) < want:
-            first.append(planned)
+    if want > 0:
+        for action, reason, fields, constants in keep.rows():
+            first = shown[cast(Action, action)]
+            if len(first) < want:
+                first.append(PlannedEntry(cast(Action, action),
+                                          entry_of_row(fields, constants), reason))
+                if all(len(f) >= want for f in shown.values()):
+                    break
     planner.to_send = keep
     planner.counts["capped"] = sum(planner.capped.values())
     planner.samples.update(shown)

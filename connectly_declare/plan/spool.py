@@ -31,7 +31,7 @@ import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator
 from functools import partial
-from itertools import islice, repeat
+from itertools import compress, islice, repeat
 from operator import attrgetter, itemgetter
 from typing import IO, Any, cast
 
@@ -57,7 +57,7 @@ _FIELDS = attrgetter("client", "variables", "scheduled_at", "fingerprint", "sour
 _CONSTANTS = attrgetter("sendout", "campaign", "version", "round", "allow_multiple")
 _ACTION, _ENTRY, _REASON = itemgetter(0), itemgetter(1), itemgetter(2)
 _CLIENT = attrgetter("entry.client")  # of a PlannedEntry
-_FIRST = itemgetter(0)  # of a row's fields: its client
+_KEEP = bytes([1, 0]) + bytes(254)  # drop flags (0 or 1) to keep flags, by bytes.translate
 _HEAD = struct.Struct("<BQ")  # chunk header: encoding (0 marshal, 1 pickle), length
 _MARSHAL, _PICKLE = 0, 1
 
@@ -70,6 +70,7 @@ _FAST = (tuple(f.name for f in dataclasses.fields(Entry)) == _ENTRY_FIELDS
          and not hasattr(Entry, "__post_init__")
          and getattr(Entry, "__slots__", None) is not None)
 _PER_ENTRY = ("client", "variables", "scheduled_at", "fingerprint", "source", "zone", "timing")
+_FIELD_AT = {name: n for n, name in enumerate(_PER_ENTRY)}  # a row's fields, by name
 _SET_PER_ENTRY = tuple(getattr(Entry, n).__set__ for n in _PER_ENTRY) if _FAST else ()
 _SET_CONSTANT = tuple(getattr(Entry, n).__set__ for n in (
     "sendout", "campaign", "version", "round", "allow_multiple")) if _FAST else ()
@@ -94,6 +95,14 @@ def _temp_dir() -> str | None:
         if os.environ.get(name):
             return os.environ[name]
     return "/tmp" if os.name == "posix" else None  # elsewhere: tempfile decides
+
+
+def entry_of_row(fields: Fields, constants: Constants) -> Entry:
+    """The Entry of one row (as :meth:`Spool.rows` yields them)."""
+    client, variables, when, fingerprint, source, zone, timing = fields
+    sendout, campaign, version, round_, multiple = constants
+    return Entry(sendout, campaign, version, client, variables, when, round_, multiple,
+                 fingerprint, source, zone, timing)
 
 
 def _rebuild(chunk: Chunk, constants: Constants) -> list[PlannedEntry]:
@@ -285,8 +294,18 @@ class Spool:
             yield action, reason, _FIELDS(entry), _CONSTANTS(entry)
 
     def client_chunks(self) -> Iterator[list[str]]:
-        """The entries' clients, in order, a chunk at a time: read from the chunks on disk
-        without rebuilding any entry (what plan.capcount counts)."""
+        """The entries' clients, in order, a chunk at a time (what plan.capcount counts)."""
+        return self.field_chunks("client")
+
+    def field_chunks(self, *names: str) -> Iterator[list[Any]]:
+        """Per-entry fields of the entries, in order, a chunk at a time: for one name its
+        value, for several a tuple of them. Read from the rows on disk without rebuilding
+        any entry. `names` are of ``client, variables, scheduled_at, fingerprint, source,
+        zone, timing``."""
+        if not names or any(name not in _FIELD_AT for name in names):
+            raise ValueError(f"not per-entry fields of a spool: {names!r}")
+        of_row = itemgetter(*(_FIELD_AT[name] for name in names))
+        of_entry = attrgetter(*(f"entry.{name}" for name in names))
         if self._file is not None:
             chunks = self._chunks(self._count)
             while True:
@@ -294,9 +313,57 @@ class Spool:
                     read = next(chunks, None)
                 if read is None:
                     break
-                yield list(map(_FIRST, read[2]))
+                yield list(map(of_row, read[2]))
         if self._items:
-            yield list(map(_CLIENT, self._items))
+            yield list(map(of_entry, list(self._items)))
+
+    def without(self, drop: bytes | bytearray) -> Spool:
+        """A new spool of the entries whose position `i` here has ``drop[i] == 0``, in
+        order. Rows on disk are copied a chunk at a time, no entry rebuilt."""
+        if len(drop) != len(self):
+            raise ValueError(f"{len(drop):,} flags for a spool of {len(self):,} entries")
+        kept = Spool(chunk=self._chunk)
+        position = 0
+        if self._file is not None:
+            kept._constants = self._constants
+            size = self._chunk
+            actions: list[str] = []
+            reasons: list[str] = []
+            fields: list[Fields] = []
+            overrides: dict[int, Constants] = {}
+            chunks = self._chunks(self._count)
+            while True:
+                with no_gc():
+                    read = next(chunks, None)
+                if read is None:
+                    break
+                count = len(read[0])
+                keep = drop[position:position + count].translate(_KEEP)
+                position += count
+                if read[3]:  # entries with constants of their own (never in a plan)
+                    for n in compress(range(count), keep):
+                        if n in read[3]:
+                            overrides[len(actions)] = read[3][n]
+                        actions.append(read[0][n])
+                        reasons.append(read[1][n])
+                        fields.append(read[2][n])
+                else:
+                    actions += compress(read[0], keep)
+                    reasons += compress(read[1], keep)
+                    fields += compress(read[2], keep)
+                while len(actions) >= size:
+                    kept._write((actions[:size], reasons[:size], fields[:size],
+                                 {i: c for i, c in overrides.items() if i < size}))
+                    kept._count += size
+                    del actions[:size], reasons[:size], fields[:size]
+                    overrides = {i - size: c for i, c in overrides.items() if i >= size}
+            if actions:
+                kept._write((actions, reasons, fields, overrides))
+                kept._count += len(actions)
+            if kept._count:
+                kept._limit = size - 1  # as after a spill: a chunk at a time from now on
+        kept.extend(list(compress(self._items, drop[position:].translate(_KEEP))))
+        return kept
 
     def __getitem__(self, index: int) -> PlannedEntry:
         """The entry at `index` (walks the spool: for tests and samples, not loops)."""
@@ -345,4 +412,5 @@ def client_chunks(entries: Iterable[PlannedEntry]) -> Iterator[list[str]]:
         yield clients
 
 
-__all__ = ["CHUNK", "CHUNK_ENV", "IN_MEMORY", "MEMORY_ENV", "Spool", "client_chunks"]
+__all__ = ["CHUNK", "CHUNK_ENV", "IN_MEMORY", "MEMORY_ENV", "Spool", "client_chunks",
+           "entry_of_row"]

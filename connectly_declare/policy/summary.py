@@ -10,14 +10,15 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
-from connectly_declare.entry import Entry
 from connectly_declare.policy.localtime import zone
 from connectly_declare.policy.timing import SHIFTED, ZONE_FALLBACK, ZONE_FROM_NUMBER, ZONE_GIVEN
 
 TOP_ZONES = 8
 
 
-_SHAPE = attrgetter("scheduled_at", "zone", "timing")
+# what the summary reads of an entry to send: (scheduled_at, zone, timing bits)
+SENDING_SHAPE = ("scheduled_at", "zone", "timing")
+sending_shape = attrgetter(*SENDING_SHAPE)
 # what the summary reads of an entry held or capped: its zone and timing bits; a sendout
 # keeps those entries as a tally of these, not as a list (ten million of them at scale)
 timing_shape = attrgetter("zone", "timing")
@@ -39,10 +40,11 @@ def _origin(origins: Counter[str], flags: int, count: int = 1) -> None:
         origins["fallback"] += count
 
 
-def timing_summary(sending: Iterable[Entry], held: Tally, capped: Tally,
-                   now: datetime) -> dict[str, Any]:
+def timing_summary(sending: Iterable[tuple[str | None, str, int]], held: Tally,
+                   capped: Tally, now: datetime) -> dict[str, Any]:
     """The summary of one sendout (see the module docstring). Hours count the entries to
-    send; the other counts cover every entry sent, held or capped (`held`, `capped`:
+    send, given as their :data:`sending_shape` (what plan.spool reads without rebuilding
+    them); the other counts cover every entry sent, held or capped (`held`, `capped`:
     tallies of :data:`timing_shape`)."""
     local: Counter[int] = Counter()
     utc: Counter[int] = Counter()
@@ -51,7 +53,7 @@ def timing_summary(sending: Iterable[Entry], held: Tally, capped: Tally,
     shifted = 0
     # Entries of one sendout share a few (time, zone, bits) values: count those in C, then
     # look at each distinct one once.
-    for (at, name, flags), count in Counter(map(_SHAPE, sending)).items():
+    for (at, name, flags), count in Counter(sending).items():
         hours = _hours(at, name, now)
         local[hours[0]] += count
         utc[hours[1]] += count
@@ -79,4 +81,4 @@ def timing_summary(sending: Iterable[Entry], held: Tally, capped: Tally,
     }
 
 
-__all__ = ["Tally", "timing_shape", "timing_summary"]
+__all__ = ["SENDING_SHAPE", "Tally", "sending_shape", "timing_shape", "timing_summary"]

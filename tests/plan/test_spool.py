@@ -171,3 +171,53 @@ def test_reading_chunks_back_pauses_the_collector_only_inside_the_spool() -> Non
         assert len(enabled) == 30_000 and all(enabled)
         assert after - before < 30  # about 2 x 30,000 / 700 without the pause
     assert [full(p) for p in spool] == [full(p) for p in items]
+
+
+@pytest.mark.parametrize(("memory", "chunk"), [(10_000, 7), (0, 7), (0, 1), (30, 7), (5, 64)])
+def test_field_chunks_and_entry_of_row_give_what_iterating_gives(memory: int,
+                                                                 chunk: int) -> None:
+    from itertools import chain
+
+    from connectly_declare.plan.spool import entry_of_row
+
+    items = [planned(n, zone="Asia/Tokyo" if n % 3 else "", timing=n % 4,
+                     scheduled_at=None if n % 2 else "2026-12-01T09:00:00+01:00")
+             for n in range(53)]
+    items[9] = items[9]._replace(entry=Entry(  # constants of its own: kept as an override
+        "other", "Other", None, "+16505550009", {}, None, 2, True, "f" * 32))
+    spool = Spool(items, memory=memory, chunk=chunk)
+    assert list(chain.from_iterable(spool.field_chunks("client"))) == [
+        p.entry.client for p in items]
+    assert list(chain.from_iterable(spool.client_chunks())) == [p.entry.client for p in items]
+    assert list(chain.from_iterable(spool.field_chunks("scheduled_at", "zone", "timing"))) == [
+        (p.entry.scheduled_at, p.entry.zone, p.entry.timing) for p in items]
+    assert [full(PlannedEntry(a, entry_of_row(f, c), r)) for a, r, f, c in spool.rows()] \
+        == [full(p) for p in items]  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not per-entry fields"):
+        list(spool.field_chunks("sendout"))
+
+
+@pytest.mark.parametrize(("memory", "chunk"), [(10_000, 7), (0, 7), (0, 1), (30, 7), (5, 64)])
+@pytest.mark.parametrize("pattern", ["none", "all", "odd", "first-half", "every-seventh"])
+def test_without_keeps_exactly_the_entries_not_dropped_in_order(memory: int, chunk: int,
+                                                                pattern: str) -> None:
+    items = [planned(n, action="resend" if n % 3 else "send", reason="why" if n % 2 else "")
+             for n in range(61)]
+    items[20] = items[20]._replace(entry=Entry(  # constants of its own: kept as an override
+        "other", "Other", None, "+16505550020", {}, None, 2, True, "f" * 32))
+    spool = Spool(items, memory=memory, chunk=chunk)
+    drop = bytearray({"none": 0, "all": 1}.get(pattern, 0) for _ in items)
+    for n in range(len(items)):
+        if (pattern == "odd" and n % 2) or (pattern == "first-half" and n < 30) \
+                or (pattern == "every-seventh" and n % 7 == 0):
+            drop[n] = 1
+    expected = [p for n, p in enumerate(items) if not drop[n]]
+    kept = spool.without(drop)
+    assert len(kept) == len(expected)
+    for _ in range(2):
+        assert [full(p) for p in kept] == [full(p) for p in expected]
+    kept.append(items[0])  # still a spool to append to, after what it kept
+    assert [full(p) for p in kept] == [full(p) for p in [*expected, items[0]]]
+    assert [full(p) for p in spool] == [full(p) for p in items]  # the original unchanged
+    with pytest.raises(ValueError, match="flags for a spool"):
+        spool.without(bytearray(len(items) - 1))

@@ -167,7 +167,7 @@ def test_client_chunks_reads_a_spool_on_disk_and_in_memory(memory: int) -> None:
 def test_held_and_capped_entries_are_summarised_from_their_tally() -> None:
     # a sendout keeps entries quiet hours held back or caps capped as a tally of
     # (zone, timing bits), not a list: the summary counts them as it counted the entries
-    from connectly_declare.policy.summary import timing_shape, timing_summary
+    from connectly_declare.policy.summary import sending_shape, timing_shape, timing_summary
     from connectly_declare.policy.timing import SHIFTED, ZONE_FALLBACK, ZONE_FROM_NUMBER
 
     def one(client: str, zone: str, timing: int) -> Entry:
@@ -178,7 +178,7 @@ def test_held_and_capped_entries_are_summarised_from_their_tally() -> None:
     held = [one(CLIENTS[2], "America/Sao_Paulo", ZONE_FROM_NUMBER | SHIFTED),
             one(CLIENTS[3], "Asia/Jakarta", ZONE_FALLBACK)]
     capped = [one(CLIENTS[4], "America/Sao_Paulo", ZONE_FROM_NUMBER)]
-    summary = timing_summary(sending, Counter(map(timing_shape, held)),
+    summary = timing_summary(map(sending_shape, sending), Counter(map(timing_shape, held)),
                              Counter(map(timing_shape, capped)), NOW)
     assert (summary["held"], summary["capped"], summary["shifted"]) == (2, 1, 1)
     assert summary["zones"] == {"from_number": 3, "given": 0, "fallback": 1}
