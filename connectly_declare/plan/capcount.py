@@ -14,14 +14,16 @@ walk of ten million KeyStates with a list of times for every person. Here:
   :class:`~ledger.keyindex.KeyIndex` in bulk (client numbers and batch groups as
   arrays: a delivery's time and sendout are its group's), or key by key from a plain
   dict (a small ledger), and returns the crowded clients with the history of those
-  clients only: all that :class:`policy.caps.CapCheck` reads of the whole history.
+  clients only: all that :class:`policy.caps.CapCheck` reads of the whole history;
+  :func:`crowds` returns the same in arrays (:class:`Crowds`: no string or list per
+  crowded client), for plan.capplace to place a large plan a client at a time.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from connectly_declare.ledger.base import KeyState
 from connectly_declare.policy.caps import epoch, ledger_history
@@ -124,6 +126,27 @@ class PlannedClients:
             found[hit] = self._counts[at[hit]]
         return found
 
+    @property
+    def large(self) -> bool:
+        """Whether the clients are counted in arrays (past the threshold)."""
+        return self._small is None
+
+    def over_numbers(self, least: int) -> tuple[Any, set[str]]:
+        """:meth:`over` as the numbers (int64, sorted) of those clients, and the clients
+        that are not numbers."""
+        import numpy as np
+
+        from connectly_declare.ledger.keyindex import client_digits
+
+        if self._small is not None:
+            clients = sorted(c for c, n in self._small.items() if n > least)
+            numbers = client_digits(clients)
+            odd = {c for c, n in zip(clients, numbers.tolist(), strict=True) if n < 0}
+            return np.unique(numbers[numbers >= 0]), odd
+        self._count()
+        many = self._numbers[self._counts > least].astype(np.int64)
+        return many, {c for c, n in self._odd.items() if n > least}
+
     def over(self, least: int) -> set[str]:
         """The clients with more than `least` entries."""
         if self._small is not None:
@@ -147,24 +170,97 @@ def crowded(keys: Mapping[str, KeyState], planned: PlannedClients, exempt: Colle
             least: int) -> tuple[set[str], dict[str, list[float]]]:
     """The clients with more messages in all than `least` (this plan's entries to them
     plus their deliveries in the ledger, as policy.caps.ledger_history counts those),
-    and the sorted delivery times of each of them that has any."""
+    and the sorted delivery times of each of them that has any: a set and a dict (a
+    small plan over a small ledger; :func:`crowds` holds the same in arrays)."""
     if hasattr(keys, "delivered_rows"):  # a compact KeyIndex (ledger.keyindex)
-        return _crowded_index(keys, planned, exempt, scheduled, least)  # type: ignore[arg-type]
+        return crowds(keys, planned, exempt, scheduled, least).as_plain()
     history = ledger_history(keys, planned, exempt, scheduled)
-    crowds = planned.over(least) | {
+    crowds_ = planned.over(least) | {
         c for c, times in history.items() if planned.count(c) + len(times) > least}
-    return crowds, {c: times for c, times in history.items() if c in crowds}
+    return crowds_, {c: times for c, times in history.items() if c in crowds_}
 
 
-def _crowded_index(index: KeyIndex, planned: PlannedClients, exempt: Collection[str],
-                   scheduled: Mapping[str, float],
-                   least: int) -> tuple[set[str], dict[str, list[float]]]:
+class Crowds(NamedTuple):
+    """:func:`crowded`'s answer in arrays: the crowded clients' numbers (int64, sorted,
+    distinct), each one's sorted delivery times as ``times[starts[i]:starts[i + 1]]``,
+    and the crowded clients that are not numbers with their sorted times (a few)."""
+
+    numbers: Any
+    starts: Any
+    times: Any
+    odd: dict[str, list[float]]
+
+    def as_plain(self) -> tuple[set[str], dict[str, list[float]]]:
+        """The set of crowded clients and the history of those that have any."""
+        clients = ["+" + str(n) for n in self.numbers.tolist()]
+        starts = self.starts.tolist()
+        times = self.times.tolist()
+        history = {c: times[starts[i]:starts[i + 1]] for i, c in enumerate(clients)
+                   if starts[i + 1] > starts[i]}
+        history.update((c, t) for c, t in self.odd.items() if t)
+        return set(clients) | set(self.odd), history
+
+    def __bool__(self) -> bool:
+        return bool(len(self.numbers)) or bool(self.odd)
+
+
+class _Everyone:
+    def __contains__(self, client: object) -> bool:
+        return True
+
+
+def crowds(keys: Mapping[str, KeyState], planned: PlannedClients, exempt: Collection[str],
+           scheduled: Mapping[str, float], least: int) -> Crowds:
+    """:func:`crowded` in arrays (numpy), for a large plan or a compact ledger: no string
+    nor list per crowded client (plan.capplace places them one client at a time)."""
     import numpy as np
 
-    from connectly_declare.ledger.keyindex import digits
+    if hasattr(keys, "delivered_rows"):  # a compact KeyIndex: its deliveries in bulk
+        numbers, at, odd = _index_deliveries(keys, exempt, scheduled)  # type: ignore[arg-type]
+    else:  # a plain dict (a small ledger): walked, only the plan's clients kept
+        history = ledger_history(keys, planned, exempt, scheduled)
+        numbers, at, odd = _as_rows(history)
+    # the deliveries of the plan's clients only
+    mine = planned.counts_of(numbers.astype(np.uint64))
+    numbers, at, mine = numbers[mine > 0], at[mine > 0], mine[mine > 0]
+    distinct, first, delivered = np.unique(numbers, return_index=True, return_counts=True)
+    over, over_odd = planned.over_numbers(least)
+    crowded = np.union1d(distinct[mine[first] + delivered > least], over).astype(np.int64)
+    rows = np.flatnonzero(np.isin(numbers, crowded))
+    numbers, at = numbers[rows], at[rows]
+    order = np.lexsort((at, numbers))  # by client, then time
+    numbers, at = numbers[order], at[order]
+    starts = np.append(np.searchsorted(numbers, crowded), len(numbers)).astype(np.int64)
+    odd_crowds = {c: sorted(times) for c, times in odd.items()
+                  if (mine_odd := planned.count(c)) and mine_odd + len(times) > least}
+    odd_crowds.update((c, []) for c in over_odd if c not in odd_crowds)
+    return Crowds(crowded, starts, at, odd_crowds)
 
-    # the keys the arrays cannot hold (a few KeyStates): read as from a dict
-    odd = ledger_history(index.extra, planned, exempt, scheduled)
+
+def _as_rows(history: Mapping[str, list[float]]) -> tuple[Any, Any, dict[str, list[float]]]:
+    """Deliveries by client as (numbers, times) rows (int64, float64), and those of the
+    clients that are not numbers as a dict."""
+    import numpy as np
+
+    from connectly_declare.ledger.keyindex import client_digits
+
+    clients = list(history)
+    numbers = client_digits(clients)
+    counts = np.array([len(history[c]) for c in clients], dtype=np.int64)
+    good = numbers >= 0
+    rows = np.repeat(numbers[good], counts[good])
+    at = np.array([t for c, ok in zip(clients, good.tolist(), strict=True) if ok
+                   for t in history[c]], dtype=np.float64)
+    odd = {c: list(history[c]) for c, ok in zip(clients, good.tolist(), strict=True) if not ok}
+    return rows, at, odd
+
+
+def _index_deliveries(index: KeyIndex, exempt: Collection[str], scheduled: Mapping[str, float]
+                      ) -> tuple[Any, Any, dict[str, list[float]]]:
+    """Every counted delivery of a compact ledger as (client number, time) rows, and those
+    of clients that are not numbers (keys kept whole) as a dict."""
+    import numpy as np
+
     numbers, groups = index.delivered_rows()
     # per batch group: whether its deliveries count (sendout not exempt), and when
     counted = np.array([g.sendout not in exempt for g in index.groups], dtype=bool)
@@ -179,31 +275,11 @@ def _crowded_index(index: KeyIndex, planned: PlannedClients, exempt: Collection[
     if len(groups):
         keep = counted[groups]
         numbers, groups = numbers[keep], groups[keep]
-    mine = planned.counts_of(numbers)  # this plan's entries to each delivery's client
-    numbers, groups, mine = numbers[mine > 0], groups[mine > 0], mine[mine > 0]
-    distinct, first, delivered = np.unique(numbers, return_index=True, return_counts=True)
-    total = mine[first] + delivered
-    crowds = planned.over(least)
-    for client, times in odd.items():  # a client may have deliveries in both
-        number = digits(client)
-        i = int(np.searchsorted(distinct, np.uint64(max(number, 0))))
-        if number >= 0 and i < len(distinct) and int(distinct[i]) == number:
-            total[i] += len(times)
-        elif planned.count(client) + len(times) > least:
-            crowds.add(client)
-    crowded_numbers = distinct[total > least]
-    crowds |= {"+" + str(n) for n in crowded_numbers.tolist()}
-    # the history of the crowded clients only (the rest is never read)
-    history: dict[str, list[float]] = {}
-    rows = np.flatnonzero(np.isin(numbers, crowded_numbers))
-    for number, when in zip(numbers[rows].tolist(), at[groups[rows]].tolist(), strict=True):
-        history.setdefault("+" + str(number), []).append(when)
-    for client, times in odd.items():
-        if client in crowds:
-            history.setdefault(client, []).extend(times)
-    for times in history.values():
-        times.sort()
-    return crowds, history
+    # the keys the arrays cannot hold (a few KeyStates): read as from a dict
+    extra_numbers, extra_at, odd = _as_rows(
+        ledger_history(index.extra, _Everyone(), exempt, scheduled))
+    return (np.concatenate((numbers.astype(np.int64), extra_numbers)),
+            np.concatenate((at[groups], extra_at)), odd)
 
 
-__all__ = ["SMALL", "PlannedClients", "crowded", "planned_clients"]
+__all__ = ["SMALL", "Crowds", "PlannedClients", "crowded", "crowds", "planned_clients"]

@@ -45,7 +45,7 @@ from connectly_declare.entry import Entry
 from connectly_declare.errors import Location, PlanError, Problem
 from connectly_declare.gcpause import no_gc
 from connectly_declare.ledger.base import Ledger, LedgerState
-from connectly_declare.ledger.keyview import sendout_campaign_counts, sendout_counts
+from connectly_declare.ledger.keyview import is_compact, sendout_campaign_counts, sendout_counts
 from connectly_declare.plan.model import (
     CREATED_BY,
     PLAN_FORMAT_VERSION,
@@ -65,7 +65,7 @@ from connectly_declare.plan.sendout_diff import SendoutDiff, noun
 from connectly_declare.plan.shared import SharedCampaigns
 from connectly_declare.plan.spool import client_chunks, entry_of_row
 from connectly_declare.plan.stream import Streamed, drain, feed
-from connectly_declare.policy.caps import CapCheck, epoch, iso
+from connectly_declare.policy.caps import CapCheck, cap_reason, epoch
 from connectly_declare.policy.summary import SENDING_SHAPE, timing_summary
 from connectly_declare.seen import SeenSet
 
@@ -291,6 +291,21 @@ def _apply_caps(planners: dict[str, SendoutDiff], disabled: set[str], state: Led
                  if p.spec.instant is not None}
     least = min(most for most, _, _ in options.frequency_caps)
     # Only a client with more messages in all than the smallest cap allows can pass one.
+    if planned.large or is_compact(state.keys):
+        # in arrays, placed a client at a time (plan.capplace: as placing one by one)
+        from connectly_declare.plan import capplace
+        from connectly_declare.plan.capcount import crowds as crowds_of
+
+        found = crowds_of(state.keys, planned, exempt, scheduled, least)
+        if not found:
+            return
+        verdicts = capplace.place(order, found, options.frequency_caps, now)
+        for planner, gone in zip(order, capplace.capped(order, verdicts,
+                                                        options.frequency_caps),
+                                 strict=True):
+            if gone is not None:
+                _move_capped(planner, gone, options.samples)
+        return
     crowds, history = crowded(state.keys, planned, exempt, scheduled, least)
     if not crowds:
         return
@@ -312,10 +327,9 @@ def _apply_caps(planners: dict[str, SendoutDiff], disabled: set[str], state: Led
             verdict = check.place(client, at)
             if verdict is None:
                 continue
-            (_, _, label), near, fits = verdict
-            planner.cap(PlannedEntry("capped", entry_of_row(fields, constants), (
-                f"frequency cap {label}: {near} other message{'s' if near != 1 else ''} "
-                f"within the window; would fit from {iso(fits)}")))
+            cap, near, fits = verdict
+            planner.cap(PlannedEntry("capped", entry_of_row(fields, constants),
+                                     cap_reason(cap, near, fits)))
             planner.counts[cast(Action, action)] -= 1
             gone[index] = 1
             capped += 1
@@ -329,13 +343,16 @@ def _move_capped(planner: SendoutDiff, gone: bytearray, want: int) -> None:
     capped ones, topped up)."""
     keep = planner.to_send.without(gone)
     shown: dict[Action, list[PlannedEntry]] = {a: [] for a in SENDING_ACTIONS}
-    if want > 0:
+    # how many each action shows: its count is its entries in to_send (the caller took
+    # the capped ones off), so the walk stops once every action has its samples
+    need = {a: min(want, planner.counts[a]) for a in SENDING_ACTIONS}
+    if any(need.values()):
         for action, reason, fields, constants in keep.rows():
             first = shown[cast(Action, action)]
             if len(first) < want:
                 first.append(PlannedEntry(cast(Action, action),
                                           entry_of_row(fields, constants), reason))
-                if all(len(f) >= want for f in shown.values()):
+                if all(len(shown[a]) >= n for a, n in need.items()):
                     break
     planner.to_send = keep
     planner.counts["capped"] = sum(planner.capped.values())

@@ -58,7 +58,9 @@ _CONSTANTS = attrgetter("sendout", "campaign", "version", "round", "allow_multip
 _ACTION, _ENTRY, _REASON = itemgetter(0), itemgetter(1), itemgetter(2)
 _CLIENT = attrgetter("entry.client")  # of a PlannedEntry
 _KEEP = bytes([1, 0]) + bytes(254)  # drop flags (0 or 1) to keep flags, by bytes.translate
-_HEAD = struct.Struct("<BQ")  # chunk header: encoding (0 marshal, 1 pickle), length
+# chunk header: encoding (0 marshal, 1 pickle), length, rows (a chunk is copied whole,
+# never decoded, when none of its rows changes: Spool.without)
+_HEAD = struct.Struct("<BQI")
 _MARSHAL, _PICKLE = 0, 1
 
 _ENTRY_FIELDS = ("sendout", "campaign", "version", "client", "variables", "scheduled_at",
@@ -207,19 +209,23 @@ class Spool:
                       for f in chunk[2]]
             data, kind = pickle.dumps((*chunk[:2], fields, chunk[3]),
                                       pickle.HIGHEST_PROTOCOL), _PICKLE
+        self._write_blob(_HEAD.pack(kind, len(data), len(chunk[0])) + data)
+
+    def _write_blob(self, blob: bytes) -> None:
+        """Append a chunk as it is on disk (header and data)."""
         try:
             if self._file is None:
                 self._file = tempfile.TemporaryFile(prefix="connectly-declare-spool-",
                                                     buffering=0, dir=_temp_dir())
             self._file.seek(self._size)
-            self._file.write(_HEAD.pack(kind, len(data)) + data)
+            self._file.write(blob)
         except OSError as err:
             raise DeclareError(
                 f"cannot keep the entries to send on disk ({tempfile.gettempdir()}): "
                 f"{err.strerror or err}",
                 hint="free space there, or point TMPDIR at a folder with room "
                 "(a plan of a million entries needs roughly 200 MB)") from None
-        self._size += _HEAD.size + len(data)
+        self._size += len(blob)
 
     # -- reading -----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -252,21 +258,27 @@ class Spool:
     def _chunks(self, count: int) -> Iterator[Chunk]:
         """The chunks on disk, one at a time (each read at its own offset, so several
         iterations may run side by side)."""
+        for kind, _, data, _ in self._blobs(count):
+            chunk: Chunk = marshal.loads(data) if kind == _MARSHAL else pickle.loads(data)
+            yield chunk
+
+    def _blobs(self, count: int) -> Iterator[tuple[int, bytes, bytes, int]]:
+        """The chunks on disk as they are: (encoding, header, data, rows) each."""
         assert self._file is not None
         offset, seen = 0, 0
         while seen < count:
             fh = self._file
             fh.seek(offset)
             head = fh.read(_HEAD.size)
-            kind, length = _HEAD.unpack(head) if len(head) == _HEAD.size else (0, -1)
+            kind, length, rows = (_HEAD.unpack(head) if len(head) == _HEAD.size
+                                  else (0, -1, 0))
             data = fh.read(length) if length >= 0 else b""
             if len(data) != length:
                 raise DeclareError("the spool of entries to send was cut short on disk",
                                    hint="check the temporary folder's disk (TMPDIR)")
             offset += _HEAD.size + length
-            chunk: Chunk = marshal.loads(data) if kind == _MARSHAL else pickle.loads(data)
-            seen += len(chunk[0])
-            yield chunk
+            seen += rows
+            yield kind, head, data, rows
 
     def rows(self) -> Iterator[tuple[str, str, Fields, Constants]]:
         """Every entry as (action, reason, fields, constants), in order, without
@@ -331,15 +343,21 @@ class Spool:
             reasons: list[str] = []
             fields: list[Fields] = []
             overrides: dict[int, Constants] = {}
-            chunks = self._chunks(self._count)
-            while True:
-                with no_gc():
-                    read = next(chunks, None)
-                if read is None:
-                    break
-                count = len(read[0])
-                keep = drop[position:position + count].translate(_KEEP)
+            for kind, head, data, count in self._blobs(self._count):
+                flags = drop[position:position + count]
                 position += count
+                if not any(flags):  # nothing dropped: the chunk is copied as it is
+                    if actions:  # what came before it first, as a short chunk
+                        kept._write((actions, reasons, fields, overrides))
+                        kept._count += len(actions)
+                        actions, reasons, fields, overrides = [], [], [], {}
+                    kept._write_blob(head + data)
+                    kept._count += count
+                    continue
+                with no_gc():  # as in _from_disk: only while a chunk is read
+                    read: Chunk = (marshal.loads(data) if kind == _MARSHAL
+                                   else pickle.loads(data))
+                keep = flags.translate(_KEEP)
                 if read[3]:  # entries with constants of their own (never in a plan)
                     for n in compress(range(count), keep):
                         if n in read[3]:
@@ -364,6 +382,36 @@ class Spool:
                 kept._limit = size - 1  # as after a spill: a chunk at a time from now on
         kept.extend(list(compress(self._items, drop[position:].translate(_KEEP))))
         return kept
+
+    def rows_at(self, positions: Iterable[int]) -> Iterator[tuple[str, str, Fields, Constants]]:
+        """The rows (as :meth:`rows` gives them) at these positions, ascending: only the
+        chunks on disk that hold one of them are read."""
+        wanted = iter(positions)
+        want = next(wanted, None)
+        start = 0  # position of the current chunk's first row
+        if self._file is not None and want is not None:
+            assert self._constants is not None
+            for kind, _, data, count in self._blobs(self._count):
+                if want is None:
+                    return
+                if want >= start + count:
+                    start += count
+                    continue
+                with no_gc():
+                    chunk: Chunk = (marshal.loads(data) if kind == _MARSHAL
+                                    else pickle.loads(data))
+                actions, reasons, fields, overrides = chunk
+                while want is not None and want < start + count:
+                    n = want - start
+                    yield (actions[n], reasons[n], fields[n],
+                           overrides.get(n, self._constants))
+                    want = next(wanted, None)
+                start += count
+        items = list(self._items)
+        while want is not None:
+            action, entry, reason = items[want - start]
+            yield action, reason, _FIELDS(entry), _CONSTANTS(entry)
+            want = next(wanted, None)
 
     def __getitem__(self, index: int) -> PlannedEntry:
         """The entry at `index` (walks the spool: for tests and samples, not loops)."""

@@ -51,6 +51,12 @@ def iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
+def cap_reason(cap: Cap, near: int, fits: float) -> str:
+    """Why an entry is capped, for review: a verdict of :meth:`CapCheck.place`."""
+    return (f"frequency cap {cap[2]}: {near} other message{'s' if near != 1 else ''} "
+            f"within the window; would fit from {iso(fits)}")
+
+
 def ledger_history(keys: Mapping[str, KnownKey], clients: Container[str],
                    exempt: Collection[str],
                    scheduled: Mapping[str, float]) -> dict[str, list[float]]:
@@ -125,4 +131,4 @@ class CapCheck:
         return candidates[-1]  # pragma: no cover - the last candidate always fits
 
 
-__all__ = ["Cap", "CapCheck", "epoch", "iso", "ledger_history"]
+__all__ = ["Cap", "CapCheck", "cap_reason", "epoch", "iso", "ledger_history"]

@@ -221,3 +221,13 @@ def test_without_keeps_exactly_the_entries_not_dropped_in_order(memory: int, chu
     assert [full(p) for p in spool] == [full(p) for p in items]  # the original unchanged
     with pytest.raises(ValueError, match="flags for a spool"):
         spool.without(bytearray(len(items) - 1))
+
+
+@pytest.mark.parametrize(("memory", "chunk"), [(10_000, 7), (0, 7), (0, 1), (30, 7), (5, 64)])
+def test_rows_at_gives_the_rows_at_those_positions(memory: int, chunk: int) -> None:
+    items = [planned(n, action="resend" if n % 3 else "send") for n in range(61)]
+    spool = Spool(items, memory=memory, chunk=chunk)
+    rows = list(spool.rows())
+    for positions in ([], [0], [60], [3, 4, 5, 29, 30, 31, 59], list(range(61)),
+                      list(range(0, 61, 8))):
+        assert list(spool.rows_at(positions)) == [rows[p] for p in positions]

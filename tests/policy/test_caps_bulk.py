@@ -26,10 +26,11 @@ from connectly_declare.ledger.base import (
 from connectly_declare.ledger.bulkfold import BulkFolder
 from connectly_declare.ledger.fold import fold
 from connectly_declare.ledger.keyindex import KeyIndex
-from connectly_declare.plan import capcount
+from connectly_declare.plan import capcount, capplace
 from connectly_declare.plan.make import make_plan
 from connectly_declare.plan.model import DesiredSendout, PlanOptions, SendoutSpec
 from connectly_declare.plan.planfile import plan_bytes
+from connectly_declare.plan.spool import CHUNK_ENV, MEMORY_ENV
 from connectly_declare.policy.caps import epoch, ledger_history
 
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
@@ -124,6 +125,13 @@ def test_a_plan_under_caps_is_the_same_over_the_index_and_the_dict(
         patch.setattr(capcount, "SMALL", 0)  # the plan's clients counted in arrays
         assert _plan(compact, clients, tuple(caps)) == expected
         assert _plan(plain, clients, tuple(caps)) == expected
+        # and every entry to send on disk, in chunks of 2 (rows read back by position)
+        patch.setenv(MEMORY_ENV, "0")
+        patch.setenv(CHUNK_ENV, "2")
+        assert _plan(plain, clients, tuple(caps)) == expected
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(capplace, "BLOCK", 1)  # one crowded entry out of the arrays at a time
+        assert _plan(compact, clients, tuple(caps)) == expected
 
 
 @pytest.mark.parametrize("later", ["rejected", "unknown", "partial"])
