@@ -19,7 +19,7 @@ plan never imports numpy); the tests compare the two.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
@@ -44,7 +44,7 @@ class Verdicts:
     def __init__(self) -> None:
         self.where = array("q")
         self.cap = array("b")  # index into the caps
-        self.near = array("q")
+        self.near = array("l")
         self.fits = array("d")
 
     def add(self, where: int, cap: int, near: int, fits: float) -> None:
@@ -65,6 +65,13 @@ def _sorted_contains(haystack: Any, probes: Any) -> Any:
     return haystack[at] == probes
 
 
+def _values(numbers: Any) -> Iterator[int]:
+    """An int array's values as Python ints, a block at a time (ten million at once as a
+    list would be ~360 MiB)."""
+    for block in range(0, len(numbers), BLOCK):
+        yield from numbers[block:block + BLOCK].tolist()
+
+
 def place(order: Sequence[SendoutDiff], crowds: Crowds, caps: tuple[Cap, ...],
           now: datetime) -> Verdicts:
     """Place every entry of `order`'s sendouts whose client is crowded (see the module
@@ -81,9 +88,10 @@ def place(order: Sequence[SendoutDiff], crowds: Crowds, caps: tuple[Cap, ...],
             found = times[when] = epoch(when or "")
         return found
 
-    keys: list[Any] = []  # int64 arrays: sendout index << SHIFT | position
-    numbers: list[Any] = []
-    moments: list[Any] = []
+    # grown in place (no list of chunks to concatenate: a copy of everything at once)
+    keys = array("q")  # sendout index << SHIFT | position
+    numbers = array("q")
+    moments = array("d")
     odd: list[tuple[int, str, float]] = []  # crowded clients that are not numbers
     for index, planner in enumerate(order):
         position = 0
@@ -92,10 +100,9 @@ def place(order: Sequence[SendoutDiff], crowds: Crowds, caps: tuple[Cap, ...],
             digits = client_digits(clients)
             hit = np.flatnonzero(_sorted_contains(crowds.numbers, digits))
             if len(hit):
-                keys.append((index << SHIFT) + position + hit)
-                numbers.append(digits[hit])
-                moments.append(np.array([at(chunk[i][1]) for i in hit.tolist()],
-                                        dtype=np.float64))
+                keys.frombytes(((index << SHIFT) + position + hit).astype(np.int64).tobytes())
+                numbers.frombytes(digits[hit].astype(np.int64).tobytes())
+                moments.extend([at(chunk[i][1]) for i in hit.tolist()])
             if crowds.odd:
                 for i in np.flatnonzero(digits < 0).tolist():
                     if clients[i] in crowds.odd:
@@ -106,10 +113,9 @@ def place(order: Sequence[SendoutDiff], crowds: Crowds, caps: tuple[Cap, ...],
     check = CapCheck(caps, {})
     slot = caps.index
     if keys:
-        key = np.concatenate(keys)
-        number = np.concatenate(numbers)
-        moment = np.concatenate(moments)
-        del keys, numbers, moments
+        key = np.frombuffer(keys, dtype=np.int64)
+        number = np.frombuffer(numbers, dtype=np.int64)
+        moment = np.frombuffer(moments, dtype=np.float64)
         by_client = np.lexsort((key, number))  # each client's entries in plan order
         # where each entry's client's history starts and ends in crowds.times
         start = np.searchsorted(crowds.numbers, number)
@@ -154,13 +160,14 @@ def capped(order: Sequence[SendoutDiff], verdicts: Verdicts, caps: tuple[Cap, ..
         if not len(rows):
             gone.append(None)
             continue
-        positions = (where[bounds[index]:bounds[index + 1]] & ((1 << SHIFT) - 1)).tolist()
+        positions = where[bounds[index]:bounds[index + 1]] & ((1 << SHIFT) - 1)
         flags = np.zeros(len(planner.to_send), dtype=np.uint8)
         flags[positions] = 1
         gone.append(bytearray(flags.tobytes()))
+        del flags
         counts = planner.counts
         for n, (action, _, fields, constants) in zip(
-                rows.tolist(), planner.to_send.rows_at(positions), strict=True):
+                _values(rows), planner.to_send.rows_at(_values(positions)), strict=True):
             planner.cap(PlannedEntry("capped", entry_of_row(fields, constants), cap_reason(
                 caps[verdicts.cap[n]], verdicts.near[n], verdicts.fits[n])))
             counts[cast(Action, action)] -= 1

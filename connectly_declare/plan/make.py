@@ -297,9 +297,11 @@ def _apply_caps(planners: dict[str, SendoutDiff], disabled: set[str], state: Led
         from connectly_declare.plan.capcount import crowds as crowds_of
 
         found = crowds_of(state.keys, planned, exempt, scheduled, least)
+        del planned  # its arrays: 16 bytes a client, not needed to place
         if not found:
             return
         verdicts = capplace.place(order, found, options.frequency_caps, now)
+        del found
         for planner, gone in zip(order, capplace.capped(order, verdicts,
                                                         options.frequency_caps),
                                  strict=True):
