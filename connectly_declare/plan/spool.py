@@ -99,6 +99,14 @@ def _temp_dir() -> str | None:
     return "/tmp" if os.name == "posix" else None  # elsewhere: tempfile decides
 
 
+def _decode(kind: int, data: bytes) -> Chunk:
+    """A chunk read from disk. The collector pauses while it is decoded (thousands of
+    small acyclic objects at once), never while its rows are out with the caller."""
+    with no_gc():
+        chunk: Chunk = marshal.loads(data) if kind == _MARSHAL else pickle.loads(data)
+    return chunk
+
+
 def entry_of_row(fields: Fields, constants: Constants) -> Entry:
     """The Entry of one row (as :meth:`Spool.rows` yields them)."""
     client, variables, when, fingerprint, source, zone, timing = fields
@@ -259,8 +267,7 @@ class Spool:
         """The chunks on disk, one at a time (each read at its own offset, so several
         iterations may run side by side)."""
         for kind, _, data, _ in self._blobs(count):
-            chunk: Chunk = marshal.loads(data) if kind == _MARSHAL else pickle.loads(data)
-            yield chunk
+            yield _decode(kind, data)
 
     def _blobs(self, count: int) -> Iterator[tuple[int, bytes, bytes, int]]:
         """The chunks on disk as they are: (encoding, header, data, rows) each."""
@@ -288,13 +295,7 @@ class Spool:
         if self._file is not None:
             assert self._constants is not None
             constants = self._constants
-            chunks = self._chunks(self._count)
-            while True:
-                with no_gc():  # as in _from_disk: only while a chunk is read
-                    chunk = next(chunks, None)
-                if chunk is None:
-                    break
-                actions, reasons, fields, overrides = chunk
+            for actions, reasons, fields, overrides in self._chunks(self._count):
                 if overrides:
                     for i, (action, reason, f) in enumerate(zip(actions, reasons, fields,
                                                                 strict=True)):
@@ -319,13 +320,8 @@ class Spool:
         of_row = itemgetter(*(_FIELD_AT[name] for name in names))
         of_entry = attrgetter(*(f"entry.{name}" for name in names))
         if self._file is not None:
-            chunks = self._chunks(self._count)
-            while True:
-                with no_gc():  # as in _from_disk: only while a chunk is read
-                    read = next(chunks, None)
-                if read is None:
-                    break
-                yield list(map(of_row, read[2]))
+            for chunk in self._chunks(self._count):
+                yield list(map(of_row, chunk[2]))
         if self._items:
             yield list(map(of_entry, list(self._items)))
 
@@ -354,9 +350,7 @@ class Spool:
                     kept._write_blob(head + data)
                     kept._count += count
                     continue
-                with no_gc():  # as in _from_disk: only while a chunk is read
-                    read: Chunk = (marshal.loads(data) if kind == _MARSHAL
-                                   else pickle.loads(data))
+                read = _decode(kind, data)
                 keep = flags.translate(_KEEP)
                 if read[3]:  # entries with constants of their own (never in a plan)
                     for n in compress(range(count), keep):
@@ -397,10 +391,7 @@ class Spool:
                 if want >= start + count:
                     start += count
                     continue
-                with no_gc():
-                    chunk: Chunk = (marshal.loads(data) if kind == _MARSHAL
-                                    else pickle.loads(data))
-                actions, reasons, fields, overrides = chunk
+                actions, reasons, fields, overrides = _decode(kind, data)
                 while want is not None and want < start + count:
                     n = want - start
                     yield (actions[n], reasons[n], fields[n],
