@@ -105,7 +105,7 @@ class _Bulk:
     def __init__(self) -> None:
         import numpy as np
 
-        from connectly_declare.ledger.keyindex import IndexBuilder
+        from connectly_declare.ledger.indexbuilder import IndexBuilder
 
         self.np = np
         self.builder = IndexBuilder()
@@ -196,7 +196,7 @@ class _Bulk:
             column.append(values if everything else values[ok])
 
     def _convert_raw(self) -> None:
-        from connectly_declare.ledger.keyindex import CLIENT_BITS
+        from connectly_declare.ledger.keycodes import CLIENT_BITS
         from connectly_declare.ledger.rawentries import decode
 
         np = self.np
@@ -227,7 +227,7 @@ class _Bulk:
         self._keep(codes, fp, event, position, ok)
 
     def _convert(self) -> None:
-        from connectly_declare.ledger.keyindex import (
+        from connectly_declare.ledger.keycodes import (
             CLIENT_BITS,
             client_digits,
             fingerprint_bytes,
@@ -272,7 +272,7 @@ class _Bulk:
 
     def _event_info(self) -> list[EventInfo]:
         from connectly_declare.ledger.chainfold import EventInfo
-        from connectly_declare.ledger.keyindex import STATUS_CODE
+        from connectly_declare.ledger.keycodes import STATUS_CODE
 
         info = []
         for _, intent, outcome, _, _ in self.events:
@@ -286,7 +286,7 @@ class _Bulk:
         return info
 
     def _code(self, campaign: str, client: str, scope: str) -> int | None:
-        from connectly_declare.ledger.keyindex import CLIENT_BITS, digits
+        from connectly_declare.ledger.keycodes import CLIENT_BITS, digits
 
         if client.__class__ is not str:
             raise TypeError(_BAD_PAIR)
@@ -314,7 +314,7 @@ class _Bulk:
 
     def state(self, serial: int | None) -> LedgerState:
         from connectly_declare.ledger.chainfold import chain_mask, fold_chains
-        from connectly_declare.ledger.keyindex import ACCEPTED_FP, CLIENT_MASK, Group
+        from connectly_declare.ledger.keycodes import ACCEPTED_FP, CLIENT_MASK, Group
 
         np = self.np
         self._release()

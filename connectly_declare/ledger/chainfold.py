@@ -22,7 +22,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from connectly_declare.ledger.keyindex import ACCEPTED_FP, SIDE, Group, IndexBuilder, Side
+from connectly_declare.ledger.indexbuilder import IndexBuilder
+from connectly_declare.ledger.keycodes import ACCEPTED_FP, SIDE, Group, Side
 
 _SLICE = 1 << 18  # entries walked at a time
 
@@ -37,7 +38,7 @@ class EventInfo(NamedTuple):
     outcome_at: str
     sendout_id: str | None
     error: str | None
-    status: int  # keyindex.STATUS_CODE; 0 is accepted
+    status: int  # keycodes.STATUS_CODE; 0 is accepted
     allow_one: bool
 
 

@@ -34,78 +34,45 @@ mapping (a plain dict for a small ledger, which never imports numpy):
 - :meth:`KeyIndex.delivered_rows`: delivered keys' client numbers and batch groups
   (frequency caps, plan.capcount; the index only).
 
-Build one with :class:`IndexBuilder` (``add_rows`` for columns, ``add_state`` for a
-KeyState, then ``build``); :mod:`ledger.bulkfold` folds records into one.
+Build one with :class:`~ledger.indexbuilder.IndexBuilder` (``add_rows`` for columns,
+``add_state`` for a KeyState, then ``build``); :mod:`ledger.bulkfold` folds records into
+one. How a key, its flags and its fingerprint are coded: :mod:`ledger.keycodes`.
 """
 
 from __future__ import annotations
 
 import heapq
-import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from connectly_declare.entry import KEY_SEPARATOR
 from connectly_declare.ledger import keyview
-from connectly_declare.ledger.base import KeyState, KeyStatus
+from connectly_declare.ledger.base import KeyState
+from connectly_declare.ledger.keycodes import (
+    ACCEPTED_FP,
+    CLIENT_BITS,
+    CLIENT_MASK,
+    SIDE,
+    STATUS_CODE,
+    STATUS_MASK,
+    STATUSES,
+    U64,
+    Group,
+    Side,
+    client_digits,
+    digits,
+    fingerprint_bytes,
+    text_order,
+)
 from connectly_declare.ledger.keyview import ABSENT, CHANGED, OTHER, SAME
-from connectly_declare.ledger.rawentries import e164_digits
 
-CLIENT_BITS = 50  # 10**15 - 1 < 2**50: every E.164 number's digits fit
-CLIENT_MASK = (1 << CLIENT_BITS) - 1
-MAX_PAIRS = 1 << (64 - CLIENT_BITS)
-STATUSES: tuple[KeyStatus, ...] = ("accepted", "rejected", "partial", "unknown")
-STATUS_CODE = {s: n for n, s in enumerate(STATUSES)}
-STATUS_MASK = 3
-ACCEPTED_FP = 4
-SIDE = 8
-_FP = re.compile(r"[0-9a-f]{32}")
-_POW10 = np.array([10**k for k in range(16)], dtype=np.uint64)  # 1 .. 10**15
 _WALK = 4_096  # keys made into strings at a time by the sorted walk
-
-U64 = npt.NDArray[np.uint64]
-
-
-class Group(NamedTuple):
-    """The fields keys folded from one batch share."""
-
-    sendout: str
-    version: str | None
-    batch_id: str
-    first_at: str
-    last_at: str
-    sendout_id: str | None
-    error: str | None
-
-
-class Side(NamedTuple):
-    accepted_fingerprint: str | None
-    resolved_by: str | None
-    resolved_as: str | None
-    resolution_reason: str | None
-
-
-def client_digits(clients: Sequence[str]) -> npt.NDArray[np.int64]:
-    """Each client's digits as an int, or -1 when the client is not exactly ``+`` and
-    1-15 ASCII digits without a leading zero (such a key is not encodable). A client that
-    is not a string raises TypeError."""
-    if not clients:
-        return np.zeros(0, dtype=np.int64)
-    raw = "\n".join(clients).encode("utf-8", "surrogatepass")
-    arr = np.frombuffer(raw + b"\n" + bytes(17), dtype=np.uint8)
-    ends = np.flatnonzero(arr[:len(raw) + 1] == 10)
-    if len(ends) != len(clients):  # a client holds a newline: one at a time
-        return np.array([digits(client) for client in clients], dtype=np.int64)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    windows = np.lib.stride_tricks.sliding_window_view(arr, 17)
-    number, good = e164_digits(windows, starts, ends - starts)  # a newline follows each
-    return np.where(good, number, -1)
 
 
 def _sorted_search(haystack: npt.NDArray[np.uint64],
@@ -118,45 +85,6 @@ def _sorted_search(haystack: npt.NDArray[np.uint64],
     rows = np.empty_like(found)
     rows[order] = found
     return rows
-
-
-def digits(client: str) -> int:
-    """:func:`client_digits` of one client."""
-    if client.__class__ is not str:
-        raise TypeError("a client must be a string")
-    if not 2 <= len(client) <= 16 or client[0] != "+":
-        return -1
-    try:
-        n = int(client)
-    except ValueError:
-        return -1
-    return n if "+" + str(n) == client else -1
-
-
-def fingerprint_bytes(fps: Sequence[str]) -> tuple[npt.NDArray[Any], list[bool] | None]:
-    """The fingerprints as an (n, 2) big-endian uint64 array, and None when all are 32
-    lowercase hex digits, else which are (the others' rows are zero)."""
-    joined = "".join(fps)
-    if len(joined) == 32 * len(fps) and (not fps or set(map(len, fps)) == {32}):
-        try:
-            raw = bytes.fromhex(joined)
-            if raw.hex() == joined:
-                return np.frombuffer(raw, dtype=">u8").reshape(-1, 2), None
-        except ValueError:
-            pass
-    good = [_FP.fullmatch(fp) is not None for fp in fps]
-    raw = bytes.fromhex("".join(fp if ok else "0" * 32 for fp, ok in zip(fps, good, strict=True)))
-    return np.frombuffer(raw, dtype=">u8").reshape(-1, 2), good
-
-
-def text_order(numbers: U64) -> npt.NDArray[np.intp]:
-    """The order in which the clients ``"+<number>"`` of these numbers (0 to 10**15 - 1)
-    sort as strings: digit by digit, a number that is a prefix of another first ("+12" <
-    "+120" < "+13"). As one uint64 each: the digits padded to 15 with zeros, times 16,
-    plus how many digits there are."""
-    size = np.maximum(np.searchsorted(_POW10, numbers, side="right"), 1)  # digits, 1-15
-    padded = numbers * _POW10[15 - size]
-    return np.argsort(padded * np.uint64(16) + size.astype(np.uint64), kind="stable")
 
 
 class KeyIndex(Mapping[str, KeyState]):
@@ -498,118 +426,4 @@ class KeyIndex(Mapping[str, KeyState]):
         return out
 
 
-class IndexBuilder:
-    """Collects keys (columns or KeyStates), then :meth:`build` sorts them into a KeyIndex."""
-
-    def __init__(self, pairs: list[tuple[str, str]] | None = None) -> None:
-        self.pairs: list[tuple[str, str]] = pairs if pairs is not None else []
-        self.pair_ids = {p: n for n, p in enumerate(self.pairs)}
-        self.groups: list[Group] = []
-        self._group_ids: dict[Group, int] = {}
-        self.side: dict[int, Side] = {}
-        self.extra: dict[str, KeyState] = {}
-        self._chunks: list[tuple[U64, npt.NDArray[np.uint8], npt.NDArray[Any],
-                                 npt.NDArray[np.uint32]]] = []
-        self._one: list[tuple[int, int, bytes, int]] = []  # (code, flags, fp, group)
-        self._sorted: tuple[U64, npt.NDArray[np.uint8], npt.NDArray[Any],
-                            npt.NDArray[np.uint32]] | None = None
-
-    def pair_id(self, campaign: str, scope: str) -> int | None:
-        """The id of (campaign, scope), given one if there is room (None: no room)."""
-        found = self.pair_ids.get((campaign, scope))
-        if found is None and len(self.pairs) < MAX_PAIRS:
-            found = self.pair_ids[(campaign, scope)] = len(self.pairs)
-            self.pairs.append((campaign, scope))
-        return found
-
-    def group_id(self, group: Group) -> int:
-        found = self._group_ids.get(group)
-        if found is None:
-            found = self._group_ids[group] = len(self.groups)
-            self.groups.append(group)
-        return found
-
-    def add_rows(self, codes: U64, flags: npt.NDArray[np.uint8], fp: npt.NDArray[Any],
-                 group: npt.NDArray[np.uint32], *, ordered: bool = False) -> None:
-        """Keys as columns (codes from :meth:`pair_id`, groups from :meth:`group_id`).
-        `ordered`: the codes are sorted (the first such chunk is not sorted again: the
-        others are merged into it)."""
-        if ordered and self._sorted is None:
-            self._sorted = (codes, flags, fp, group)
-        else:
-            self._chunks.append((codes, flags, fp, group))
-
-    def add_state(self, state: KeyState) -> None:
-        """One key; kept whole in `extra` when it cannot be encoded."""
-        parts = state.key.split(KEY_SEPARATOR)
-        number = digits(parts[1]) if len(parts) == 3 else -1
-        pair = self.pair_id(parts[0], parts[2]) if number >= 0 else None
-        fp = state.fingerprint
-        if pair is None or _FP.fullmatch(fp) is None:
-            self.extra[state.key] = state
-            return
-        code = pair << CLIENT_BITS | number
-        accepted = state.accepted_fingerprint
-        flags = STATUS_CODE[state.status]
-        if accepted == fp:
-            flags |= ACCEPTED_FP
-        if (accepted is not None and accepted != fp) or state.resolved_by is not None \
-                or state.resolved_as is not None or state.resolution_reason is not None:
-            flags |= SIDE
-            self.side[code] = Side(None if accepted == fp else accepted, state.resolved_by,
-                                   state.resolved_as, state.resolution_reason)
-        group = self.group_id(Group(state.sendout, state.version, state.batch_id,
-                                    state.first_at, state.last_at, state.sendout_id,
-                                    state.error))
-        self._one.append((code, flags, bytes.fromhex(fp), group))
-
-    def build(self) -> KeyIndex:
-        chunks = list(self._chunks)
-        if self._one:
-            one = self._one
-            chunks.append((np.array([r[0] for r in one], dtype=np.uint64),
-                           np.array([r[1] for r in one], dtype=np.uint8),
-                           np.frombuffer(b"".join(r[2] for r in one), dtype=">u8").reshape(-1, 2),
-                           np.array([r[3] for r in one], dtype=np.uint32)))
-        self._chunks, self._one = [], []
-        codes: U64
-        flags: npt.NDArray[np.uint8]
-        fp: npt.NDArray[Any]
-        group: npt.NDArray[np.uint32]
-        if chunks:
-            codes = np.concatenate([c[0] for c in chunks])
-            order = np.argsort(codes, kind="stable")
-            codes = codes[order]
-            flags = np.concatenate([c[1] for c in chunks])[order]
-            fp = np.concatenate([c[2] for c in chunks])[order]
-            group = np.concatenate([c[3] for c in chunks])[order]
-        else:
-            codes = np.zeros(0, dtype=np.uint64)
-            flags = np.zeros(0, dtype=np.uint8)
-            fp = np.zeros((0, 2), dtype=">u8")
-            group = np.zeros(0, dtype=np.uint32)
-        if self._sorted is not None:  # merge the rest into the sorted chunk
-            big, self._sorted = self._sorted, None
-            at = np.searchsorted(big[0], codes)
-            codes = np.insert(big[0], at, codes)
-            flags = np.insert(big[1], at, flags)
-            fp = np.insert(big[2], at, fp, axis=0)
-            group = np.insert(big[3], at, group)
-            del big
-        if len(codes) > 1 and bool((codes[1:] == codes[:-1]).any()):
-            raise ValueError("a key was added twice")
-        fp = fp.astype(">u8", copy=False)  # concatenate gives native order: bytes are hex
-        return KeyIndex(self.pairs, codes, flags, fp, group, self.groups, self.side,
-                        self.extra)
-
-
-def index_of(states: Iterable[KeyState]) -> KeyIndex:
-    """A KeyIndex holding these key states (tests, and a small fold made large)."""
-    builder = IndexBuilder()
-    for state in states:
-        builder.add_state(state)
-    return builder.build()
-
-
-__all__ = ["ABSENT", "CHANGED", "OTHER", "SAME", "Group", "IndexBuilder", "KeyIndex",
-           "Side", "client_digits", "digits", "fingerprint_bytes", "index_of", "text_order"]
+__all__ = ["ABSENT", "CHANGED", "OTHER", "SAME", "KeyIndex"]

@@ -9,7 +9,7 @@ walk of ten million KeyStates with a list of times for every person. Here:
 
 - :class:`PlannedClients` counts the plan's clients in a plain Counter up to
   :data:`SMALL` distinct clients, and past that as their numbers (an E.164 client's
-  digits as a uint64, ledger.keyindex) in arrays, counted at the end with one sort;
+  digits as a uint64, ledger.keycodes) in arrays, counted at the end with one sort;
 - :func:`crowded` reads the ledger's deliveries from a compact
   :class:`~ledger.keyindex.KeyIndex` in bulk (client numbers and batch groups as
   arrays: a delivery's time and sendout are its group's), or key by key from a plain
@@ -59,7 +59,7 @@ class PlannedClients:
     def _encode(self, clients: list[str], repeats: list[int] | None) -> None:
         import numpy as np
 
-        from connectly_declare.ledger.keyindex import client_digits
+        from connectly_declare.ledger.keycodes import client_digits
 
         numbers = client_digits(clients)
         good = numbers >= 0
@@ -78,7 +78,7 @@ class PlannedClients:
             return
         import numpy as np
 
-        from connectly_declare.ledger.keyindex import client_digits
+        from connectly_declare.ledger.keycodes import client_digits
 
         if self._small is not None:
             small = self._small
@@ -105,7 +105,7 @@ class PlannedClients:
         """How many entries go to `client`."""
         if self._small is not None:
             return self._small[client]
-        from connectly_declare.ledger.keyindex import digits
+        from connectly_declare.ledger.keycodes import digits
 
         number = digits(client)
         if number < 0:
@@ -136,7 +136,7 @@ class PlannedClients:
         that are not numbers."""
         import numpy as np
 
-        from connectly_declare.ledger.keyindex import client_digits
+        from connectly_declare.ledger.keycodes import client_digits
 
         if self._small is not None:
             clients = sorted(c for c, n in self._small.items() if n > least)
@@ -252,7 +252,7 @@ def _as_rows(history: Mapping[str, list[float]]) -> tuple[Any, Any, dict[str, li
     clients that are not numbers as a dict."""
     import numpy as np
 
-    from connectly_declare.ledger.keyindex import client_digits
+    from connectly_declare.ledger.keycodes import client_digits
 
     clients = list(history)
     numbers = client_digits(clients)

@@ -78,7 +78,7 @@ def place(order: Sequence[SendoutDiff], crowds: Crowds, caps: tuple[Cap, ...],
     docstring); the capped ones, in no particular order."""
     import numpy as np
 
-    from connectly_declare.ledger.keyindex import client_digits
+    from connectly_declare.ledger.keycodes import client_digits
 
     times: dict[str | None, float] = {None: now.timestamp()}
 

@@ -178,7 +178,7 @@ def test_classify_verdicts() -> None:
     folder.add(Header(lineage="L", created_at=TIMES[0]))
     index = folder.state().keys
     assert isinstance(index, KeyIndex) and len(index) == 0
-    from connectly_declare.ledger.keyindex import index_of
+    from connectly_declare.ledger.indexbuilder import index_of
 
     index = index_of(states)
     clients = ["+1001", "+1001", "+1002", "+1003", "+1004", "1005", "+1006"]

@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from connectly_declare.entry import KEY_SEPARATOR, make_key, split_key
 from connectly_declare.ledger.base import KeyState
-from connectly_declare.ledger.keyindex import STATUSES, KeyIndex, index_of, text_order
+from connectly_declare.ledger.indexbuilder import index_of
+from connectly_declare.ledger.keycodes import STATUSES, text_order
+from connectly_declare.ledger.keyindex import KeyIndex
 from connectly_declare.ledger.keyview import (
     sendouts_of_clients,
     sorted_states,
