@@ -19,7 +19,7 @@ from typing import TextIO
 from connectly_declare.ledger import check_history_moved, local_ledger_path
 from connectly_declare.ledger.local import LocalLedger
 from connectly_declare.ledger.migrate import MigrateResult, migrate_to_postgres
-from connectly_declare.ledger.postgres import open_postgres
+from connectly_declare.ledger.pg_open import open_postgres
 from connectly_declare.workspace.config import (
     DEFAULT_LEDGER,
     LocalState,

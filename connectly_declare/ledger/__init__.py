@@ -88,7 +88,7 @@ def open_ledger(root: Path, resolved: ResolvedEnvironment, *,
         check_history_moved(root, resolved.environment, state)
         return LocalLedger(local_ledger_path(root, state), environment=resolved.environment,
                            business_id=business_id, display=state.path)
-    from connectly_declare.ledger.postgres import open_postgres
+    from connectly_declare.ledger.pg_open import open_postgres
 
     return open_postgres(state, environment=resolved.environment, business_id=business_id,
                          environ=environ, workspace_root=root)

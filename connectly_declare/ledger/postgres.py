@@ -1,9 +1,10 @@
 """The `postgres` ledger: the same records as the local JSON Lines file, in PostgreSQL, so
 many pipelines share one ledger per (workspace schema, environment).
 
-- The connection string comes from the environment variable named by ``state.dsn_env``;
-  it is never stored, and every message that could carry it (psycopg's errors can quote
-  the DSN) is redacted. ``describe()`` names host, port and database only.
+- The connection string comes from the environment variable named by ``state.dsn_env``
+  (`pg_open`); it is never stored, and every message that could carry it (psycopg's errors
+  can quote the DSN) is redacted (`pg_dsn`). ``describe()`` names host, port and database
+  only.
 - Tables are created and versioned by the tool on first write (`pg_schema`); reading a
   ledger that does not exist yet creates nothing, so a pull request's `plan` can run with
   read-only credentials.
@@ -18,92 +19,28 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
-from urllib.parse import unquote, urlsplit
+from typing import NoReturn
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
 from connectly_declare import clock
 from connectly_declare.errors import LedgerCorrupt, LedgerError, LedgerLocked, Location
 from connectly_declare.gcpause import no_gc
-from connectly_declare.ledger import codec, pg_lock
+from connectly_declare.ledger import codec, pg_dsn, pg_lock
 from connectly_declare.ledger.base import Header, LedgerState, LockInfo, Record, current_owner
 from connectly_declare.ledger.bulkfold import BulkFolder
+from connectly_declare.ledger.local_history import lines, local_histories
 from connectly_declare.ledger.pg_schema import NewerSchema, ensure_schema, installed_version
-from connectly_declare.workspace.config import PostgresState, is_sim_ledger
 
 DEFAULT_LEDGER_NAME = "default"  # the ledger of a workspace without environments
 _FETCH_ROWS = 2000
 CONFIG_LOCATION = Location("declare.yaml")
-
-
-_KEYWORD_PASSWORD = re.compile(r"password\s*=\s*('[^']*'|\S+)")
-
-
-def _loose_passwords(dsn: str) -> set[str]:
-    """The userinfo (`user:password`), the password alone and `password=...` of a DSN,
-    found without parsing it: libpq quotes pieces of a DSN it cannot parse in its errors
-    ('missing "=" after "postgresql:/user:PASSWORD@..."'), found by the secret sweep."""
-    found = {m.strip("'") for m in _KEYWORD_PASSWORD.findall(dsn)}
-    for token in dsn.split():
-        head, at, _ = token.rpartition("@")
-        if at:
-            userinfo = head.rsplit("/", 1)[-1]
-            found.add(userinfo)
-            found.add(userinfo.partition(":")[2])
-    return {f for f in found if len(f) >= 3}
-
-
-class _Redactor:
-    """Removes connection strings and passwords from text that may be shown."""
-
-    def __init__(self, dsns: Sequence[str]) -> None:
-        secrets: set[str] = set()
-        for dsn in dsns:
-            secrets.add(dsn)
-            password = _password_of(dsn)
-            if password:
-                secrets.update({password, unquote(password)})
-            # A DSN that does not parse still holds its password: look for it loosely too.
-            for loose in _loose_passwords(dsn):
-                secrets.update({loose, unquote(loose)})
-        self._secrets = sorted((s for s in secrets if s), key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
-
-
-def _password_of(dsn: str) -> str | None:
-    if "://" in dsn:
-        try:
-            return urlsplit(dsn).password
-        except ValueError:
-            return None
-    try:
-        return conninfo_to_dict(dsn).get("password")  # type: ignore[return-value]
-    except psycopg.Error:
-        return None
-
-
-def _where(dsn: str) -> str:
-    """host:port/dbname of a DSN, or a placeholder when it cannot be parsed."""
-    try:
-        parts: Mapping[str, Any] = conninfo_to_dict(dsn)
-    except psycopg.Error:
-        return "(unparsable connection string)"
-    host = str(parts.get("host") or parts.get("hostaddr") or "localhost")
-    port = str(parts.get("port") or 5432)
-    return f"{host}:{port}/{parts.get('dbname') or parts.get('user') or '?'}"
 
 
 class _Reconnect(Exception):
@@ -125,7 +62,7 @@ class PostgresLedger:
         self.environment, self.business_id = environment, business_id
         self.lock_mode, self.lease_seconds = lock_mode, lease_seconds
         self._now, self._owner = now, owner
-        self._redact = _Redactor([dsn, self._lock_dsn])
+        self._redact = pg_dsn.Redactor([dsn, self._lock_dsn])
         self._locks = pg_lock.LockTable(schema, self.name)
         self._ident = sql.Identifier(schema)
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
@@ -140,7 +77,7 @@ class PostgresLedger:
     def describe(self) -> str:
         env = f" (environment {self.environment})" if self.environment else ""
         return (f"postgres ledger {self.name!r}{env} in schema {self.schema!r} "
-                f"at {_where(self._dsn)}")
+                f"at {pg_dsn.where(self._dsn)}")
 
     def _fail(self, what: str, err: BaseException) -> NoReturn:
         # libpq's messages run over lines ("...refused\n\tIs the server running..."): one
@@ -370,7 +307,7 @@ class PostgresLedger:
             full = self._workspace_root / path
             # Line count first: it bounds the record count and costs no decoding.
             ahead = lineage is None or (
-                local_lineage == lineage and _lines(full) > serial
+                local_lineage == lineage and lines(full) > serial
                 and sum(1 for _ in LocalLedger(full, environment=self.environment).records())
                 > serial)
             if ahead:
@@ -473,52 +410,3 @@ class PostgresLedger:
             now = f"; the lock is {current.describe()}" if current else "; it is not locked"
             raise LedgerError(f"{self.describe()}: no lock {lock_id}{now}",
                               hint="copy the lock id from the message that named the holder")
-
-
-def _lines(path: Path) -> int:
-    with path.open("rb") as fh:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
-
-
-def local_histories(root: Path, environment: str | None) -> list[tuple[str, str]]:
-    """(path relative to `root`, lineage) of the local ledgers under `root`/.declare whose
-    header names `environment` (the simulator's ledger excluded)."""
-    found = []
-    for path in sorted((root / ".declare").glob("*.jsonl")):
-        if is_sim_ledger(path.name):  # never a real history
-            continue
-        try:
-            with path.open("rb") as fh:
-                first = json.loads(fh.readline() or b"null")
-        except (OSError, ValueError):
-            continue
-        if isinstance(first, dict) and first.get("type") == "header" \
-                and first.get("environment") == environment:
-            found.append((path.relative_to(root).as_posix(), str(first.get("lineage"))))
-    return found
-
-
-def open_postgres(state: PostgresState, *, environment: str | None, business_id: str | None,
-                  environ: Mapping[str, str], workspace_root: Path | None = None
-                  ) -> PostgresLedger:
-    """The postgres ledger `state` describes, its DSN read from `environ`."""
-    dsn = environ.get(state.dsn_env, "").strip()
-    if not dsn:
-        raise LedgerError(
-            f"environment variable {state.dsn_env} is not set: it must hold the PostgreSQL "
-            f"connection string of the ledger", location=CONFIG_LOCATION,
-            hint=f"export {state.dsn_env}=postgresql://USER:PASSWORD@HOST:5432/DB (state.dsn_env "
-                 f"in declare.yaml names this variable)")
-    lock_dsn = None
-    lock_env = state.lock_dsn_env
-    if lock_env:
-        lock_dsn = environ.get(lock_env, "").strip() or None
-        if lock_dsn is None:
-            raise LedgerError(f"environment variable {lock_env} (state.lock_dsn_env) is not set",
-                              location=CONFIG_LOCATION,
-                              hint="set it to a direct (not pooled) connection string, or "
-                                   "remove lock_dsn_env from declare.yaml")
-    return PostgresLedger(dsn=dsn, schema=state.schema_name, environment=environment,
-                          business_id=business_id, lock_mode=state.lock,
-                          lock_dsn=lock_dsn,
-                          lease_seconds=state.lease_seconds, workspace_root=workspace_root)

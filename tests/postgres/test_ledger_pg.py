@@ -12,8 +12,9 @@ from psycopg import sql
 from connectly_declare.entry import make_key
 from connectly_declare.errors import LedgerCorrupt, LedgerError
 from connectly_declare.ledger.base import Header, Outcome, Resolution
+from connectly_declare.ledger.pg_open import open_postgres
 from connectly_declare.ledger.pg_schema import SCHEMA_VERSION
-from connectly_declare.ledger.postgres import PostgresLedger, open_postgres
+from connectly_declare.ledger.postgres import PostgresLedger
 from connectly_declare.workspace.config import PostgresState
 from tests.postgres.helpers import intent, outcome, put
 from tests.support.pg import PgServer
