@@ -4,7 +4,7 @@ Per batch, in this order: a rate-limit token is taken; the batch's `intent` is a
 and durable; the request is made; its `outcome` is appended. A crash between any two steps
 leaves the ledger saying at worst "unknown" for that batch, never "not sent" for something
 that was. Ledger appends are group-committed (one append, one fsync, for every record that
-is waiting), so many workers share each fsync.
+is waiting: `ledgerwriter.LedgerWriter`), so many workers share each fsync.
 
 Under `allow_one`, batches whose outcome is unknown are re-sent within the run (a bounded
 number of rounds), one entry per request: the server's duplicate check makes that safe,
@@ -27,10 +27,8 @@ The caller holds the ledger lock and has checked the plan is fresh.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from connectly_declare import clock
@@ -42,9 +40,10 @@ from connectly_declare.apply.batching import (
     new_batch_id,
 )
 from connectly_declare.apply.client import SendResult
+from connectly_declare.apply.ledgerwriter import LedgerWriter
 from connectly_declare.apply.outcomes import Verdict, map_result
-from connectly_declare.errors import LedgerError
-from connectly_declare.ledger.base import Ledger, Outcome, Record
+from connectly_declare.apply.results import ApplyResult, Tally
+from connectly_declare.ledger.base import Ledger, Outcome
 from connectly_declare.workspace.config import DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENCY
 
 UNREACHABLE_LIMIT = 3
@@ -89,136 +88,6 @@ class EngineSettings:
     grace_seconds: float = 10.0
 
 
-@dataclass(frozen=True, slots=True)
-class SendoutSummary:
-    """What happened to one sendout's entries in this run (counts are entries)."""
-
-    sendout: str
-    campaign: str
-    planned: int
-    sent: int  # entries in requests that reached the server
-    accepted: int  # inferred ones included
-    rejected: int  # every rejection the server gave (failed ones included)
-    partial: int
-    unknown: int
-    not_sent: int  # planned but never reached the server (unreachable, or stopped early)
-    rejected_codes: tuple[tuple[str, int], ...] = ()  # ("CODE: message", entries)
-    sendout_ids: tuple[str, ...] = ()
-    partial_counts: tuple[int, int] = (0, 0)  # accepted, rejected inside partial groups
-    inferred: int = 0  # accepted by inference: "inferred: already received"
-    failed: int = 0  # permanent rejections, among `rejected` (the plan shows `failed`)
-    failed_codes: tuple[tuple[str, int], ...] = ()  # ("CODE: message", entries)
-    not_sent_reasons: tuple[tuple[str, int], ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return self.accepted == self.planned
-
-
-@dataclass(frozen=True, slots=True)
-class ApplyResult:
-    sendouts: tuple[SendoutSummary, ...]
-    requests: int
-    throttled: int  # 429s waited out
-    interrupted: bool = False
-    stopped_by: str | None = None  # why sending stopped early, in words
-    serial: int | None = None  # the ledger's serial after the last append
-
-    @property
-    def ok(self) -> bool:
-        return not self.interrupted and self.stopped_by is None and all(
-            s.ok for s in self.sendouts)
-
-    def total(self, name: str) -> int:
-        return sum(int(getattr(s, name)) for s in self.sendouts)
-
-
-@dataclass(slots=True)
-class _Tally:
-    sendout: str
-    campaign: str
-    planned: int = 0
-    sent: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    partial: int = 0
-    unknown: int = 0
-    partial_accepted: int = 0
-    partial_rejected: int = 0
-    inferred: int = 0
-    failed: int = 0
-    codes: Counter[str] = field(default_factory=Counter)
-    failed_codes: Counter[str] = field(default_factory=Counter)
-    not_sent_reasons: Counter[str] = field(default_factory=Counter)
-    sendout_ids: list[str] = field(default_factory=list)
-
-    def freeze(self) -> SendoutSummary:
-        done = self.accepted + self.rejected + self.partial + self.unknown
-        return SendoutSummary(
-            self.sendout, self.campaign, self.planned, self.sent, self.accepted,
-            self.rejected, self.partial, self.unknown, max(self.planned - done, 0),
-            tuple(sorted(self.codes.items())), tuple(self.sendout_ids),
-            (self.partial_accepted, self.partial_rejected), self.inferred, self.failed,
-            tuple(sorted(self.failed_codes.items())),
-            tuple(sorted(self.not_sent_reasons.items())))
-
-
-class LedgerWriter:
-    """Group commit: every record waiting when the previous append finished goes into the
-    next append (one fsync). Appends run one at a time on a dedicated thread."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self._ledger = ledger
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ledger")
-        self._waiting: list[tuple[Sequence[Record], asyncio.Future[int]]] = []
-        self._busy = False
-        self.serial: int | None = None
-
-    def submit(self, records: Sequence[Record]) -> asyncio.Future[int]:
-        """Queue `records` now (appends keep the order of submission); the future resolves
-        once they are durable, or fails with what the ledger raised."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiting.append((records, future))
-        if not self._busy:
-            self._busy = True
-            asyncio.get_running_loop().create_task(self._drain())
-        return future
-
-    async def write(self, records: Sequence[Record]) -> int:
-        """Return once `records` are durable; raises what the ledger raised."""
-        return await self.submit(records)
-
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._waiting:
-                taken, self._waiting = self._waiting, []
-                records = [r for recs, _ in taken for r in recs]
-                try:
-                    serial = await loop.run_in_executor(self._pool, self._ledger.append, records)
-                except BaseException as exc:  # handed to every waiter, who stops sending
-                    if isinstance(exc, OSError):
-                        exc = LedgerError(
-                            f"cannot write the {self._ledger.describe()}: {exc}; nothing more "
-                            "was sent",
-                            hint="fix the cause (disk space, permissions), then run "
-                                 "`connectly-declare plan`: requests already made show as "
-                                 "retry or blocked")
-                    for _, fut in taken:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    continue
-                self.serial = serial
-                for _, fut in taken:
-                    if not fut.done():
-                        fut.set_result(serial)
-        finally:
-            self._busy = False
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-
-
 class _Stopped(Exception):
     """Raised before a request starts when apply is stopping."""
 
@@ -249,7 +118,7 @@ class Engine:
         self._now = now
         self._new_id = new_id
         self._sleep = sleep
-        self._tallies: dict[str, _Tally] = {}
+        self._tallies: dict[str, Tally] = {}
         self._batches = self._count(make_batches(sends, batch_size=settings.batch_size,
                                                  in_doubt=in_doubt, new_id=new_id))
         self._retry: list[Batch] = []
@@ -267,7 +136,7 @@ class Engine:
                 continue
             tally = self._tallies.get(batch.sendout)
             if tally is None:
-                tally = self._tallies[batch.sendout] = _Tally(batch.sendout, batch.campaign)
+                tally = self._tallies[batch.sendout] = Tally(batch.sendout, batch.campaign)
             tally.planned += len(batch.entries)
             yield batch
 
@@ -468,10 +337,7 @@ class Engine:
 
 
 __all__ = [
-    "ApplyResult",
     "Engine",
     "EngineSettings",
-    "LedgerWriter",
     "Sender",
-    "SendoutSummary",
 ]

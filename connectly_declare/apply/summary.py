@@ -1,11 +1,11 @@
 """What an apply prints when it is done, and the exit code it returns: from the engine's
-:class:`~connectly_declare.apply.engine.ApplyResult` alone (no phone numbers in it); and
+:class:`~connectly_declare.apply.results.ApplyResult` alone (no phone numbers in it); and
 what it says when the plan sends nothing."""
 
 from __future__ import annotations
 
 from connectly_declare import words
-from connectly_declare.apply.engine import ApplyResult
+from connectly_declare.apply.results import ApplyResult
 from connectly_declare.ledger.verdicts import INFERRED
 from connectly_declare.plan.model import Plan
 

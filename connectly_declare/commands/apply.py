@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 from connectly_declare import clock
 from connectly_declare.apply.batching import PlannedLike, SendoutLike
 from connectly_declare.apply.client import ClientSettings, ConnectlyClient, Secret
-from connectly_declare.apply.engine import ApplyResult, Engine, EngineSettings
+from connectly_declare.apply.engine import Engine, EngineSettings
 from connectly_declare.apply.progress import Progress
+from connectly_declare.apply.results import ApplyResult
 from connectly_declare.apply.summary import (
     EXIT_INTERRUPTED,
     exit_code,

@@ -21,7 +21,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TextIO
 
-from connectly_declare.apply.engine import ApplyResult, Engine, EngineSettings
+from connectly_declare.apply.engine import Engine, EngineSettings
+from connectly_declare.apply.results import ApplyResult
 from connectly_declare.apply.summary import nothing_to_send
 from connectly_declare.commands.apply import (
     ApplyRequest,

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from connectly_declare.apply.client import ClientSettings, ConnectlyClient, Secret
-from connectly_declare.apply.engine import ApplyResult, Engine, EngineSettings
+from connectly_declare.apply.engine import Engine, EngineSettings
+from connectly_declare.apply.results import ApplyResult
 from connectly_declare.errors import LedgerError
 from connectly_declare.ledger.base import Intent, Outcome
 from connectly_declare.sim import FaultConfig, Simulator

@@ -13,7 +13,7 @@ import cmarkgfm
 import pytest
 import yaml
 
-from connectly_declare.apply.engine import ApplyResult, SendoutSummary
+from connectly_declare.apply.results import ApplyResult, SendoutSummary
 from connectly_declare.apply.summary import summary_lines
 from connectly_declare.report.escape import markdown_text
 from connectly_declare.sim.catalog import load_catalog
