@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from connectly_declare.plan.capcount import Crowds
 from connectly_declare.plan.model import Action, PlannedEntry
-from connectly_declare.plan.spool import entry_of_row
+from connectly_declare.plan.spoolcodec import entry_of_row
 from connectly_declare.policy.caps import Cap, CapCheck, cap_reason, epoch
 
 if TYPE_CHECKING:

@@ -63,7 +63,8 @@ from connectly_declare.plan.recovery import Recovery
 from connectly_declare.plan.rollout import retimer, stage
 from connectly_declare.plan.sendout_diff import SendoutDiff, noun
 from connectly_declare.plan.shared import SharedCampaigns
-from connectly_declare.plan.spool import client_chunks, entry_of_row
+from connectly_declare.plan.spool import client_chunks
+from connectly_declare.plan.spoolcodec import entry_of_row
 from connectly_declare.plan.stream import Streamed, drain, feed
 from connectly_declare.policy.caps import CapCheck, cap_reason, epoch
 from connectly_declare.policy.summary import SENDING_SHAPE, timing_summary

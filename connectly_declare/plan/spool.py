@@ -5,10 +5,11 @@ A plan of a million recipients holds a million entries to send; as Python object
 0.9 KiB each, most of `plan`'s memory. A :class:`Spool` keeps the first
 :data:`IN_MEMORY` of them as they are (a small plan never touches the disk) and, past
 that, only compact rows of their per-entry fields, `marshal`-ed in chunks of
-:data:`CHUNK` rows to an anonymous temporary file (``tempfile.TemporaryFile``: in the
-system temp folder, ``TMPDIR``; it has no name and is gone when the spool is closed or
-the process ends, however it ends). What is the same for every entry of a sendout
-(sendout, campaign, version, round, allow_multiple) is stored once.
+:data:`CHUNK` rows (laid out as :mod:`plan.spoolcodec` says) to an anonymous temporary
+file (``tempfile.TemporaryFile``: in the system temp folder, ``TMPDIR``; it has no name
+and is gone when the spool is closed or the process ends, however it ends). What is the
+same for every entry of a sendout (sendout, campaign, version, round, allow_multiple) is
+stored once.
 
 It is append-only and re-iterable: every iteration yields the entries in the order they
 were appended, rebuilt equal to those put in (:class:`Entry` equality, and also their
@@ -22,66 +23,37 @@ a chunk holds: ``0`` and ``1`` put every entry on disk as soon as it is appended
 
 from __future__ import annotations
 
-import dataclasses
-import marshal
 import os
-import pickle
-import struct
 import tempfile
-from collections import deque
 from collections.abc import Iterable, Iterator
-from functools import partial
-from itertools import compress, islice, repeat
+from itertools import compress, islice
 from operator import attrgetter, itemgetter
-from typing import IO, Any, cast
+from typing import IO, Any
 
-from connectly_declare.entry import Entry
 from connectly_declare.errors import DeclareError
 from connectly_declare.gcpause import no_gc
 from connectly_declare.plan.model import PlannedEntry
+from connectly_declare.plan.spoolcodec import (
+    CONSTANTS,
+    FIELD_AT,
+    FIELDS,
+    HEAD,
+    Chunk,
+    Constants,
+    Fields,
+    chunk_of,
+    decode,
+    encode,
+    rebuild,
+)
 
 IN_MEMORY = 20_000  # entries a spool keeps as objects before it spills to disk
 CHUNK = 4_096  # rows per chunk on disk (what one iteration holds at a time)
 MEMORY_ENV = "DECLARE_TEST_SPOOL_MEMORY"
 CHUNK_ENV = "DECLARE_TEST_SPOOL_CHUNK"
 
-# A chunk on disk is columnar: (actions, reasons, fields, overrides), the fields of entry i
-# being (client, variables, scheduled_at, fingerprint, source, zone, timing) and
-# `overrides` mapping i to the entry's constants where they differ from the spool's
-# (never in a plan). Built with map() over C getters, it costs a third of a row per entry.
-Fields = tuple[Any, ...]
-Chunk = tuple[list[str], list[str], list[Fields], dict[int, "Constants"]]
-Constants = tuple[str, str, str | None, int, bool]
-_FIELDS = attrgetter("client", "variables", "scheduled_at", "fingerprint", "source",
-                     "zone", "timing")
-_CONSTANTS = attrgetter("sendout", "campaign", "version", "round", "allow_multiple")
-_ACTION, _ENTRY, _REASON = itemgetter(0), itemgetter(1), itemgetter(2)
 _CLIENT = attrgetter("entry.client")  # of a PlannedEntry
 _KEEP = bytes([1, 0]) + bytes(254)  # drop flags (0 or 1) to keep flags, by bytes.translate
-# chunk header: encoding (0 marshal, 1 pickle), length, rows (a chunk is copied whole,
-# never decoded, when none of its rows changes: Spool.without)
-_HEAD = struct.Struct("<BQI")
-_MARSHAL, _PICKLE = 0, 1
-
-_ENTRY_FIELDS = ("sendout", "campaign", "version", "client", "variables", "scheduled_at",
-                 "round", "allow_multiple", "fingerprint", "source", "zone", "timing")
-# Entry is frozen: its __init__ sets each field through object.__setattr__. Rebuilding a
-# million entries through the slot descriptors costs half as much (as entries.maker does);
-# only while Entry has exactly these fields and no __post_init__.
-_FAST = (tuple(f.name for f in dataclasses.fields(Entry)) == _ENTRY_FIELDS
-         and not hasattr(Entry, "__post_init__")
-         and getattr(Entry, "__slots__", None) is not None)
-_PER_ENTRY = ("client", "variables", "scheduled_at", "fingerprint", "source", "zone", "timing")
-_FIELD_AT = {name: n for n, name in enumerate(_PER_ENTRY)}  # a row's fields, by name
-_SET_PER_ENTRY = tuple(getattr(Entry, n).__set__ for n in _PER_ENTRY) if _FAST else ()
-_SET_CONSTANT = tuple(getattr(Entry, n).__set__ for n in (
-    "sendout", "campaign", "version", "round", "allow_multiple")) if _FAST else ()
-_new_planned = partial(tuple.__new__, PlannedEntry)  # PlannedEntry of an (a, e, r) tuple
-
-
-def _drain(calls: Iterable[object]) -> None:
-    """Run an iterator of calls for their effect, in C."""
-    deque(calls, maxlen=0)
 
 
 def _from_env(name: str, default: int) -> int:
@@ -97,54 +69,6 @@ def _temp_dir() -> str | None:
         if os.environ.get(name):
             return os.environ[name]
     return "/tmp" if os.name == "posix" else None  # elsewhere: tempfile decides
-
-
-def _decode(kind: int, data: bytes) -> Chunk:
-    """A chunk read from disk. The collector pauses while it is decoded (thousands of
-    small acyclic objects at once), never while its rows are out with the caller."""
-    with no_gc():
-        chunk: Chunk = marshal.loads(data) if kind == _MARSHAL else pickle.loads(data)
-    return chunk
-
-
-def entry_of_row(fields: Fields, constants: Constants) -> Entry:
-    """The Entry of one row (as :meth:`Spool.rows` yields them)."""
-    client, variables, when, fingerprint, source, zone, timing = fields
-    sendout, campaign, version, round_, multiple = constants
-    return Entry(sendout, campaign, version, client, variables, when, round_, multiple,
-                 fingerprint, source, zone, timing)
-
-
-def _rebuild(chunk: Chunk, constants: Constants) -> list[PlannedEntry]:
-    """A chunk's entries as PlannedEntry objects, in order."""
-    actions, reasons, fields, overrides = chunk
-    new_tuple = tuple.__new__
-    out: list[Any] = []
-    append = out.append
-    if _FAST:
-        # Column by column, each through map() over the slot descriptors' C setters: no
-        # Python bytecode runs per entry (a loop setting twelve fields costs twice as much).
-        count = len(actions)
-        built = list(map(object.__new__, repeat(Entry, count)))
-        columns = list(zip(*fields, strict=True)) if fields else [()] * len(_PER_ENTRY)
-        for setter, column in zip(_SET_PER_ENTRY, columns, strict=True):
-            _drain(map(setter, built, column))
-        for setter, value in zip(_SET_CONSTANT, constants, strict=True):
-            _drain(map(setter, built, repeat(value, count)))
-        out = list(map(_new_planned, zip(actions, built, reasons, strict=True)))
-    else:
-        c = constants
-        for action, reason, (client, variables, when, fp, source, zone, timing) in zip(
-                actions, reasons, fields, strict=True):
-            e = Entry(c[0], c[1], c[2], client, variables, when, c[3], c[4], fp, source, zone,
-                      timing)
-            append(new_tuple(PlannedEntry, (action, e, reason)))
-    for i, (sendout, campaign, version, round_, multiple) in overrides.items():
-        old = out[i].entry
-        e = Entry(sendout, campaign, version, old.client, old.variables, old.scheduled_at,
-                  round_, multiple, old.fingerprint, old.source, old.zone, old.timing)
-        out[i] = new_tuple(PlannedEntry, (out[i].action, e, out[i].reason))
-    return cast(list[PlannedEntry], out)
 
 
 class Spool:
@@ -193,31 +117,17 @@ class Spool:
         """Write every entry still held as an object to disk, in chunks."""
         items = self._items
         if self._constants is None:
-            self._constants = _CONSTANTS(items[0].entry)
+            self._constants = CONSTANTS(items[0].entry)
         constants = self._constants
         size = self._chunk
         for start in range(0, len(items), size):
-            part = items[start:start + size]
-            entries = list(map(_ENTRY, part))
-            own = list(map(_CONSTANTS, entries))
-            overrides = {} if own.count(constants) == len(own) else {
-                i: c for i, c in enumerate(own) if c != constants}
-            self._write((list(map(_ACTION, part)), list(map(_REASON, part)),
-                         list(map(_FIELDS, entries)), overrides))
+            self._write(chunk_of(items[start:start + size], constants))
         self._count += len(items)
         items.clear()
         self._limit = size - 1  # from now on, a chunk at a time
 
     def _write(self, chunk: Chunk) -> None:
-        try:
-            data, kind = marshal.dumps(chunk), _MARSHAL
-        except ValueError:  # a value marshal does not know (a str subclass, a mapping...)
-            # variables as a plain dict (equal to the mapping it was), anything else pickled
-            fields = [(*f[:1], v if type(v := f[1]) is dict else dict(v), *f[2:])
-                      for f in chunk[2]]
-            data, kind = pickle.dumps((*chunk[:2], fields, chunk[3]),
-                                      pickle.HIGHEST_PROTOCOL), _PICKLE
-        self._write_blob(_HEAD.pack(kind, len(data), len(chunk[0])) + data)
+        self._write_blob(encode(chunk))
 
     def _write_blob(self, blob: bytes) -> None:
         """Append a chunk as it is on disk (header and data)."""
@@ -258,7 +168,7 @@ class Spool:
             # the entries are out with the caller (apply's requests make cyclic garbage).
             with no_gc():
                 chunk = next(chunks, None)
-                built = _rebuild(chunk, constants) if chunk is not None else None
+                built = rebuild(chunk, constants) if chunk is not None else None
             if built is None:
                 return
             yield from built
@@ -267,7 +177,7 @@ class Spool:
         """The chunks on disk, one at a time (each read at its own offset, so several
         iterations may run side by side)."""
         for kind, _, data, _ in self._blobs(count):
-            yield _decode(kind, data)
+            yield decode(kind, data)
 
     def _blobs(self, count: int) -> Iterator[tuple[int, bytes, bytes, int]]:
         """The chunks on disk as they are: (encoding, header, data, rows) each."""
@@ -276,14 +186,14 @@ class Spool:
         while seen < count:
             fh = self._file
             fh.seek(offset)
-            head = fh.read(_HEAD.size)
-            kind, length, rows = (_HEAD.unpack(head) if len(head) == _HEAD.size
+            head = fh.read(HEAD.size)
+            kind, length, rows = (HEAD.unpack(head) if len(head) == HEAD.size
                                   else (0, -1, 0))
             data = fh.read(length) if length >= 0 else b""
             if len(data) != length:
                 raise DeclareError("the spool of entries to send was cut short on disk",
                                    hint="check the temporary folder's disk (TMPDIR)")
-            offset += _HEAD.size + length
+            offset += HEAD.size + length
             seen += rows
             yield kind, head, data, rows
 
@@ -304,7 +214,7 @@ class Spool:
                     for action, reason, f in zip(actions, reasons, fields, strict=True):
                         yield action, reason, f, constants
         for action, entry, reason in list(self._items):
-            yield action, reason, _FIELDS(entry), _CONSTANTS(entry)
+            yield action, reason, FIELDS(entry), CONSTANTS(entry)
 
     def client_chunks(self) -> Iterator[list[str]]:
         """The entries' clients, in order, a chunk at a time (what plan.capcount counts)."""
@@ -315,9 +225,9 @@ class Spool:
         value, for several a tuple of them. Read from the rows on disk without rebuilding
         any entry. `names` are of ``client, variables, scheduled_at, fingerprint, source,
         zone, timing``."""
-        if not names or any(name not in _FIELD_AT for name in names):
+        if not names or any(name not in FIELD_AT for name in names):
             raise ValueError(f"not per-entry fields of a spool: {names!r}")
-        of_row = itemgetter(*(_FIELD_AT[name] for name in names))
+        of_row = itemgetter(*(FIELD_AT[name] for name in names))
         of_entry = attrgetter(*(f"entry.{name}" for name in names))
         if self._file is not None:
             for chunk in self._chunks(self._count):
@@ -350,7 +260,7 @@ class Spool:
                     kept._write_blob(head + data)
                     kept._count += count
                     continue
-                read = _decode(kind, data)
+                read = decode(kind, data)
                 keep = flags.translate(_KEEP)
                 if read[3]:  # entries with constants of their own (never in a plan)
                     for n in compress(range(count), keep):
@@ -391,7 +301,7 @@ class Spool:
                 if want >= start + count:
                     start += count
                     continue
-                actions, reasons, fields, overrides = _decode(kind, data)
+                actions, reasons, fields, overrides = decode(kind, data)
                 while want is not None and want < start + count:
                     n = want - start
                     yield (actions[n], reasons[n], fields[n],
@@ -401,7 +311,7 @@ class Spool:
         items = list(self._items)
         while want is not None:
             action, entry, reason = items[want - start]
-            yield action, reason, _FIELDS(entry), _CONSTANTS(entry)
+            yield action, reason, FIELDS(entry), CONSTANTS(entry)
             want = next(wanted, None)
 
     def __getitem__(self, index: int) -> PlannedEntry:
@@ -451,5 +361,4 @@ def client_chunks(entries: Iterable[PlannedEntry]) -> Iterator[list[str]]:
         yield clients
 
 
-__all__ = ["CHUNK", "CHUNK_ENV", "IN_MEMORY", "MEMORY_ENV", "Spool", "client_chunks",
-           "entry_of_row"]
+__all__ = ["CHUNK", "CHUNK_ENV", "IN_MEMORY", "MEMORY_ENV", "Spool", "client_chunks"]

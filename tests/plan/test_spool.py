@@ -128,7 +128,7 @@ def test_a_full_temporary_folder_is_a_clear_error(monkeypatch: pytest.MonkeyPatc
 def test_the_plain_constructor_path_rebuilds_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
     """Entries are rebuilt through Entry's slots while its fields are the known ones;
     otherwise through Entry itself: both give back the same."""
-    from connectly_declare.plan import spool as module
+    from connectly_declare.plan import spoolcodec as module
 
     items = [planned(n, zone="Asia/Jakarta", timing=n) for n in range(5)]
     monkeypatch.setattr(module, "_FAST", False)
@@ -178,7 +178,7 @@ def test_field_chunks_and_entry_of_row_give_what_iterating_gives(memory: int,
                                                                  chunk: int) -> None:
     from itertools import chain
 
-    from connectly_declare.plan.spool import entry_of_row
+    from connectly_declare.plan.spoolcodec import entry_of_row
 
     items = [planned(n, zone="Asia/Tokyo" if n % 3 else "", timing=n % 4,
                      scheduled_at=None if n % 2 else "2026-12-01T09:00:00+01:00")
