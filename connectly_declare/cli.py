@@ -300,7 +300,7 @@ def schema_command(kind: str) -> int:
     return 0
 
 
-# --- apply: sending a plan (commands/apply.py, apply/) --------------------------------
+# --- apply: sending a plan (commands/apply*.py, apply/) --------------------------------
 
 
 RETRY_ALL = "\x00all"  # --retry-failed given without a sendout
@@ -396,7 +396,8 @@ def apply_command(ctx: Context, plan_file: Path | None, environment: str | None,
     Exit codes: 0 everything accepted (or nothing to send), 1 anything rejected, partial,
     unknown or an error, 130 interrupted (Ctrl-C / SIGTERM; a second Ctrl-C exits at once).
     """
-    from connectly_declare.commands.apply import ApplyRequest, plan_text, run_apply
+    from connectly_declare.commands.apply import plan_text, run_apply
+    from connectly_declare.commands.apply_source import ApplyRequest
     from connectly_declare.commands.destination import chosen_base_url
 
     if plan_file is not None and (targets or max_recipients is not None or allow_past_schedule

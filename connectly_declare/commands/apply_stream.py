@@ -24,15 +24,17 @@ from typing import TextIO
 from connectly_declare.apply.engine import Engine, EngineSettings
 from connectly_declare.apply.results import ApplyResult
 from connectly_declare.apply.summary import nothing_to_send
-from connectly_declare.commands.apply import (
-    ApplyRequest,
-    ApplySource,
+from connectly_declare.commands.apply_send import (
     _endpoint,
-    batch_size_for,
     in_doubt_keys,
-    plan_options,
     print_summary,
     send_entries,
+)
+from connectly_declare.commands.apply_source import (
+    ApplyRequest,
+    ApplySource,
+    batch_size_for,
+    plan_options,
     sim_catalog,
 )
 from connectly_declare.commands.destination import Destination, ledger_place

@@ -10,7 +10,7 @@ from connectly_declare.apply.client import Secret
 from connectly_declare.apply.progress import Progress
 from connectly_declare.apply.results import ApplyResult, SendoutSummary
 from connectly_declare.apply.summary import exit_code, summary_lines
-from connectly_declare.commands.apply import sim_catalog_from_plan
+from connectly_declare.commands.apply_source import sim_catalog_from_plan
 from connectly_declare.ledger.base import LedgerState
 from connectly_declare.plan.make import make_plan
 from connectly_declare.plan.model import DesiredSendout, PlanOptions, SendoutSpec

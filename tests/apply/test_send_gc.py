@@ -37,7 +37,7 @@ def test_steady_gc_restores_after_an_error() -> None:
 
 
 def test_send_plan_sends_inside_steady_gc(monkeypatch: pytest.MonkeyPatch) -> None:
-    from connectly_declare.commands import apply as apply_module
+    from connectly_declare.commands import apply_send as apply_module
 
     seen: list[tuple[tuple[int, int, int], int]] = []
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connectly_declare.commands.apply import UNPACED, _endpoint, client_settings
+from connectly_declare.commands.apply_send import UNPACED, _endpoint, client_settings
 from connectly_declare.commands.destination import (
     SIM_RATE_LIMIT_ENV,
     resolve_destination,
