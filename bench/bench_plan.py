@@ -13,7 +13,8 @@ Then, each in its own child process (so peak RSS is its own), it measures:
 
   (a) the floor: producing every entry alone (`iter_sendout_entries`, counted);
   (b) folding the ledger alone (`LocalLedger.read`);
-  (c) the whole plan: fold + `make_plan` over the same entry stream;
+  (c) the whole plan: fold + `make_plan` over the same entry stream, then one walk of
+      its entries to send (what `plan --out` and `apply` do; also printed without it);
   (d) keeping alone: producing the entries a chunk at a time (as the plan reads them),
       holding those the plan keeps to send as plain objects, the collector paused (as
       the plan pauses it), then walking them once (as (c) walks its entries to send): no
@@ -135,6 +136,7 @@ def child(kind: str, folder: Path, mode: str) -> dict[str, float]:
         for action in ("send", "noop", "resend", "drift"):
             result[action] = plan.total(action)
         result["orphan"] = sum(o.count for o in plan.orphans)
+        result["planned_seconds"] = time.process_time() - start
         result["kept"] = sum(1 for _ in plan.iter_sends())
     result["seconds"] = time.process_time() - start
     result["wall"] = time.perf_counter() - wall
@@ -220,6 +222,9 @@ def main() -> int:
           + ", ".join(f"{a} {plan[a]:,.0f}" for a in ("send", "noop", "resend", "drift",
                                                         "orphan"))
           + f"; {plan['kept']:,.0f} entries kept to send")
+    planned = plan["planned_seconds"]
+    print(f"    of (c), planning alone (before the walk of its entries to send): "
+          f"{planned:.2f} s CPU = {planned / floor['seconds']:.2f}x")
     print(f"(d) keeping alone: {keep['kept']:,.0f} entries held and walked in "
           f"{keep['seconds']:.2f} s CPU, peak RSS {keep['rss'] / 2**20:.0f} MiB")
     ratio = plan["seconds"] / floor["seconds"]
