@@ -46,6 +46,7 @@ from connectly_declare.errors import Location, PlanError, Problem
 from connectly_declare.gcpause import no_gc
 from connectly_declare.ledger.base import Ledger, LedgerState
 from connectly_declare.ledger.keyview import is_compact, sendout_campaign_counts, sendout_counts
+from connectly_declare.plan.diffnotes import noun
 from connectly_declare.plan.model import (
     CREATED_BY,
     PLAN_FORMAT_VERSION,
@@ -61,7 +62,7 @@ from connectly_declare.plan.model import (
 )
 from connectly_declare.plan.recovery import Recovery
 from connectly_declare.plan.rollout import retimer, stage
-from connectly_declare.plan.sendout_diff import SendoutDiff, noun
+from connectly_declare.plan.sendout_diff import SendoutDiff
 from connectly_declare.plan.shared import SharedCampaigns
 from connectly_declare.plan.spool import client_chunks
 from connectly_declare.plan.spoolcodec import entry_of_row

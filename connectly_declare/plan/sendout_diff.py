@@ -6,17 +6,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from functools import partial
 from itertools import compress, islice, repeat
-from operator import attrgetter, eq, is_, methodcaller
+from operator import attrgetter, eq, is_
 from typing import Any
 
-from connectly_declare import words
 from connectly_declare.entry import E164, KEY_SEPARATOR, Entry
 from connectly_declare.errors import Problem
 from connectly_declare.ledger.base import KeyState, LedgerState
-from connectly_declare.ledger.keyview import ABSENT, CHANGED, OTHER, SAME, classify
+from connectly_declare.ledger.keyview import ABSENT, CHANGED, SAME, classify
 from connectly_declare.ledger.verdicts import INFERRED, is_permanent
+from connectly_declare.plan.bulkdiff import CLIENT, MULTIPLE, SHAPE, bulk_diff
+from connectly_declare.plan.diffnotes import entry_reason, noun, sendout_notes
 from connectly_declare.plan.model import (
     ACTIONS,
     DRIFT_REASON,
@@ -38,26 +38,7 @@ from connectly_declare.policy.timing import HELD
 from connectly_declare.seen import SeenSet
 
 _CHUNK = 4096  # entries looked up in the ledger at once
-FAILED_HINT = ("not sent again until its content changes, `connectly-declare apply "
-               "--retry-failed {name}` asks for it, or `connectly-declare state resolve` "
-               "settles it")
-
-
-_SHAPE = attrgetter("sendout", "campaign", "version")
-_MULTIPLE = attrgetter("allow_multiple")
-_CLIENT = attrgetter("client")
 _FINGERPRINT = attrgetter("fingerprint")
-_VARIABLES = attrgetter("variables")
-_WHEN = attrgetter("scheduled_at")
-_KEYS = methodcaller("keys")
-_SENDING = frozenset((ABSENT, CHANGED))  # verdicts whose entry is sent (allow_multiple)
-_SENDING_ONE = frozenset((ABSENT,))  # ... under allow_one (CHANGED is drift)
-_REASON_OF = {ABSENT: "", CHANGED: RESEND_REASON}  # of an entry sent, by verdict
-_new_planned = partial(tuple.__new__, PlannedEntry)  # a PlannedEntry of an (a, e, r) tuple
-
-
-def noun(count: int, one: str = "client", many: str = "clients") -> str:
-    return words.count(count, one, many)
 
 
 class SendoutDiff:
@@ -129,33 +110,6 @@ class SendoutDiff:
             return "retry"
         return self.recovery.action(known, self.spec.name) if multiple else "retry"
 
-    def _reason(self, action: Action, known: KeyState | None) -> str:
-        if known is None:
-            return ""
-        recovery = self.recovery.reason(action, known)
-        if recovery:
-            return recovery
-        other = known.sendout if known.sendout != self.spec.name else ""
-        if action == "noop" and known.status == "accepted" and known.error:
-            return known.error  # "inferred: already received ..."
-        if action == "failed":
-            return (f"failed: {known.error}; "
-                    + FAILED_HINT.format(name=self.spec.name))
-        if action in ("noop", "drift") and other:
-            return f"already received via sendout {other}"
-        if action == "drift":
-            return DRIFT_REASON
-        if action == "retry":
-            why = "rejected before" if known.status == "rejected" else f"outcome {known.status}"
-            return why + (f" ({known.error})" if known.error else "") + (
-                f" via sendout {other}" if other else "")
-        if action == "blocked":
-            return (f"outcome {known.status} under allow_multiple: resolve it with "
-                    "`connectly-declare state resolve`")
-        if action == "resend":
-            return RESEND_REASON
-        return ""
-
     def _in_past(self, scheduled_at: str) -> bool:
         cached = self._past_cache.get(scheduled_at)
         if cached is None:
@@ -196,7 +150,7 @@ class SendoutDiff:
         for chunk, verdicts in self._classified(entries):
             if shared is not None:
                 self._matched(shared, chunk, verdicts)
-            if not timed and self._bulk(chunk, verdicts):
+            if not timed and bulk_diff(self, chunk, verdicts):
                 continue
             sends: list[PlannedEntry] = []  # in order; handed to the spool per chunk
             send = sends.append
@@ -277,58 +231,6 @@ class SendoutDiff:
             self.counts[action] += count
         self.matched_own += matched_own
 
-    def _bulk(self, chunk: list[Entry], verdicts: list[int]) -> bool:
-        """Diff a chunk at once, with map() over C getters instead of the per-entry loop,
-        when that provably gives what the loop would: every entry of this sendout (the
-        loop's mismatch test), verdicts ABSENT, SAME or CHANGED only (no KeyState to
-        read), the samples of each action it meets already full (so none is taken here),
-        and every entry to send passing the validity check (schedules `check` already
-        found valid). Otherwise False, having changed nothing: the loop diffs the chunk."""
-        if OTHER in verdicts:
-            return False
-        spec, want, samples = self.spec, self.options.samples, self.samples
-        multiple = spec.allow_multiple
-        changed: Action = "resend" if multiple else "drift"
-        action_of: dict[int, Action] = {ABSENT: "send", SAME: "noop", CHANGED: changed}
-        if any(len(samples[action_of[v]]) < want for v in set(verdicts)):
-            return False
-        shape = (spec.name, spec.campaign, spec.version)
-        if not all(map(eq, map(_SHAPE, chunk), repeat(shape))) \
-                or not all(map(is_, map(_MULTIPLE, chunk), repeat(multiple))):
-            return False
-        sending = _SENDING if multiple else _SENDING_ONE
-        selected = list(map(sending.__contains__, verdicts))
-        sends = list(compress(chunk, selected))
-        clients = list(map(_CLIENT, sends))
-        if not all(map(E164.fullmatch, clients)):
-            return False
-        required = self._required
-        if required is not None and not all(
-                map(eq, map(_KEYS, map(_VARIABLES, sends)), repeat(required))):
-            return False
-        schedules = Counter(map(_WHEN, sends))
-        valid = self._valid_when
-        if any(when is not None and when not in valid for when in schedules):
-            return False
-        # the loop's effects, in bulk
-        counts = self.counts
-        same, different = verdicts.count(SAME), verdicts.count(CHANGED)
-        counts["send"] += verdicts.count(ABSENT)
-        counts["noop"] += same
-        counts[changed] += different
-        self.matched_own += same + different
-        if not self.options.allow_past_schedule:
-            for when, count in schedules.items():
-                if when is not None and self._in_past(when):
-                    self.past[when] = self.past.get(when, 0) + count
-        if sends:
-            chosen = list(compress(verdicts, selected))
-            self.to_send.extend(list(map(_new_planned, zip(
-                map(action_of.__getitem__, chosen), sends,
-                map(_REASON_OF.__getitem__, chosen), strict=True))))
-            self._claim(clients)
-        return True
-
     def _claim(self, clients: list[str]) -> None:
         """Note a chunk's sending clients: a repeat is a duplicate (counted in `problems`);
         in a shared campaign, one another sendout sends is a conflict instead."""
@@ -346,12 +248,12 @@ class SendoutDiff:
         present = list(compress(chunk, verdicts))
         spec = self.spec
         shape, multiple = (spec.name, spec.campaign, spec.version), spec.allow_multiple
-        if not all(map(eq, map(_SHAPE, present), repeat(shape))) \
-                or not all(map(is_, map(_MULTIPLE, present), repeat(multiple))):
+        if not all(map(eq, map(SHAPE, present), repeat(shape))) \
+                or not all(map(is_, map(MULTIPLE, present), repeat(multiple))):
             # an entry that does not match its sendout is never diffed (`mismatched`)
             present = [e for e in present
-                       if _SHAPE(e) == shape and e.allow_multiple is multiple]
-        shared.matched.update(list(map(_CLIENT, present)))
+                       if SHAPE(e) == shape and e.allow_multiple is multiple]
+        shared.matched.update(list(map(CLIENT, present)))
 
     def _classified(self, entries: Iterable[Entry]) -> Iterator[tuple[list[Entry], list[int]]]:
         """Chunks of entries, each with its keys' verdicts (ledger.keyview.classify), looked
@@ -362,7 +264,7 @@ class SendoutDiff:
         stream = iter(entries)
         while chunk := list(islice(stream, _CHUNK)):
             yield chunk, classify(keys, spec.campaign, scope, spec.name,
-                                  list(map(_CLIENT, chunk)), list(map(_FINGERPRINT, chunk)))
+                                  list(map(CLIENT, chunk)), list(map(_FINGERPRINT, chunk)))
 
     def _inferred(self, entry: Entry, known: KeyState) -> None:
         self.counts["noop"] += 1
@@ -420,7 +322,7 @@ class SendoutDiff:
         samples = self.samples[action]
         if sending or len(samples) < self.options.samples:
             reason = (f"quiet hours in {entry.zone}: held back, planned again outside them"
-                      if held else self._reason(action, known))
+                      if held else entry_reason(self, action, known))
             planned = PlannedEntry(action, entry, reason)
             if sending:
                 self.to_send.append(planned)
@@ -441,52 +343,6 @@ class SendoutDiff:
         samples = self.samples["waiting"]
         if len(samples) < self.options.samples:
             samples.append(PlannedEntry("waiting", entry, reason))
-
-    def notes(self) -> list[str]:
-        spec, counts = self.spec, self.counts
-        notes = list(self.rollout_notes)
-        for other, count in sorted(self.via_other.items()):
-            notes.append(f"{noun(count)} already received {spec.campaign!r} via sendout "
-                         f"{other}: nothing is sent to them again")
-        if counts["drift"]:
-            notes.append(
-                f"drift: {noun(counts['drift'])} received {spec.campaign!r} with other "
-                "content (version, variables, schedule or round changed); under allow_one the "
-                "server would reject a resend, so nothing is sent to them")
-        if self.inferred:
-            notes.append(
-                f"{noun(self.inferred)} counted as received by inference ({INFERRED}): an "
-                "earlier attempt's outcome was unknown and the server rejected the one-entry "
-                "re-send of a locally valid entry as a repeat")
-        if counts["failed"]:
-            reasons = self.failed_reasons.most_common()
-            shown = "; ".join(f"{n:,} × {why}" for why, n in reasons[:5])
-            more = f"; and {len(reasons) - 5} other reasons" if len(reasons) > 5 else ""
-            notes.append(
-                f"failed: {noun(counts['failed'])} refused for good ({shown}{more}): "
-                + FAILED_HINT.format(name=spec.name))
-        if counts["blocked"]:
-            notes.append(
-                f"blocked: {noun(counts['blocked'])} have an unknown outcome under "
-                "allow_multiple and are not sent again until resolved: check the Connectly "
-                "inbox, then run `connectly-declare state resolve CLIENT --campaign "
-                f"{spec.campaign!r} --as accepted|unsent`, or for many at once "
-                f"`connectly-declare state resolve --sendout {spec.name} --status in-doubt "
-                "--clients FILE --as accepted --reason WHY --dry-run`")
-        notes.extend(self.recovery.notes(spec.name))
-        if counts["held"]:
-            notes.append(
-                f"held: {noun(counts['held'])} would be messaged inside their quiet hours and "
-                "are held back (--quiet-hours=hold); a later plan outside them sends them")
-        if counts["capped"]:
-            notes.append(
-                f"capped: {noun(counts['capped'])} would pass a frequency cap and are not sent; "
-                "a later plan sends them once the cap's window has moved")
-        if counts["orphan"]:
-            notes.append(
-                f"orphan: {noun(counts['orphan'])} in the ledger for this sendout are no "
-                "longer in its audience (nothing is done: a message cannot be unsent)")
-        return notes
 
     def problems(self) -> list[Problem]:
         spec, where = self.spec, self.spec.location
@@ -525,9 +381,8 @@ class SendoutDiff:
             name=spec.name, campaign=spec.campaign, version=spec.version,
             options=dict(spec.options), allow_multiple=spec.allow_multiple,
             counts=dict(self.counts), to_send=self.to_send, samples=samples,
-            notes=tuple(self.notes()), audience_stats=dict(stats), enabled=spec.enabled,
+            notes=tuple(sendout_notes(self)), audience_stats=dict(stats), enabled=spec.enabled,
             waves=self.waves, timing=timing or {})
 
 
-
-__all__ = ["SendoutDiff", "noun"]
+__all__ = ["SendoutDiff"]

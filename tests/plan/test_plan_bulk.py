@@ -1,4 +1,4 @@
-"""The plan diff's bulk path (SendoutDiff._bulk: a chunk diffed with map() over C getters)
+"""The plan diff's bulk path (plan.bulkdiff.bulk_diff: a chunk diffed with map() over C getters)
 gives exactly the plan of the per-entry loop: counts, entries to send in order, samples,
 notes, and the same refusals, over random ledgers and audiences that mix new, unchanged,
 changed, foreign and doubtful keys, invalid entries, repeats and past schedules."""
@@ -13,6 +13,7 @@ from connectly_declare.entry import Entry
 from connectly_declare.ledger.base import Header, Intent, IntentEntry, Outcome, Record
 from connectly_declare.ledger.fold import fold
 from connectly_declare.plan import sendout_diff
+from connectly_declare.plan.bulkdiff import bulk_diff
 from connectly_declare.plan.make import make_plan
 from connectly_declare.plan.model import Plan, PlanOptions, PlanRefused
 from connectly_declare.plan.sendout_diff import SendoutDiff
@@ -59,17 +60,17 @@ def test_bulk_path_plans_what_the_loop_plans(
         scenario: tuple[list[Record], list[Entry], bool, int]) -> None:
     records, wanted, multiple, samples = scenario
     taken: list[bool] = []
-    real = SendoutDiff._bulk
+    real = bulk_diff
 
-    def counted(self: SendoutDiff, chunk: list[Entry], verdicts: list[int]) -> bool:
-        taken.append(real(self, chunk, verdicts))
+    def counted(diff: SendoutDiff, chunk: list[Entry], verdicts: list[int]) -> bool:
+        taken.append(real(diff, chunk, verdicts))
         return taken[-1]
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(SendoutDiff, "_bulk", counted)
+        patch.setattr(sendout_diff, "bulk_diff", counted)
         patch.setattr(sendout_diff, "_CHUNK", 4)  # many chunks, some bulk, some not
         bulk = outcome(records, wanted, multiple, samples)
-        patch.setattr(SendoutDiff, "_bulk", lambda *_: False)
+        patch.setattr(sendout_diff, "bulk_diff", lambda *_: False)
         loop = outcome(records, wanted, multiple, samples)
     assert bulk == loop
     if isinstance(loop, Plan):
@@ -86,10 +87,10 @@ def test_the_bulk_path_is_taken_for_a_plain_chunk(monkeypatch: pytest.MonkeyPatc
                        (IntentEntry(first.client, first.fingerprint),)),
                 Outcome("h", AT, "accepted")]
     taken: list[bool] = []
-    real = SendoutDiff._bulk
+    real = bulk_diff
     monkeypatch.setattr(sendout_diff, "_CHUNK", 4)
-    monkeypatch.setattr(SendoutDiff, "_bulk", lambda self, c, v: taken.append(
-        real(self, c, v)) or taken[-1])
+    monkeypatch.setattr(sendout_diff, "bulk_diff", lambda diff, c, v: taken.append(
+        real(diff, c, v)) or taken[-1])
     plan = outcome(records, wanted, False, 0)
     assert isinstance(plan, Plan)
     assert taken == [True, True]

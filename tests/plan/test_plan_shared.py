@@ -4,7 +4,7 @@ and a set of matched key strings (orphans, found by walking every ledger key), f
 ledgers and audiences: clients repeated across sendouts (conflicts) and within one
 (duplicates), ledger keys of other and undeclared sendouts (orphans), clients that are not
 E.164 (held exactly), over a plain dict and a compact KeyIndex, with the compact sets
-forced on (THRESHOLD 0) and left small, and the bulk path (SendoutDiff._bulk) taken."""
+forced on (THRESHOLD 0) and left small, and the bulk path (plan.bulkdiff.bulk_diff) taken."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from connectly_declare.ledger.fold import fold
 from connectly_declare.ledger.keyindex import KeyIndex
 from connectly_declare.ledger.keyview import sendout_campaign_counts, sendout_counts
 from connectly_declare.plan import make, sendout_diff, shared
+from connectly_declare.plan.bulkdiff import bulk_diff
 from connectly_declare.plan.model import DesiredSendout, OrphanCount, PlanOptions, PlanRefused
 from connectly_declare.plan.planfile import plan_bytes
 from connectly_declare.plan.sendout_diff import SendoutDiff
@@ -250,9 +251,9 @@ def test_a_conflict_is_found_in_bulk_past_the_threshold(monkeypatch: pytest.Monk
     """Both sendouts through the bulk path with compact sets: the client both send is a
     conflict, the one `b` holds twice a duplicate, as the dict of owners said."""
     taken: list[bool] = []
-    real = SendoutDiff._bulk
-    monkeypatch.setattr(SendoutDiff, "_bulk", lambda self, c, v: taken.append(
-        real(self, c, v)) or taken[-1])
+    real = bulk_diff
+    monkeypatch.setattr(sendout_diff, "bulk_diff", lambda diff, c, v: taken.append(
+        real(diff, c, v)) or taken[-1])
     monkeypatch.setattr(shared, "THRESHOLD", 0)
     monkeypatch.setattr(sendout_diff, "_CHUNK", 2)
     scenario = _two_sendouts(CLIENTS[:4], [*CLIENTS[3:6], CLIENTS[5]])

@@ -7,7 +7,8 @@ import importlib
 import pytest
 
 MODULES = ["connectly_declare.plan.make", "connectly_declare.plan.model",
-           "connectly_declare.plan.sendout_diff", "connectly_declare.plan.planfile",
+           "connectly_declare.plan.sendout_diff", "connectly_declare.plan.bulkdiff",
+           "connectly_declare.plan.diffnotes", "connectly_declare.plan.planfile",
            "connectly_declare.report.format", "connectly_declare.commands.plan",
            "connectly_declare.commands.state", "connectly_declare.ledger",
            "connectly_declare.ledger.codec", "connectly_declare.ledger.fold",
