@@ -22,7 +22,12 @@ from connectly_declare import clock
 from connectly_declare.apply.engine import EngineSettings
 from connectly_declare.apply.results import ApplyResult
 from connectly_declare.apply.summary import exit_code, nothing_to_send
-from connectly_declare.commands.apply_send import _endpoint, in_doubt_keys, print_summary, send_plan
+from connectly_declare.commands.apply_send import (
+    in_doubt_keys,
+    print_summary,
+    send_plan,
+    sending_endpoint,
+)
 from connectly_declare.commands.apply_source import (
     ApplyRequest,
     ApplySource,
@@ -161,7 +166,7 @@ def plan_then_send(request: ApplyRequest, source: ApplySource, ledger: Ledger,
         return 1
     batch_size = batch_size_for(request, source.config, source.saved)
     total = _total(plan)
-    with _endpoint(dest, sim_catalog(dest, source, plan),
+    with sending_endpoint(dest, sim_catalog(dest, source, plan),
                    lambda: apart_for_entries(environ, total)) as base_url:
         result = send_plan(plan, ledger, dest, base_url, in_doubt=in_doubt_keys(state),
                            batch_size=batch_size, err=err, total=total,

@@ -133,7 +133,7 @@ def send_entries(sends: Iterable[tuple[SendoutLike, PlannedLike] | None], ledger
 
 
 @contextmanager
-def _endpoint(dest: Destination, catalog: Catalog | None,
+def sending_endpoint(dest: Destination, catalog: Catalog | None,
               apart: Callable[[], bool] = lambda: False) -> Iterator[str]:
     """The base URL to send to: the real one, a simulator running apart, or one started
     for this apply on loopback: in a thread, or from a child process when `apart()` says

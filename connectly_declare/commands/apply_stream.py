@@ -25,10 +25,10 @@ from connectly_declare.apply.engine import Engine, EngineSettings
 from connectly_declare.apply.results import ApplyResult
 from connectly_declare.apply.summary import nothing_to_send
 from connectly_declare.commands.apply_send import (
-    _endpoint,
     in_doubt_keys,
     print_summary,
     send_entries,
+    sending_endpoint,
 )
 from connectly_declare.commands.apply_source import (
     ApplyRequest,
@@ -108,7 +108,7 @@ def apply_streamed(request: ApplyRequest, source: ApplySource, ledger: Ledger,
           "as soon as it is planned; the plan's summary follows.", file=out, flush=True)
     feed = PlanFeed(steps)
     batch_size = batch_size_for(request, source.config, None)
-    with _endpoint(dest, sim_catalog(dest, source, None),
+    with sending_endpoint(dest, sim_catalog(dest, source, None),
                    lambda: apart_for_workspace(environ, workspace)) as base_url:
         result = send_entries(feed, ledger, dest, base_url, in_doubt=in_doubt_keys(state),
                               batch_size=batch_size, err=err, total=None,

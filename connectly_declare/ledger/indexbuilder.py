@@ -12,9 +12,9 @@ import numpy.typing as npt
 from connectly_declare.entry import KEY_SEPARATOR
 from connectly_declare.ledger.base import KeyState
 from connectly_declare.ledger.keycodes import (
-    _FP,
     ACCEPTED_FP,
     CLIENT_BITS,
+    FINGERPRINT_HEX,
     MAX_PAIRS,
     SIDE,
     STATUS_CODE,
@@ -73,7 +73,7 @@ class IndexBuilder:
         number = digits(parts[1]) if len(parts) == 3 else -1
         pair = self.pair_id(parts[0], parts[2]) if number >= 0 else None
         fp = state.fingerprint
-        if pair is None or _FP.fullmatch(fp) is None:
+        if pair is None or FINGERPRINT_HEX.fullmatch(fp) is None:
             self.extra[state.key] = state
             return
         code = pair << CLIENT_BITS | number

@@ -28,7 +28,7 @@ STATUS_CODE = {s: n for n, s in enumerate(STATUSES)}
 STATUS_MASK = 3
 ACCEPTED_FP = 4
 SIDE = 8
-_FP = re.compile(r"[0-9a-f]{32}")
+FINGERPRINT_HEX = re.compile(r"[0-9a-f]{32}")
 _POW10 = np.array([10**k for k in range(16)], dtype=np.uint64)  # 1 .. 10**15
 
 U64 = npt.NDArray[np.uint64]
@@ -94,7 +94,7 @@ def fingerprint_bytes(fps: Sequence[str]) -> tuple[npt.NDArray[Any], list[bool] 
                 return np.frombuffer(raw, dtype=">u8").reshape(-1, 2), None
         except ValueError:
             pass
-    good = [_FP.fullmatch(fp) is not None for fp in fps]
+    good = [FINGERPRINT_HEX.fullmatch(fp) is not None for fp in fps]
     raw = bytes.fromhex("".join(fp if ok else "0" * 32 for fp, ok in zip(fps, good, strict=True)))
     return np.frombuffer(raw, dtype=">u8").reshape(-1, 2), good
 

@@ -5,14 +5,13 @@ provably plans what the loop would."""
 from __future__ import annotations
 
 from collections import Counter
-from functools import partial
 from itertools import compress, repeat
 from operator import attrgetter, eq, is_, methodcaller
 from typing import TYPE_CHECKING
 
 from connectly_declare.entry import E164, Entry
 from connectly_declare.ledger.keyview import ABSENT, CHANGED, OTHER, SAME
-from connectly_declare.plan.model import RESEND_REASON, Action, PlannedEntry
+from connectly_declare.plan.model import RESEND_REASON, Action, new_planned
 
 if TYPE_CHECKING:
     from connectly_declare.plan.sendout_diff import SendoutDiff
@@ -26,7 +25,6 @@ _KEYS = methodcaller("keys")
 _SENDING = frozenset((ABSENT, CHANGED))  # verdicts whose entry is sent (allow_multiple)
 _SENDING_ONE = frozenset((ABSENT,))  # ... under allow_one (CHANGED is drift)
 _REASON_OF = {ABSENT: "", CHANGED: RESEND_REASON}  # of an entry sent, by verdict
-_new_planned = partial(tuple.__new__, PlannedEntry)  # a PlannedEntry of an (a, e, r) tuple
 
 
 def bulk_diff(diff: SendoutDiff, chunk: list[Entry], verdicts: list[int]) -> bool:
@@ -75,7 +73,7 @@ def bulk_diff(diff: SendoutDiff, chunk: list[Entry], verdicts: list[int]) -> boo
                 diff.past[when] = diff.past.get(when, 0) + count
     if sends:
         chosen = list(compress(verdicts, selected))
-        diff.to_send.extend(list(map(_new_planned, zip(
+        diff.to_send.extend(list(map(new_planned, zip(
             map(action_of.__getitem__, chosen), sends,
             map(_REASON_OF.__getitem__, chosen), strict=True))))
         diff._claim(clients)

@@ -44,7 +44,7 @@ class Verdicts:
     def __init__(self) -> None:
         self.where = array("q")
         self.cap = array("b")  # index into the caps
-        self.near = array("l")
+        self.near = array("q")
         self.fits = array("d")
 
     def add(self, where: int, cap: int, near: int, fits: float) -> None:

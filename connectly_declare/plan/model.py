@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from connectly_declare import __version__
@@ -43,6 +44,11 @@ class PlannedEntry(NamedTuple):
     action: Action
     entry: Entry
     reason: str = ""
+
+
+# a PlannedEntry of an (action, entry, reason) tuple, without NamedTuple.__new__'s
+# per-call argument handling: what map() uses to build a chunk of them at once
+new_planned = partial(tuple.__new__, PlannedEntry)
 
 
 class PlannedEntries(Protocol):
@@ -257,4 +263,5 @@ __all__ = [
     "SendoutPlan",
     "SendoutSpec",
     "check_fresh",
+    "new_planned",
 ]

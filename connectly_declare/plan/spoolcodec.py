@@ -15,14 +15,13 @@ import pickle
 import struct
 from collections import deque
 from collections.abc import Iterable
-from functools import partial
 from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import Any, cast
 
 from connectly_declare.entry import Entry
 from connectly_declare.gcpause import no_gc
-from connectly_declare.plan.model import PlannedEntry
+from connectly_declare.plan.model import PlannedEntry, new_planned
 
 # A chunk on disk is columnar: (actions, reasons, fields, overrides), the fields of entry i
 # being (client, variables, scheduled_at, fingerprint, source, zone, timing) and
@@ -31,8 +30,6 @@ from connectly_declare.plan.model import PlannedEntry
 Fields = tuple[Any, ...]
 Chunk = tuple[list[str], list[str], list[Fields], dict[int, "Constants"]]
 Constants = tuple[str, str, str | None, int, bool]
-FIELDS = attrgetter("client", "variables", "scheduled_at", "fingerprint", "source",
-                    "zone", "timing")
 CONSTANTS = attrgetter("sendout", "campaign", "version", "round", "allow_multiple")
 _ACTION, _ENTRY, _REASON = itemgetter(0), itemgetter(1), itemgetter(2)
 # chunk header: encoding (0 marshal, 1 pickle), length, rows (a chunk is copied whole,
@@ -50,10 +47,10 @@ _FAST = (tuple(f.name for f in dataclasses.fields(Entry)) == _ENTRY_FIELDS
          and getattr(Entry, "__slots__", None) is not None)
 _PER_ENTRY = ("client", "variables", "scheduled_at", "fingerprint", "source", "zone", "timing")
 FIELD_AT = {name: n for n, name in enumerate(_PER_ENTRY)}  # a row's fields, by name
+FIELDS = attrgetter(*_PER_ENTRY)  # an entry's row
 _SET_PER_ENTRY = tuple(getattr(Entry, n).__set__ for n in _PER_ENTRY) if _FAST else ()
 _SET_CONSTANT = tuple(getattr(Entry, n).__set__ for n in (
     "sendout", "campaign", "version", "round", "allow_multiple")) if _FAST else ()
-_new_planned = partial(tuple.__new__, PlannedEntry)  # PlannedEntry of an (a, e, r) tuple
 
 
 def _drain(calls: Iterable[object]) -> None:
@@ -116,7 +113,7 @@ def rebuild(chunk: Chunk, constants: Constants) -> list[PlannedEntry]:
             _drain(map(setter, built, column))
         for setter, value in zip(_SET_CONSTANT, constants, strict=True):
             _drain(map(setter, built, repeat(value, count)))
-        out = list(map(_new_planned, zip(actions, built, reasons, strict=True)))
+        out = list(map(new_planned, zip(actions, built, reasons, strict=True)))
     else:
         c = constants
         for action, reason, (client, variables, when, fp, source, zone, timing) in zip(

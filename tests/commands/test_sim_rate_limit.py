@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connectly_declare.commands.apply_send import UNPACED, _endpoint, client_settings
+from connectly_declare.commands.apply_send import UNPACED, client_settings, sending_endpoint
 from connectly_declare.commands.destination import (
     SIM_RATE_LIMIT_ENV,
     resolve_destination,
@@ -51,7 +51,7 @@ def test_the_in_process_simulator_takes_its_limit_from_it(tmp_path: Path, value:
                                environ={SIM_RATE_LIMIT_ENV: value})
     key = dest.api_key.reveal()
     catalog = catalog_from_campaigns(dest.business_id, key, [("c", [("v1", ["x"])], [])])
-    with _endpoint(dest, catalog) as url:
+    with sending_endpoint(dest, catalog) as url:
         endpoint = f"{url}/v1/businesses/{dest.business_id}/send/campaigns"
         # empty bodies: past the rate limit they are answered 400, within it never 429
         codes = [httpx.post(endpoint, headers={"X-API-Key": key}, content=b"").status_code
