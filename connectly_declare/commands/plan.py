@@ -104,7 +104,8 @@ def _plan_workspace(request: PlanRequest, *, environ: Mapping[str, str],
                           quiet_hours=request.quiet_hours,
                           frequency_caps=tuple(c.as_tuple() for c in ws.config.frequency_cap))
     try:
-        plan = build_plan(ws, ledger, options, environ=environ, now=now)
+        plan = build_plan(ws, ledger, options, environ=environ, now=now,
+                          keep=keeps_entries(request))
     except (PlanError, LedgerError):
         raise
     except DeclareError as first:
@@ -119,6 +120,13 @@ def _plan_workspace(request: PlanRequest, *, environ: Mapping[str, str],
             raise DataErrors(found) from first
         raise
     return _where(plan, request, ws.root, resolved), workspace_regions(ws)
+
+
+def keeps_entries(request: PlanRequest) -> bool:
+    """Whether `plan` reads its entries to send after making the plan: to save it, or to
+    list them (JSON, --details). Otherwise it shows counts, samples and notes only, and its
+    entries to send are counted, not kept (plan.counted: no spool, no temporary file)."""
+    return request.out_file is not None or request.show.fmt == "json" or request.show.details
 
 
 def _where(plan: Plan, request: PlanRequest, root: Path, resolved: ResolvedEnvironment) -> Plan:
@@ -210,5 +218,5 @@ def _config_regions(start: Path) -> tuple[str, ...] | None:
 
 
 __all__ = ["EXIT_CHANGES", "PlanRequest", "ShowRequest", "annotate_failures", "emit",
-           "failure_notes", "make_workspace_plan", "review_outputs", "run_plan", "run_show",
-           "workspace_regions"]
+           "failure_notes", "keeps_entries", "make_workspace_plan", "review_outputs", "run_plan",
+           "run_show", "workspace_regions"]

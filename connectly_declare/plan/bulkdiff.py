@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from connectly_declare.entry import E164, Entry
 from connectly_declare.ledger.keyview import ABSENT, CHANGED, OTHER, SAME
+from connectly_declare.plan.counted import CountedSends
 from connectly_declare.plan.model import RESEND_REASON, Action, new_planned
 
 if TYPE_CHECKING:
@@ -72,10 +73,14 @@ def bulk_diff(diff: SendoutDiff, chunk: list[Entry], verdicts: list[int]) -> boo
             if when is not None and diff._in_past(when):
                 diff.past[when] = diff.past.get(when, 0) + count
     if sends:
-        chosen = list(compress(verdicts, selected))
-        diff.to_send.extend(list(map(new_planned, zip(
-            map(action_of.__getitem__, chosen), sends,
-            map(_REASON_OF.__getitem__, chosen), strict=True))))
+        to_send = diff.to_send
+        if isinstance(to_send, CountedSends):  # a plan to show only: counted, none built
+            to_send.add(len(sends))
+        else:
+            chosen = list(compress(verdicts, selected))
+            to_send.extend(list(map(new_planned, zip(
+                map(action_of.__getitem__, chosen), sends,
+                map(_REASON_OF.__getitem__, chosen), strict=True))))
         diff._claim(clients)
     return True
 

@@ -181,12 +181,24 @@ def make_plan(
     workspace_digest: str = "",
     environment: str | None = None,
     business_id: str | None = None,
+    keep: bool = True,
 ) -> Plan:
     """Diff every desired sendout against the folded ledger. Pure: the same inputs give
-    an equal Plan. Raises PlanRefused naming every guard that failed."""
+    an equal Plan. Raises PlanRefused naming every guard that failed.
+
+    Without `keep`, a plan to show only: its entries to send are counted, not kept
+    (plan.counted), unless a pass over the whole plan reads them (:func:`keeps`). Its
+    counts, samples, notes and timing are what the kept plan's would be."""
     steps = iter_plan(desired, state, options, now=now, workspace_digest=workspace_digest,
-                      environment=environment, business_id=business_id)
+                      environment=environment, business_id=business_id, keep=keep)
     return drain(steps)
+
+
+def keeps(spec: SendoutSpec, options: PlanOptions) -> bool:
+    """Whether a plan to show only must still keep this sendout's entries to send:
+    frequency caps place them, --recover-in-doubt settles them, and a local schedule or
+    quiet hours are summarised over them, all after the diff."""
+    return bool(options.frequency_caps) or options.recover_in_doubt or spec.timed
 
 
 def iter_plan(
@@ -199,10 +211,12 @@ def iter_plan(
     environment: str | None = None,
     business_id: str | None = None,
     stream: bool = False,
+    keep: bool = True,
 ) -> Generator[Streamed, None, Plan]:
     """:func:`make_plan` as a generator returning the Plan. With `stream`, it yields each
     entry to send as soon as it is known (plan.stream; the Plan then holds counts and
-    samples, not the entries): only for plans `plan.stream.why_not_stream` allows."""
+    samples, not the entries): only for plans `plan.stream.why_not_stream` allows.
+    `keep`: as :func:`make_plan`'s."""
     chosen = _select(desired, options.targets)
     shared = SharedCampaigns()  # campaigns of two or more allow_one sendouts
     allow_one = Counter(d.spec.campaign for d in chosen
@@ -217,7 +231,8 @@ def iter_plan(
             spec = item.spec
             overlap = not spec.allow_multiple and allow_one[spec.campaign] > 1
             planner = SendoutDiff(spec, state, options, now,
-                                  shared.campaign(spec.campaign) if overlap else None, recovery)
+                                  shared.campaign(spec.campaign) if overlap else None, recovery,
+                                  keep=keep or stream or keeps(spec, options))
             planners[item.spec.name] = planner
             if not item.spec.enabled:
                 disabled.add(item.spec.name)
@@ -370,15 +385,15 @@ STAT_FIELDS = ("read", "yielded", "invalid_skipped", "duplicates_dropped", "excl
 
 def build_plan(ws: Workspace, ledger: Ledger, options: PlanOptions, *,
                environ: Mapping[str, str] = os.environ, now: datetime,
-               state: LedgerState | None = None) -> Plan:
+               state: LedgerState | None = None, keep: bool = True) -> Plan:
     """Plan a loaded workspace against `ledger`: entries are produced lazily per sendout
     (connectly_declare.entries.stream) and streamed through :func:`make_plan`. Reads the ledger
     without locking, unless the caller gives the `state` it already read (apply, under the
-    lock: a large ledger is folded once, not twice)."""
+    lock: a large ledger is folded once, not twice). `keep`: as :func:`make_plan`'s."""
     if state is None:
         state = ledger.read()
     return make_plan(desired_sendouts(ws, options, environ=environ, now=now), state, options,
-                     now=now, **plan_labels(ws, ledger, state))
+                     now=now, keep=keep, **plan_labels(ws, ledger, state))
 
 
 def plan_labels(ws: Workspace, ledger: Ledger, state: LedgerState) -> dict[str, Any]:
@@ -432,5 +447,5 @@ def _stats_dict(stats: object) -> dict[str, int]:
     return {name: int(getattr(stats, name)) for name in STAT_FIELDS}
 
 
-__all__ = ["STAT_FIELDS", "build_plan", "desired_sendouts", "iter_plan", "make_plan",
+__all__ = ["STAT_FIELDS", "build_plan", "desired_sendouts", "iter_plan", "keeps", "make_plan",
            "plan_labels", "sendout_specs"]

@@ -16,6 +16,7 @@ from connectly_declare.ledger.base import KeyState, LedgerState
 from connectly_declare.ledger.keyview import ABSENT, CHANGED, SAME, classify
 from connectly_declare.ledger.verdicts import INFERRED, is_permanent
 from connectly_declare.plan.bulkdiff import CLIENT, MULTIPLE, SHAPE, bulk_diff
+from connectly_declare.plan.counted import CountedSends
 from connectly_declare.plan.diffnotes import entry_reason, noun, sendout_notes
 from connectly_declare.plan.model import (
     ACTIONS,
@@ -54,7 +55,7 @@ class SendoutDiff:
 
     def __init__(self, spec: SendoutSpec, state: LedgerState, options: PlanOptions,
                  now: datetime, shared: SharedCampaign | None,
-                 recovery: Recovery | None = None) -> None:
+                 recovery: Recovery | None = None, *, keep: bool = True) -> None:
         self.spec = spec
         self.recovery = recovery or Recovery(state, options.recover_in_doubt)
         self.keys = state.keys
@@ -68,7 +69,9 @@ class SendoutDiff:
         self.matched_own = 0  # ledger keys matched whose recorded sendout is this one
         self.matched_other: Counter[str] = Counter()  # ... recorded under another sendout
         self.counts: dict[Action, int] = dict.fromkeys(ACTIONS, 0)
-        self.to_send = Spool()  # kept on disk past its threshold (plan.spool)
+        # kept on disk past its threshold (plan.spool); or, for a plan to show only, counted
+        # (plan.counted: `keep` False)
+        self.to_send: Spool = Spool() if keep else CountedSends()
         self.samples: dict[Action, list[PlannedEntry]] = {a: [] for a in ACTIONS}
         self.via_other: Counter[str] = Counter()
         self.conflicts: Counter[str] = Counter()
