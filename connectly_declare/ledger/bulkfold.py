@@ -329,7 +329,10 @@ class _Bulk:
             return out
 
         codes, fp, event, position = column(0), column(1), column(2), column(3)
-        order = np.argsort(codes, kind="stable")
+        # Not a stable sort: every code found twice is replayed or walked as a chain and
+        # leaves `order` below, so the codes kept are distinct and any sort puts them in
+        # one order (quicksort: a quarter of the stable sort's time for a million codes).
+        order = np.argsort(codes)
         ordered = codes[order]
         twice = ordered[1:][ordered[1:] == ordered[:-1]]
         del ordered
