@@ -18,7 +18,7 @@ from connectly_declare.policy.caps import CapCheck, cap_reason, epoch
 
 
 def apply_caps(planners: dict[str, SendoutDiff], disabled: set[str], state: LedgerState,
-                options: PlanOptions, now: datetime) -> None:
+               options: PlanOptions, now: datetime) -> None:
     """Move the sending entries that would pass a frequency cap to `capped`
     (connectly_declare.policy.caps says how)."""
     order = sorted((p for p in planners.values()
